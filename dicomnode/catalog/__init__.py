@@ -1,0 +1,1 @@
+"""The catalog: the source of truth for everything the node holds (SQLAlchemy)."""

@@ -1,0 +1,154 @@
+"""The `dicomnode` command line."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dicomnode.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console(stderr=True)
+log = logging.getLogger("dicomnode")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file; DICOMNODE_* env vars override it."),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(config: ConfigOption = None) -> None:
+    """Run the node: DICOM listener, catalog and study assembly."""
+    from dicomnode.logs import setup_logging
+    from dicomnode.node import Node
+
+    settings = _settings(config)
+    setup_logging(settings.log.level)
+    node = Node(settings)
+    try:
+        node.start()
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        raise typer.Exit(1) from None
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        node.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    node.wait()
+
+
+@app.command()
+def echo(
+    host: str,
+    port: int,
+    aet: Annotated[str, typer.Option(help="Called AE title")] = "ANY-SCP",
+    calling_aet: Annotated[str, typer.Option(help="Our AE title")] = "DICOMNODE",
+) -> None:
+    """C-ECHO a DICOM node (verification)."""
+    from dicomnode.scu import AssociationFailed, Destination
+    from dicomnode.scu import echo as c_echo
+
+    dest = Destination(aet, host, port)
+    try:
+        code = c_echo(dest, calling_aet)
+    except AssociationFailed as exc:
+        console.print(f"[red]echo failed:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    typer.echo(f"C-ECHO {dest}: status 0x{code:04X}")
+    raise typer.Exit(0 if code == 0 else 1)
+
+
+@app.command()
+def send(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively)")],
+    to: Annotated[str, typer.Option("--to", help="Destination AE@HOST:PORT")],
+    calling_aet: Annotated[str, typer.Option(help="Our AE title")] = "DICOMNODE",
+) -> None:
+    """C-STORE files to a DICOM node, as stored (no transcoding)."""
+    from dicomnode.scu import Destination, send_files
+
+    try:
+        dest = Destination.parse(to)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    files = sorted(_expand(paths))
+    if not files:
+        console.print("[red]error:[/red] no files found", highlight=False)
+        raise typer.Exit(2)
+    failures = []
+    with Progress(
+        TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("send", total=len(files))
+
+        def on_result(result):  # noqa: ANN001, ANN202
+            progress.advance(task)
+            if not result.ok:
+                failures.append(result)
+
+        send_files(files, dest, calling_aet, on_result=on_result)
+    for f in failures:
+        code = "-" if f.status is None else f"0x{f.status:04X}"
+        console.print(f"[red]failed[/red] {f.path}: status {code} {f.error or ''}", highlight=False)
+    typer.echo(f"sent {len(files) - len(failures)} of {len(files)} to {dest}")
+    raise typer.Exit(1 if failures else 0)
+
+
+@app.command()
+def studies(
+    config: ConfigOption = None,
+    limit: Annotated[int, typer.Option(help="Most recent N studies")] = 200,
+) -> None:
+    """List the studies the catalog holds."""
+    from dicomnode.catalog.db import open_catalog
+    from dicomnode.catalog.records import list_studies
+
+    settings = _settings(config)
+    rows = list_studies(open_catalog(settings.catalog.url), limit)
+    table = Table("study UID", "called AE", "state", "modality", "series", "instances", "MB",
+                  "priority", "last received (UTC)")  # fmt: skip
+    for s in rows:
+        table.add_row(
+            s.study_instance_uid, s.called_ae, s.state, s.modalities, str(s.series_count),
+            str(s.instance_count), f"{s.size_bytes / 1e6:.1f}", s.requested_procedure_priority or "",
+            s.last_received_at.isoformat(timespec="seconds"),
+        )  # fmt: skip
+    Console(width=200).print(table)
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    found = []
+    for p in paths:
+        if p.is_dir():
+            found.extend(f for f in p.rglob("*") if f.is_file())
+        elif p.is_file():
+            found.append(p)
+        else:
+            console.print(f"[yellow]skipped[/yellow] {p}: not found", highlight=False)
+    return found
+
+
+if __name__ == "__main__":
+    sys.exit(app())

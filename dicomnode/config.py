@@ -1,0 +1,179 @@
+"""Configuration: one TOML file, every key overridable from DICOMNODE_* environment variables.
+
+Nested keys use a double underscore in the environment: `[dicom] port` is
+`DICOMNODE_DICOM__PORT`. Lists and tables are given as JSON in the environment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "DICOMNODE_"
+AETitle = Annotated[
+    str, Field(min_length=1, max_length=16, pattern=r"^[\x20-\x5b\x5d-\x7e]*\S[\x20-\x5b\x5d-\x7e]*$")
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DuplicatePolicy(StrEnum):
+    KEEP_FIRST = "keep_first"
+    OVERWRITE = "overwrite"
+
+
+class Peer(_Section):
+    """A sender allowed to associate: its calling AE title and where it may connect from."""
+
+    ae_title: AETitle
+    hosts: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0", "::/0"],
+        description="IP addresses or CIDR networks the peer may connect from.",
+    )
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts_are_networks(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            ipaddress.ip_network(host, strict=False)  # raises ValueError naming the bad value
+        return hosts
+
+    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(h, strict=False) for h in self.hosts]
+
+
+class TLSConfig(_Section):
+    enabled: bool = False
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    ca_file: Path | None = Field(None, description="CA bundle used to verify client certificates.")
+    require_client_cert: bool = False
+
+    @model_validator(mode="after")
+    def _files_when_enabled(self) -> TLSConfig:
+        if not self.enabled:
+            return self
+        if self.cert_file is None or self.key_file is None:
+            raise ValueError("cert_file and key_file are required when TLS is enabled")
+        if self.require_client_cert and self.ca_file is None:
+            raise ValueError("ca_file is required when require_client_cert is true")
+        for f in (self.cert_file, self.key_file, self.ca_file):
+            if f is not None and not f.is_file():
+                raise ValueError(f"file not found: {f}")
+        return self
+
+
+class DicomConfig(_Section):
+    ae_title: AETitle = "DICOMNODE"
+    extra_ae_titles: list[AETitle] = Field(
+        default_factory=list, description="Further called AE titles this node answers to."
+    )
+    host: str = "0.0.0.0"
+    port: int = Field(11112, ge=0, le=65535)
+    peers: list[Peer] = Field(
+        default_factory=list, description="Allowlist of senders; empty accepts everyone."
+    )
+    max_associations: int = Field(32, ge=1)
+    max_instance_bytes: int = Field(4 * 1024**3, ge=1024)
+    max_pdu_bytes: int = Field(0, ge=0, description="Largest PDU we accept; 0 is unlimited.")
+    acse_timeout_s: float = Field(30, gt=0)
+    dimse_timeout_s: float = Field(60, gt=0)
+    network_timeout_s: float = Field(120, gt=0)
+    duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP_FIRST
+    tls: TLSConfig = Field(default_factory=TLSConfig)
+
+    def called_ae_titles(self) -> set[str]:
+        return {self.ae_title.strip(), *(t.strip() for t in self.extra_ae_titles)}
+
+
+class StorageConfig(_Section):
+    path: Path = Path("var/storage")
+    min_free_bytes: int = Field(
+        1024**3, ge=0, description="Refuse new associations and instances below this free space."
+    )
+
+
+class CatalogConfig(_Section):
+    url: str = Field("sqlite:///var/catalog.sqlite", description="SQLAlchemy database URL.")
+
+
+class AssemblyConfig(_Section):
+    study_quiet_seconds: float = Field(10, gt=0)
+    poll_seconds: float = Field(1, gt=0)
+
+
+class LogConfig(_Section):
+    level: str = "INFO"
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        level = level.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", toml_file=None
+    )
+
+    dicom: DicomConfig = Field(default_factory=DicomConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    catalog: CatalogConfig = Field(default_factory=CatalogConfig)
+    assembly: AssemblyConfig = Field(default_factory=AssemblyConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file; the file beats the defaults.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+class ConfigError(Exception):
+    """A configuration that cannot start the node; the message names each bad key."""
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Read the TOML file (if any) and the environment; raise ConfigError naming bad keys."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file not found: {config_file}")
+    source = type(
+        "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": config_file}}
+    )
+    try:
+        return source()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config_file)) from None
+    except ValueError as exc:  # e.g. malformed TOML or JSON in an environment variable
+        raise ConfigError(f"cannot read configuration: {exc}") from None
+
+
+def _describe(exc: ValidationError, config_file: Path | None) -> str:
+    where = f" in {config_file} or the environment" if config_file else " in the environment"
+    lines = [f"invalid configuration{where}:"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        env = ENV_PREFIX + "__".join(str(p) for p in err["loc"] if not isinstance(p, int)).upper()
+        lines.append(f"  {key} ({env}): {err['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,39 @@
+"""What happens when a study completes. The analysis pipeline plugs in here."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import Connection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompletedStudy:
+    study_pk: int
+    called_ae: str
+    study_instance_uid: str
+    completion_count: int  # 1 the first time; higher when late instances reopened it
+
+
+class Dispatcher(Protocol):
+    def study_completed(self, conn: Connection, study: CompletedStudy) -> None:
+        """Called inside the transaction that marks the study complete.
+
+        Write job rows through `conn` so that completion and the work it
+        creates commit together; raise to leave the study open for the next
+        round.
+        """
+
+
+class LoggingDispatcher:
+    """The default until analysis lands: the completion is recorded in the catalog and logged."""
+
+    def study_completed(self, conn: Connection, study: CompletedStudy) -> None:
+        log.info(
+            "study complete study=%s called_ae=%s completion=%d",
+            study.study_instance_uid, study.called_ae, study.completion_count,
+        )  # fmt: skip

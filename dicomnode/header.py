@@ -1,0 +1,139 @@
+"""Read the attributes the catalog needs from a received data set, without touching pixels."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filewriter import write_file_meta_info
+
+from dicomnode import __version__
+
+# Ours, from the 2.25 (UUID) arc: identifies files this node wrote.
+IMPLEMENTATION_CLASS_UID = "2.25.137038125948464394958147018461385473501"
+IMPLEMENTATION_VERSION_NAME = ("DICOMNODE_" + __version__.replace(".", ""))[:16]
+
+# Never warn with attribute values: warnings reach logs, and values can be PHI.
+pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+
+_TAGS = [
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
+    "PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate", "PatientSex",
+    "AccessionNumber", "StudyDate", "StudyDescription", "RequestedProcedurePriority",
+    "ReasonForTheRequestedProcedure", "RequestAttributesSequence", "Modality",
+    "BodyPartExamined", "SeriesDescription", "SeriesNumber", "StationName", "InstanceNumber",
+]  # fmt: skip
+
+
+class UnreadableDataset(ValueError):
+    """The received bytes do not decode as a DICOM data set in the negotiated syntax."""
+
+
+@dataclass(frozen=True)
+class InstanceHeader:
+    sop_class_uid: str | None
+    sop_instance_uid: str | None
+    study_instance_uid: str | None
+    series_instance_uid: str | None
+    patient_id: str
+    issuer_of_patient_id: str
+    patient_name: str | None
+    birth_date: str | None
+    sex: str | None
+    accession_number: str | None
+    study_date: str | None
+    study_description: str | None
+    requested_procedure_priority: str | None
+    reason_for_requested_procedure: str | None
+    modality: str | None
+    body_part_examined: str | None
+    series_description: str | None
+    series_number: str | None
+    station_name: str | None
+    instance_number: str | None
+
+
+def file_meta_bytes(
+    sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str, source_ae: str
+) -> bytes:
+    """Preamble, 'DICM' and the File Meta Information for a received instance."""
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = sop_class_uid
+    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.TransferSyntaxUID = transfer_syntax_uid
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    if source_ae:
+        meta.SourceApplicationEntityTitle = source_ae
+    buf = io.BytesIO()
+    buf.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(buf, meta, enforce_standard=True)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def read_header(part10: bytes) -> InstanceHeader:
+    """Decode the catalog attributes of a Part 10 stream; raise UnreadableDataset if it is not one."""
+    try:
+        ds = pydicom.dcmread(
+            io.BytesIO(part10),
+            stop_before_pixels=True,
+            specific_tags=_TAGS,  # type: ignore[arg-type]
+        )
+        return _header_of(ds)
+    except Exception as exc:  # pydicom raises many types on garbage; all mean the same here
+        raise UnreadableDataset(f"data set cannot be decoded: {type(exc).__name__}") from None
+
+
+def _header_of(ds: Dataset) -> InstanceHeader:
+    request = _first_item(ds, "RequestAttributesSequence")
+    return InstanceHeader(
+        sop_class_uid=_text(ds, "SOPClassUID"),
+        sop_instance_uid=_text(ds, "SOPInstanceUID"),
+        study_instance_uid=_text(ds, "StudyInstanceUID"),
+        series_instance_uid=_text(ds, "SeriesInstanceUID"),
+        patient_id=_text(ds, "PatientID") or "",
+        issuer_of_patient_id=_text(ds, "IssuerOfPatientID") or "",
+        patient_name=_text(ds, "PatientName"),
+        birth_date=_text(ds, "PatientBirthDate"),
+        sex=_text(ds, "PatientSex"),
+        accession_number=_text(ds, "AccessionNumber"),
+        study_date=_text(ds, "StudyDate"),
+        study_description=_text(ds, "StudyDescription"),
+        requested_procedure_priority=_upper(
+            _text(ds, "RequestedProcedurePriority") or _text(request, "RequestedProcedurePriority")
+        ),
+        reason_for_requested_procedure=_text(ds, "ReasonForTheRequestedProcedure")
+        or _text(request, "ReasonForTheRequestedProcedure"),
+        modality=_text(ds, "Modality"),
+        body_part_examined=_text(ds, "BodyPartExamined"),
+        series_description=_text(ds, "SeriesDescription"),
+        series_number=_text(ds, "SeriesNumber"),
+        station_name=_text(ds, "StationName"),
+        instance_number=_text(ds, "InstanceNumber"),
+    )
+
+
+def _first_item(ds: Dataset, keyword: str) -> Dataset | None:
+    seq = ds.get(keyword)
+    return seq[0] if seq else None
+
+
+def _text(ds: Dataset | None, keyword: str) -> str | None:
+    if ds is None:
+        return None
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bytes | list | pydicom.multival.MultiValue):
+        value = "\\".join(str(v) for v in value) if not isinstance(value, bytes) else None
+        if value is None:
+            return None
+    text = str(value).strip().strip("\x00").strip()
+    return text or None
+
+
+def _upper(value: str | None) -> str | None:
+    return value.upper() if value else None

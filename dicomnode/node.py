@@ -1,0 +1,74 @@
+"""The node: wires config, storage, catalog, listener and assembler, and runs them."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+
+from pynetdicom.transport import ThreadedAssociationServer
+
+from dicomnode.admission import AdmissionPolicy
+from dicomnode.assembly import Assembler
+from dicomnode.catalog.db import open_catalog
+from dicomnode.config import Settings
+from dicomnode.dispatch import Dispatcher, LoggingDispatcher
+from dicomnode.ingest import Ingest
+from dicomnode.scp import start_listener
+from dicomnode.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+class Node:
+    def __init__(self, settings: Settings, dispatcher: Dispatcher | None = None) -> None:
+        self.settings = settings
+        self.storage = Storage(settings.storage.path)
+        # pynetdicom and pydicom spool through tempfile; keep that on the storage filesystem.
+        tempfile.tempdir = str(self.storage.tmp_dir)
+        self.catalog = open_catalog(settings.catalog.url)
+        self.dispatcher = dispatcher or LoggingDispatcher()
+        self._server: ThreadedAssociationServer | None = None
+        self._assembler: Assembler | None = None
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        s = self.settings
+        removed = self.storage.remove_stale_temp_files()
+        if removed:
+            log.warning("removed %d unacknowledged temp files left by a previous run", removed)
+        policy = AdmissionPolicy(s.dicom, self.storage.free_bytes, s.storage.min_free_bytes)
+        ingest = Ingest(
+            self.storage,
+            self.catalog,
+            s.dicom.duplicate_policy,
+            s.dicom.max_instance_bytes,
+            s.storage.min_free_bytes,
+        )
+        self._assembler = Assembler(
+            self.catalog, self.dispatcher, s.assembly.study_quiet_seconds, s.assembly.poll_seconds
+        )
+        self._assembler.start()
+        self._server = start_listener(s.dicom, policy, ingest)
+        host, port = self._server.server_address[:2]
+        log.info(
+            "listening ae=%s on %s:%d tls=%s storage=%s",
+            s.dicom.ae_title, host, port, s.dicom.tls.enabled, self.storage.root,
+        )  # fmt: skip
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "node not started"
+        return int(self._server.server_address[1])
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()  # stops accepting and closes the listening socket
+        if self._assembler is not None:
+            self._assembler.stop()
+        self.catalog.dispose()
+        self._stopped.set()
+        log.info("stopped")

@@ -1,0 +1,110 @@
+"""The DICOM listener: a pynetdicom AE and one small handler per event."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
+
+from dicomnode import dimse_status as status
+from dicomnode.admission import AdmissionPolicy
+from dicomnode.config import DicomConfig, TLSConfig
+from dicomnode.ingest import Ingest, StoreRequest
+
+log = logging.getLogger(__name__)
+
+# pynetdicom logs association details and, at DEBUG, DIMSE messages; keep it quiet
+# unless asked, and never let it print data sets.
+logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+
+
+def build_ae(dicom: DicomConfig) -> AE:
+    """An AE that accepts C-ECHO and C-STORE for every storage SOP class and transfer syntax."""
+    ae = AE(ae_title=dicom.ae_title)
+    ae.maximum_pdu_size = dicom.max_pdu_bytes
+    ae.maximum_associations = dicom.max_associations
+    ae.acse_timeout = dicom.acse_timeout_s
+    ae.dimse_timeout = dicom.dimse_timeout_s
+    ae.network_timeout = dicom.network_timeout_s
+    ae.require_called_aet = False  # AdmissionPolicy checks against all our titles
+    ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+    return ae
+
+
+def start_listener(dicom: DicomConfig, policy: AdmissionPolicy, ingest: Ingest) -> ThreadedAssociationServer:
+    ae = build_ae(dicom)
+    handlers = [
+        (evt.EVT_REQUESTED, handle_requested, [policy]),
+        (evt.EVT_C_ECHO, handle_echo),
+        (evt.EVT_C_STORE, handle_store, [ingest]),
+        (evt.EVT_ABORTED, handle_aborted),
+    ]
+    server = ae.start_server(
+        (dicom.host, dicom.port),
+        block=False,
+        evt_handlers=handlers,
+        ssl_context=server_tls_context(dicom.tls),
+    )
+    return server  # type: ignore[return-value]
+
+
+def server_tls_context(tls: TLSConfig) -> ssl.SSLContext | None:
+    if not tls.enabled:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=tls.ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(tls.cert_file, tls.key_file)  # type: ignore[arg-type]
+    ctx.verify_mode = ssl.CERT_REQUIRED if tls.require_client_cert else ssl.CERT_NONE
+    return ctx
+
+
+def handle_requested(event: evt.Event, policy: AdmissionPolicy) -> None:
+    """Accept or reject an A-ASSOCIATE-RQ before pynetdicom negotiates it."""
+    rq = event.assoc.requestor
+    calling, called = rq.primitive.calling_ae_title, rq.primitive.called_ae_title
+    rejection = policy.decide(calling, called, rq.address)
+    if rejection is None:
+        log.info("association from %s@%s:%s to %s", calling, rq.address, rq.port, called)
+        return
+    log.warning(
+        "association rejected from %s@%s to %s: %s",
+        calling, rq.address, called, rejection.reason,
+    )  # fmt: skip
+    event.assoc.acse.send_reject(rejection.result, rejection.source, rejection.diagnostic)
+
+
+def handle_echo(event: evt.Event) -> int:
+    return status.SUCCESS
+
+
+def handle_store(event: evt.Event, ingest: Ingest) -> Dataset | int:
+    rq = event.assoc.requestor
+    outcome = ingest.store(
+        StoreRequest(
+            sop_class_uid=str(event.request.AffectedSOPClassUID),
+            sop_instance_uid=str(event.request.AffectedSOPInstanceUID),
+            transfer_syntax_uid=str(event.context.transfer_syntax),
+            calling_ae=rq.primitive.calling_ae_title.strip(),
+            called_ae=rq.primitive.called_ae_title.strip(),
+            peer_address=rq.address,
+            dataset=event.encoded_dataset(include_meta=False),
+        )
+    )
+    if outcome.comment is None:
+        return outcome.status
+    rsp = Dataset()
+    rsp.Status = outcome.status
+    rsp.ErrorComment = outcome.comment[:64]
+    return rsp
+
+
+def handle_aborted(event: Any) -> None:
+    rq = event.assoc.requestor
+    log.warning("association aborted with %s@%s", rq.ae_title, rq.address)

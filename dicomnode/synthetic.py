@@ -1,0 +1,123 @@
+"""Synthetic DICOM studies for tests, benchmarks and the demo. No real patient data anywhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+from dicomnode.header import IMPLEMENTATION_CLASS_UID
+
+
+@dataclass
+class SyntheticPatient:
+    name: str = "SYNTHETIC^PATIENT"
+    patient_id: str = "SYN0001"
+    birth_date: str = "19700101"
+    sex: str = "O"
+
+
+@dataclass
+class SeriesSpec:
+    n_slices: int = 10
+    rows: int = 64
+    columns: int = 64
+    modality: str = "CT"
+    body_part: str = "HEAD"
+    description: str = "Synthetic CT"
+    priority: str | None = "ROUTINE"
+    reason: str | None = None
+    accession: str = "SYNACC0001"
+    station_name: str = "SYNCT01"
+    patient: SyntheticPatient = field(default_factory=SyntheticPatient)
+    study_uid: str = field(default_factory=generate_uid)
+    series_uid: str = field(default_factory=generate_uid)
+    slice_thickness_mm: float = 1.0
+    pixel_spacing_mm: float = 0.5
+    seed: int = 0
+
+
+def ct_slice(spec: SeriesSpec, index: int, pixels: np.ndarray | None = None) -> Dataset:
+    """One CT Image Storage instance of the series `spec`, explicit VR little endian."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    sop_uid = generate_uid()
+    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = "20260101"
+    ds.StudyTime = ds.SeriesTime = ds.ContentTime = "120000"
+    ds.AccessionNumber = spec.accession
+    ds.Modality = spec.modality
+    ds.Manufacturer = "dicomnode synthetic"
+    ds.StationName = spec.station_name
+    ds.StudyDescription = f"Synthetic {spec.body_part.title()} study"
+    ds.SeriesDescription = spec.description
+    ds.PatientName = spec.patient.name
+    ds.PatientID = spec.patient.patient_id
+    ds.PatientBirthDate = spec.patient.birth_date
+    ds.PatientSex = spec.patient.sex
+    ds.BodyPartExamined = spec.body_part
+    ds.SliceThickness = spec.slice_thickness_mm
+    ds.KVP = 120
+    ds.StudyInstanceUID = spec.study_uid
+    ds.SeriesInstanceUID = spec.series_uid
+    ds.StudyID = "1"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = index + 1
+    ds.ImagePositionPatient = [0.0, 0.0, float(index) * spec.slice_thickness_mm]
+    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    ds.FrameOfReferenceUID = spec.study_uid + ".1" if len(spec.study_uid) <= 62 else spec.study_uid
+    ds.PositionReferenceIndicator = ""
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = spec.rows
+    ds.Columns = spec.columns
+    ds.PixelSpacing = [spec.pixel_spacing_mm, spec.pixel_spacing_mm]
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.RescaleIntercept = -1024
+    ds.RescaleSlope = 1
+    ds.RescaleType = "HU"
+    ds.WindowCenter = 40
+    ds.WindowWidth = 80
+    if spec.priority:
+        ds.RequestedProcedurePriority = spec.priority
+    if spec.reason:
+        ds.ReasonForTheRequestedProcedure = spec.reason
+    if pixels is None:
+        pixels = _phantom_slice(spec, index)
+    ds.PixelData = pixels.astype("<i2").tobytes()
+    return ds
+
+
+def write_ct_series(spec: SeriesSpec, directory: Path) -> list[Path]:
+    """Write the series as Part 10 files named by instance number; return their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(spec.n_slices):
+        path = directory / f"{i + 1:05d}.dcm"
+        ct_slice(spec, i).save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def _phantom_slice(spec: SeriesSpec, index: int) -> np.ndarray:
+    """A water cylinder in air with noise: enough structure for compression and viewers."""
+    rng = np.random.default_rng(spec.seed * 100_003 + index)
+    y, x = np.ogrid[: spec.rows, : spec.columns]
+    cy, cx = spec.rows / 2, spec.columns / 2
+    inside = (y - cy) ** 2 + (x - cx) ** 2 <= (0.4 * min(spec.rows, spec.columns)) ** 2
+    img = np.where(inside, 1024 + 40, 0).astype(np.int16)
+    img += rng.normal(0, 10, img.shape).astype(np.int16)
+    return img

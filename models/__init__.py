@@ -1,0 +1,4 @@
+"""Detection models: registry, manifests, phantoms, training and evaluation.
+
+Knows numpy and torch, not DICOM networking or the catalog.
+"""
