@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_file_meta_info
-from pynetdicom import AE, _config, build_context
+from pynetdicom import AE, _config
 from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
@@ -149,7 +149,7 @@ def _send_batch(
 ) -> None:
     ae = _ae(calling_ae, timeout_s)
     for sop_class, ts in sorted({(i.sop_class_uid, i.transfer_syntax_uid) for i in batch}):
-        ae.requested_contexts = [*ae.requested_contexts, build_context(sop_class, ts)]
+        ae.add_requested_context(sop_class, ts)
     try:
         assoc = _associate(ae, dest)
     except AssociationFailed as exc:

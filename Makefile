@@ -1,0 +1,31 @@
+# dicomnode: `make run` starts the node, `make test` runs the tests, `make bench` the benchmarks.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= $(wildcard dicomnode.toml)
+
+.PHONY: run test bench lint system-deps clean
+
+$(BIN)/dicomnode: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(BIN)/dicomnode
+
+system-deps:
+	scripts/system-deps.sh dcmtk dicom3tools redis-server
+
+run: $(BIN)/dicomnode
+	$(BIN)/dicomnode serve $(if $(CONFIG),--config $(CONFIG))
+
+test: $(BIN)/dicomnode system-deps
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+bench: $(BIN)/dicomnode system-deps
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var bench/out .pytest_cache

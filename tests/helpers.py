@@ -1,0 +1,155 @@
+"""Test harness: a real `dicomnode serve` subprocess, real dcmtk peers, a pynetdicom SCU."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pynetdicom import AE
+from pynetdicom.association import Association
+
+NODE_AE = "DICOMNODE"
+DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
+
+
+def require_tool(name: str) -> str:
+    """Path of a system tool the test needs; a missing tool fails the test (never skips)."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is required (install it: scripts/system-deps.sh); `make test` does this")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | Path):
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    lines = []
+    for section, keys in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{k} = {toml_value(v)}" for k, v in keys.items())
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+@dataclass
+class NodeProcess:
+    """A running `dicomnode serve`; its stderr goes to a log file the test can read."""
+
+    workdir: Path
+    sections: dict[str, dict[str, Any]]
+    preexec: Callable[[], None] | None = None
+    proc: subprocess.Popen | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.workdir / "node.log"
+
+    @property
+    def port(self) -> int:
+        return int(self.sections["dicom"]["port"])
+
+    @property
+    def storage(self) -> Path:
+        return Path(self.sections["storage"]["path"])
+
+    @property
+    def catalog_url(self) -> str:
+        return self.sections["catalog"]["url"]
+
+    def start(self, timeout: float = 20) -> NodeProcess:
+        config = write_config(self.workdir / "dicomnode.toml", self.sections)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dicomnode", "serve", "--config", str(config)],
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=self.preexec,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"node exited with {self.proc.returncode}:\n{self.log()}")
+            if "listening ae=" in self.log():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"node did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def associate(self, contexts: list[Any], calling_ae: str = "TESTSCU", **kwargs: Any) -> Association:
+        ae = AE(ae_title=calling_ae)
+        ae.requested_contexts = contexts
+        return ae.associate("127.0.0.1", self.port, ae_title=kwargs.pop("called_ae", NODE_AE), **kwargs)
+
+
+def node_sections(workdir: Path, **overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    sections: dict[str, dict[str, Any]] = {
+        "dicom": {"ae_title": NODE_AE, "host": "127.0.0.1", "port": free_port()},
+        "storage": {"path": str(workdir / "storage"), "min_free_bytes": 0},
+        "catalog": {"url": f"sqlite:///{workdir / 'catalog.sqlite'}"},
+        "assembly": {"study_quiet_seconds": 2, "poll_seconds": 0.2},
+        "log": {"level": "DEBUG"},
+    }
+    for section, keys in overrides.items():
+        sections.setdefault(section, {}).update(keys)
+    return sections
+
+
+def run_dcmtk(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    require_tool(args[0])
+    return subprocess.run(
+        list(args), env=DCMTK_ENV, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
