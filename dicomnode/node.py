@@ -65,8 +65,17 @@ class Node:
         self._stopped.wait()
 
     def stop(self) -> None:
+        """Stop listening, abort open associations, stop assembly. Safe to call twice.
+
+        Aborting is safe: every acknowledged instance is already durable, and a
+        sender resends what was not acknowledged.
+        """
+        if self._stopped.is_set():
+            return
         if self._server is not None:
             self._server.shutdown()  # stops accepting and closes the listening socket
+            for assoc in self._server.ae.active_associations:
+                assoc.abort()
         if self._assembler is not None:
             self._assembler.stop()
         self.catalog.dispose()

@@ -78,6 +78,9 @@ def handle_requested(event: evt.Event, policy: AdmissionPolicy) -> None:
         calling, rq.address, called, rejection.reason,
     )  # fmt: skip
     event.assoc.acse.send_reject(rejection.result, rejection.source, rejection.diagnostic)
+    # As pynetdicom's own reject path does: kill() waits until the DUL has sent
+    # the A-ASSOCIATE-RJ, else the socket may close before the peer reads it.
+    event.assoc.kill()
 
 
 def handle_echo(event: evt.Event) -> int:

@@ -48,12 +48,11 @@ class Storage:
         self._make_dirs_durably(final.parent)
         fd, tmp_name = _mkstemp(self.tmp_dir)
         try:
-            size = 0
-            with os.fdopen(fd, "wb", buffering=0) as f:
-                for chunk in chunks:
-                    f.write(chunk)
-                    size += len(chunk)
-                os.fsync(f.fileno())
+            try:
+                size = sum(_write_all(fd, chunk) for chunk in chunks)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp_name, final)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -86,6 +85,15 @@ class Storage:
             with contextlib.suppress(FileExistsError):
                 new.mkdir()
             _fsync_dir(new.parent)
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    # os.write may write less than asked (e.g. at a file-size limit) without
+    # raising; the next call then raises. Never take a short write for success.
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    return len(data)
 
 
 _names = itertools.count()

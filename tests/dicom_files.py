@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.filewriter import write_file_meta_info
 from pynetdicom.dsutils import split_dataset
 
 from dicomnode.synthetic import SeriesSpec, ct_slice, write_ct_series
@@ -44,12 +46,20 @@ def with_raw_dataset(template: Path, raw: bytes, out: Path) -> Path:
 def one_instance(tmp: Path, name: str = "one.dcm", **changes: object) -> Path:
     """A small CT instance, with attributes (and file meta keys prefixed meta_) changed."""
     ds = ct_slice(SeriesSpec(rows=16, columns=16), 0)
+    meta_changes = {k[5:]: v for k, v in changes.items() if k.startswith("meta_")}
     for key, value in changes.items():
-        if key.startswith("meta_"):
-            setattr(ds.file_meta, key[5:], value)
-        else:
+        if not key.startswith("meta_"):
             setattr(ds, key, value)
-    return save(ds, tmp / name)
+    path = save(ds, tmp / name)
+    if meta_changes:  # pydicom re-derives the meta UIDs on save; put the wrong ones back
+        meta = dcmread(path, stop_before_pixels=True).file_meta
+        for key, value in meta_changes.items():
+            setattr(meta, key, value)
+        header = io.BytesIO()
+        header.write(b"\x00" * 128 + b"DICM")
+        write_file_meta_info(header, meta, enforce_standard=False)
+        path.write_bytes(header.getvalue() + dataset_bytes(path))
+    return path
 
 
 def read(path: Path) -> Dataset:

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pynetdicom import AE
+from pynetdicom import AE, _config
 from pynetdicom.association import Association
 
+# Send test files byte for byte as written, broken ones included (no re-encoding).
+_config.STORE_SEND_CHUNKED_DATASET = True
 NODE_AE = "DICOMNODE"
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 
