@@ -15,7 +15,7 @@ $(BIN)/dicomnode: pyproject.toml
 venv: $(BIN)/dicomnode
 
 system-deps:
-	scripts/system-deps.sh dcmtk dicom3tools redis-server
+	scripts/system-deps.sh dcmtk dicom3tools redis-server postgresql
 
 run: $(BIN)/dicomnode
 	$(BIN)/dicomnode serve $(if $(CONFIG),--config $(CONFIG))

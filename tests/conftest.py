@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -8,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from dicomnode.catalog.db import open_catalog
-from tests.helpers import NodeProcess, node_sections
+from tests.helpers import NodeProcess, PostgresCluster, node_sections
 
 
 @pytest.fixture
@@ -35,3 +37,34 @@ def node(start_node: Callable[..., NodeProcess]) -> NodeProcess:
 @pytest.fixture
 def catalog(node: NodeProcess) -> Engine:
     return open_catalog(node.catalog_url)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    # Not under pytest's tmp root: that is private to us, and PostgreSQL runs as `postgres`.
+    directory = Path(tempfile.mkdtemp(prefix="dicomnode-pg-"))
+    cluster = PostgresCluster(directory)
+    url = cluster.start()
+    yield url
+    cluster.stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_catalog(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """An empty catalog on each supported database."""
+    if request.param == "sqlite":
+        engine = open_catalog("sqlite://")
+    else:
+        from sqlalchemy import text
+
+        base = request.getfixturevalue("postgres_url")
+        admin = open_catalog(base)
+        name = f"t_{request.node.name.split('[')[0][-40:].lower()}"
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        engine = open_catalog(base.rsplit("/", 1)[0] + "/" + name)
+    yield engine
+    engine.dispose()

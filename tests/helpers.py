@@ -155,3 +155,42 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15, interval: float 
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster (Debian package `postgresql`) on a free port."""
+
+    def __init__(self, directory: Path) -> None:
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+        if not bins:
+            pytest.fail("PostgreSQL is required (scripts/system-deps.sh postgresql); `make test` does this")
+        self.bin = bins[-1]
+        self.dir = directory
+        self.port = free_port()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # initdb refuses to run as root; the Debian package provides the `postgres` user.
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+
+    def _run(self, *args: str) -> None:
+        r = subprocess.run([*self._as, *args], capture_output=True, text=True, timeout=120, check=False)
+        if r.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed ({r.returncode}): {r.stderr or r.stdout}")
+
+    def start(self) -> str:
+        data = str(self.dir / "data")
+        self._run(str(self.bin / "initdb"), "-D", data, "-A", "trust", "-U", "postgres")
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=on"
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", data, "-o", opts, "-l", str(self.dir / "pg.log"), "-w", "start"
+        )
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def stop(self) -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+
+
+def storescu(node: NodeProcess, files: list[Path], *options: str) -> subprocess.CompletedProcess:
+    """dcmtk storescu, as a scanner would push, to the node (one association)."""
+    return run_dcmtk("storescu", *options, "-aec", NODE_AE, "127.0.0.1", str(node.port), *map(str, files))

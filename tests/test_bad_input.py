@@ -15,7 +15,7 @@ from pynetdicom import build_context
 from dicomnode import dimse_status as status
 from dicomnode.catalog.db import open_catalog
 from tests.dicom_files import DISTINCT_PHI, dataset_bytes, one_instance, with_raw_dataset
-from tests.helpers import NODE_AE, run_dcmtk
+from tests.helpers import NODE_AE, run_dcmtk, storescu
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"
@@ -198,7 +198,7 @@ def test_no_patient_data_in_logs(node, tmp_path: Path) -> None:  # noqa: ANN001
         0,
     ]
     assoc.release()
-    run_dcmtk("storescu", "-aec", NODE_AE, "127.0.0.1", str(node.port), str(good))
+    storescu(node, [good])
     log = node.log()
     assert "stored sop=" in log and "refused C-STORE" in log  # DEBUG logging was on
     for value in DISTINCT_PHI.values():

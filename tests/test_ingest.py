@@ -21,7 +21,7 @@ from sqlalchemy import select
 from dicomnode.catalog.schema import Instance, Patient, Series, Study
 from dicomnode.scu import Destination, send_files
 from tests.dicom_files import dataset_bytes, one_instance, same_instance_as, series
-from tests.helpers import NODE_AE, run_dcmtk
+from tests.helpers import NODE_AE, run_dcmtk, storescu
 
 
 def dest(node) -> Destination:  # noqa: ANN001
@@ -105,7 +105,7 @@ def test_concurrent_associations(node, catalog, tmp_path: Path) -> None:  # noqa
     results: list[int] = []
 
     def push(files: list[Path]) -> None:
-        r = run_dcmtk("storescu", "-aec", NODE_AE, "127.0.0.1", str(node.port), *map(str, files))
+        r = storescu(node, files)
         results.append(r.returncode)
 
     threads = [threading.Thread(target=push, args=(b,)) for b in batches]

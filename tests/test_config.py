@@ -1,0 +1,79 @@
+"""Configuration: TOML file, environment overrides, errors that name the bad key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dicomnode.config import ConfigError, DuplicatePolicy, load_settings
+
+
+def test_defaults_are_the_embedded_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load_settings(None)
+    assert (s.dicom.ae_title, s.dicom.port) == ("DICOMNODE", 11112)
+    assert s.catalog.url == "sqlite:///var/catalog.sqlite"
+    assert s.storage.path == Path("var/storage")
+    assert s.assembly.study_quiet_seconds == 10
+    assert s.dicom.duplicate_policy is DuplicatePolicy.KEEP_FIRST
+
+
+def test_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "n.toml"
+    cfg.write_text('[dicom]\nport = 4242\nae_title = "FROMFILE"\n[[dicom.peers]]\nae_title = "CT1"\n')
+    monkeypatch.setenv("DICOMNODE_DICOM__PORT", "5353")
+    monkeypatch.setenv("DICOMNODE_ASSEMBLY__STUDY_QUIET_SECONDS", "2.5")
+    s = load_settings(cfg)
+    assert s.dicom.port == 5353 and s.dicom.ae_title == "FROMFILE"
+    assert s.assembly.study_quiet_seconds == 2.5
+    assert s.dicom.peers[0].ae_title == "CT1" and s.dicom.peers[0].hosts == ["0.0.0.0/0", "::/0"]
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ('[dicom]\nport = "eleven"\n', "dicom.port (DICOMNODE_DICOM__PORT)"),
+        ("[dicom]\nport = 70000\n", "dicom.port"),
+        ('[dicom]\nae_title = "WAY_TOO_LONG_AE_TITLE"\n', "dicom.ae_title"),
+        ("[dicom]\nprot = 1\n", "dicom.prot"),
+        ("[assembly]\nstudy_quiet_seconds = -1\n", "assembly.study_quiet_seconds"),
+        ('[dicom]\nduplicate_policy = "newest"\n', "dicom.duplicate_policy"),
+        ('[[dicom.peers]]\nae_title = "CT1"\nhosts = ["10.0.0.0/33"]\n', "dicom.peers.0.hosts"),
+        ("[dicom.tls]\nenabled = true\n", "dicom.tls"),
+        ('[log]\nlevel = "LOUD"\n', "log.level"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, toml: str, named: str) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert named in str(err.value)
+
+
+def test_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DICOMNODE_DICOM__MAX_ASSOCIATIONS", "many")
+    with pytest.raises(ConfigError, match="DICOMNODE_DICOM__MAX_ASSOCIATIONS"):
+        load_settings(None)
+
+
+def test_serve_refuses_to_start_on_bad_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[dicom]\nport = -5\n")
+    r = subprocess.run([sys.executable, "-m", "dicomnode", "serve", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert r.returncode == 2
+    assert "dicom.port" in r.stderr
+    nope = str(tmp_path / "nope.toml")
+    missing = subprocess.run([sys.executable, "-m", "dicomnode", "serve", "--config", nope],
+                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert missing.returncode == 2 and "config file not found" in missing.stderr
+
+
+def test_malformed_toml_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[dicom\nport = 1\n")
+    with pytest.raises(ConfigError, match="cannot read configuration"):
+        load_settings(cfg)
