@@ -47,9 +47,7 @@ def complete_quiet_studies(
     return completed
 
 
-def _complete_one(
-    catalog: Engine, dispatcher: Dispatcher, study_pk: int, cutoff: datetime
-) -> CompletedStudy | None:
+def _complete_one(catalog: Engine, dispatcher: Dispatcher, study_pk: int, cutoff: datetime) -> CompletedStudy | None:
     with catalog.begin() as conn:
         # Re-checked in the UPDATE: an instance may have arrived since the SELECT.
         row = conn.execute(
@@ -76,9 +74,7 @@ def _complete_one(
 class Assembler(threading.Thread):
     """Polls the catalog; works the same after a restart because the catalog holds the state."""
 
-    def __init__(
-        self, catalog: Engine, dispatcher: Dispatcher, quiet_seconds: float, poll_seconds: float
-    ) -> None:
+    def __init__(self, catalog: Engine, dispatcher: Dispatcher, quiet_seconds: float, poll_seconds: float) -> None:
         super().__init__(name="assembler", daemon=True)
         self._catalog = catalog
         self._dispatcher = dispatcher

@@ -20,9 +20,7 @@ from pydantic_settings import (
 )
 
 ENV_PREFIX = "DICOMNODE_"
-AETitle = Annotated[
-    str, Field(min_length=1, max_length=16, pattern=r"^[\x20-\x5b\x5d-\x7e]*\S[\x20-\x5b\x5d-\x7e]*$")
-]
+AETitle = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[\x20-\x5b\x5d-\x7e]*\S[\x20-\x5b\x5d-\x7e]*$")]
 
 
 class _Section(BaseModel):
@@ -82,9 +80,7 @@ class DicomConfig(_Section):
     )
     host: str = "0.0.0.0"
     port: int = Field(11112, ge=0, le=65535)
-    peers: list[Peer] = Field(
-        default_factory=list, description="Allowlist of senders; empty accepts everyone."
-    )
+    peers: list[Peer] = Field(default_factory=list, description="Allowlist of senders; empty accepts everyone.")
     max_associations: int = Field(32, ge=1)
     max_instance_bytes: int = Field(4 * 1024**3, ge=1024)
     max_pdu_bytes: int = Field(0, ge=0, description="Largest PDU we accept; 0 is unlimited.")
@@ -127,9 +123,7 @@ class LogConfig(_Section):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", toml_file=None
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", toml_file=None)
 
     dicom: DicomConfig = Field(default_factory=DicomConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
@@ -158,9 +152,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
     """Read the TOML file (if any) and the environment; raise ConfigError naming bad keys."""
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"config file not found: {config_file}")
-    source = type(
-        "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": config_file}}
-    )
+    source = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": config_file}})
     try:
         return source()
     except ValidationError as exc:

@@ -62,18 +62,14 @@ class Ingest:
         refused = self._check_limits(req)
         if refused:
             return refused
-        meta = file_meta_bytes(
-            req.sop_class_uid, req.sop_instance_uid, req.transfer_syntax_uid, req.calling_ae
-        )
+        meta = file_meta_bytes(req.sop_class_uid, req.sop_instance_uid, req.transfer_syntax_uid, req.calling_ae)
         try:
             check_complete(req.dataset, req.transfer_syntax_uid)
-            header = read_header(meta + req.dataset)
+            header = read_header(req.dataset, req.transfer_syntax_uid)
         except (MalformedDataset, UnreadableDataset) as exc:
             return _refuse(req, status.CANNOT_UNDERSTAND, str(exc))
         if header.sop_instance_uid != req.sop_instance_uid:
-            return _refuse(
-                req, status.INSTANCE_UID_MISMATCH, "data set SOP Instance UID differs from request"
-            )
+            return _refuse(req, status.INSTANCE_UID_MISMATCH, "data set SOP Instance UID differs from request")
         if header.sop_class_uid != req.sop_class_uid:
             return _refuse(req, status.SOP_CLASS_MISMATCH, "data set SOP Class UID differs from request")
         try:

@@ -196,7 +196,6 @@ def _associate(ae: AE, dest: Destination) -> Association:
     if assoc.is_rejected:
         rj = assoc.acceptor.primitive
         raise AssociationFailed(
-            f"{dest}: association rejected (result={rj.result}, source={rj.result_source}, "
-            f"reason={rj.diagnostic})"
+            f"{dest}: association rejected (result={rj.result}, source={rj.result_source}, reason={rj.diagnostic})"
         )
     raise AssociationFailed(f"{dest}: association failed (no answer, aborted or refused)")

@@ -142,9 +142,7 @@ def node_sections(workdir: Path, **overrides: dict[str, Any]) -> dict[str, dict[
 
 def run_dcmtk(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     require_tool(args[0])
-    return subprocess.run(
-        list(args), env=DCMTK_ENV, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return subprocess.run(list(args), env=DCMTK_ENV, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15, interval: float = 0.1) -> Any:
@@ -182,9 +180,7 @@ class PostgresCluster:
         data = str(self.dir / "data")
         self._run(str(self.bin / "initdb"), "-D", data, "-A", "trust", "-U", "postgres")
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=on"
-        self._run(
-            str(self.bin / "pg_ctl"), "-D", data, "-o", opts, "-l", str(self.dir / "pg.log"), "-w", "start"
-        )
+        self._run(str(self.bin / "pg_ctl"), "-D", data, "-o", opts, "-l", str(self.dir / "pg.log"), "-w", "start")
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:

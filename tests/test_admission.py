@@ -15,9 +15,7 @@ from pynetdicom import AE, build_context
 from tests.helpers import NODE_AE, run_dcmtk
 
 VERIFICATION = [build_context("1.2.840.10008.1.1")]
-ALLOWLIST = {
-    "peers": [{"ae_title": "CT1", "hosts": ["127.0.0.1"]}, {"ae_title": "MR1", "hosts": ["10.0.0.0/8"]}]
-}
+ALLOWLIST = {"peers": [{"ae_title": "CT1", "hosts": ["127.0.0.1"]}, {"ae_title": "MR1", "hosts": ["10.0.0.0/8"]}]}
 
 
 def rejection(assoc) -> tuple[int, int, int]:  # noqa: ANN001

@@ -35,9 +35,7 @@ def test_echoscu(node) -> None:  # noqa: ANN001
 
 def test_storescu_series_is_stored_indexed_and_byte_identical(node, catalog, tmp_path: Path) -> None:  # noqa: ANN001
     spec, files = series(tmp_path, 8, priority="STAT", reason="fall, headache", body_part="HEAD")
-    r = run_dcmtk(
-        "storescu", "-aec", NODE_AE, "-aet", "CT_SCANNER", "127.0.0.1", str(node.port), *map(str, files)
-    )
+    r = run_dcmtk("storescu", "-aec", NODE_AE, "-aet", "CT_SCANNER", "127.0.0.1", str(node.port), *map(str, files))
     assert r.returncode == 0, r.stderr
 
     with catalog.connect() as conn:
@@ -94,9 +92,7 @@ def _encoded_as(tmp: Path, ts: str) -> Path:
         ds["PixelData"].VR = "OB"
         ds["PixelData"].is_undefined_length = True
     path = tmp / f"ts-{ts}.dcm"
-    ds.save_as(
-        path, enforce_file_format=True, little_endian=ts.is_little_endian, implicit_vr=ts.is_implicit_VR
-    )
+    ds.save_as(path, enforce_file_format=True, little_endian=ts.is_little_endian, implicit_vr=ts.is_implicit_VR)
     return path
 
 

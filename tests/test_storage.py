@@ -15,9 +15,7 @@ def test_valid_uids(uid: str) -> None:
     assert is_valid_uid(uid)
 
 
-@pytest.mark.parametrize(
-    "uid", ["", "1.02", "1..2", ".1", "1.", "1.2.a", "1.2/3", "../1", "1.2 ", "1" * 65, None, 1.2]
-)
+@pytest.mark.parametrize("uid", ["", "1.02", "1..2", ".1", "1.", "1.2.a", "1.2/3", "../1", "1.2 ", "1" * 65, None, 1.2])
 def test_invalid_uids(uid: object) -> None:
     assert not is_valid_uid(uid)
 

@@ -45,9 +45,9 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def upsert(engine_or_conn: Any, table: Table) -> Any:
+def insert_for(dialect: str, table: Table) -> Any:
     """An INSERT that supports on_conflict_do_update/do_nothing on SQLite and PostgreSQL."""
-    name = engine_or_conn.dialect.name
+    name = dialect
     if name == "postgresql":
         return postgresql.insert(table)
     if name == "sqlite":

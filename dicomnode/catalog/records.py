@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 
-from dicomnode.catalog.db import upsert
+from dicomnode.catalog.db import insert_for
 from dicomnode.catalog.schema import Instance, Patient, Series, Study, StudyState
 from dicomnode.header import InstanceHeader
 
@@ -28,100 +30,94 @@ class Receipt:
     received_at: datetime
 
 
+_EXISTS = select(_instances.c.id).where(_instances.c.sop_instance_uid == bindparam("sop"))
+
+
 def instance_exists(conn: Connection, sop_instance_uid: str) -> bool:
-    row = conn.execute(
-        select(_instances.c.id).where(_instances.c.sop_instance_uid == sop_instance_uid)
-    ).first()
-    return row is not None
+    return conn.execute(_EXISTS, {"sop": sop_instance_uid}).first() is not None
 
 
 def record_instance(conn: Connection, header: InstanceHeader, receipt: Receipt, path: str, size: int) -> None:
     """Upsert patient, study, series and instance; (re)open the study. Caller commits."""
-    patient_fk = _upsert_patient(conn, header)
-    study_fk = _upsert_study(conn, header, receipt, patient_fk)
-    series_fk = _upsert_series(conn, header, receipt, study_fk)
-    values = {
-        "series_fk": series_fk,
-        "sop_instance_uid": header.sop_instance_uid,
-        "sop_class_uid": header.sop_class_uid,
-        "transfer_syntax_uid": receipt.transfer_syntax_uid,
-        "instance_number": header.instance_number,
-        "path": path,
-        "size_bytes": size,
-        "calling_ae": receipt.calling_ae,
-        "called_ae": receipt.called_ae,
-        "peer_address": receipt.peer_address,
-        "received_at": receipt.received_at,
-    }
-    stmt = upsert(conn, _instances).values(values)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["sop_instance_uid"], set_=values))
-
-
-def _upsert_patient(conn: Connection, h: InstanceHeader) -> int:
-    values = {
-        "patient_id": h.patient_id,
-        "issuer_of_patient_id": h.issuer_of_patient_id,
-        "patient_name": h.patient_name,
-        "birth_date": h.birth_date,
-        "sex": h.sex,
-    }
-    stmt = upsert(conn, _patients).values(values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["patient_id", "issuer_of_patient_id"],
-        set_={
-            k: func.coalesce(stmt.excluded[k], _patients.c[k]) for k in ("patient_name", "birth_date", "sex")
-        },
-    ).returning(_patients.c.id)
-    return conn.execute(stmt).scalar_one()
-
-
-def _upsert_study(conn: Connection, h: InstanceHeader, r: Receipt, patient_fk: int) -> int:
-    described = {
-        "accession_number": h.accession_number,
-        "study_date": h.study_date,
+    stmts = _statements(conn.dialect.name)
+    h, r = header, receipt
+    patient_fk = conn.execute(stmts.patient, {
+        "patient_id": h.patient_id, "issuer_of_patient_id": h.issuer_of_patient_id,
+        "patient_name": h.patient_name, "birth_date": h.birth_date, "sex": h.sex,
+    }).scalar_one()  # fmt: skip
+    study_fk = conn.execute(stmts.study, {
+        "called_ae": r.called_ae, "study_instance_uid": h.study_instance_uid, "patient_fk": patient_fk,
+        "state": StudyState.OPEN, "first_received_at": r.received_at, "last_received_at": r.received_at,
+        "completion_count": 0, "accession_number": h.accession_number, "study_date": h.study_date,
         "study_description": h.study_description,
         "requested_procedure_priority": h.requested_procedure_priority,
         "reason_for_requested_procedure": h.reason_for_requested_procedure,
-    }
-    stmt = upsert(conn, _studies).values(
-        called_ae=r.called_ae,
-        study_instance_uid=h.study_instance_uid,
-        patient_fk=patient_fk,
-        state=StudyState.OPEN,
-        first_received_at=r.received_at,
-        last_received_at=r.received_at,
-        completion_count=0,
-        **described,
-    )
-    stmt = stmt.on_conflict_do_update(
+    }).scalar_one()  # fmt: skip
+    series_fk = conn.execute(stmts.series, {
+        "study_fk": study_fk, "series_instance_uid": h.series_instance_uid, "modality": h.modality,
+        "body_part_examined": h.body_part_examined, "series_description": h.series_description,
+        "series_number": h.series_number, "station_name": h.station_name,
+    }).scalar_one()  # fmt: skip
+    conn.execute(stmts.instance, {
+        "series_fk": series_fk, "sop_instance_uid": h.sop_instance_uid, "sop_class_uid": h.sop_class_uid,
+        "transfer_syntax_uid": r.transfer_syntax_uid, "instance_number": h.instance_number, "path": path,
+        "size_bytes": size, "calling_ae": r.calling_ae, "called_ae": r.called_ae,
+        "peer_address": r.peer_address, "received_at": r.received_at,
+    })  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Upserts:
+    patient: Any
+    study: Any
+    series: Any
+    instance: Any
+
+
+@functools.cache
+def _statements(dialect: str) -> _Upserts:
+    """The four upserts, built once per dialect: building them costs more than running them."""
+
+    def keep_known(stmt: Any, table: Any, columns: tuple[str, ...]) -> dict[str, Any]:
+        # A later instance that lacks an attribute does not erase what an earlier one gave.
+        return {k: func.coalesce(stmt.excluded[k], table.c[k]) for k in columns}
+
+    patient = insert_for(dialect, _patients)
+    patient = patient.on_conflict_do_update(
+        index_elements=["patient_id", "issuer_of_patient_id"],
+        set_=keep_known(patient, _patients, ("patient_name", "birth_date", "sex")),
+    ).returning(_patients.c.id)
+
+    study = insert_for(dialect, _studies)
+    latest = func.max if dialect == "sqlite" else func.greatest
+    study = study.on_conflict_do_update(
         index_elements=["called_ae", "study_instance_uid"],
         set_={
             "state": StudyState.OPEN,
-            "last_received_at": func.max(_studies.c.last_received_at, stmt.excluded.last_received_at)
-            if conn.dialect.name == "sqlite"
-            else func.greatest(_studies.c.last_received_at, stmt.excluded.last_received_at),
-            **{k: func.coalesce(stmt.excluded[k], _studies.c[k]) for k in described},
+            "last_received_at": latest(_studies.c.last_received_at, study.excluded.last_received_at),
+            **keep_known(study, _studies, _STUDY_DESCRIBED),
         },
     ).returning(_studies.c.id)
-    return conn.execute(stmt).scalar_one()
 
-
-def _upsert_series(conn: Connection, h: InstanceHeader, r: Receipt, study_fk: int) -> int:
-    described = {
-        "modality": h.modality,
-        "body_part_examined": h.body_part_examined,
-        "series_description": h.series_description,
-        "series_number": h.series_number,
-        "station_name": h.station_name,
-    }
-    stmt = upsert(conn, _series).values(
-        study_fk=study_fk, series_instance_uid=h.series_instance_uid, **described
-    )
-    stmt = stmt.on_conflict_do_update(
+    series = insert_for(dialect, _series)
+    series = series.on_conflict_do_update(
         index_elements=["study_fk", "series_instance_uid"],
-        set_={k: func.coalesce(stmt.excluded[k], _series.c[k]) for k in described},
+        set_=keep_known(series, _series, _SERIES_DESCRIBED),
     ).returning(_series.c.id)
-    return conn.execute(stmt).scalar_one()
+
+    instance = insert_for(dialect, _instances)
+    instance = instance.on_conflict_do_update(
+        index_elements=["sop_instance_uid"],
+        set_={c.name: instance.excluded[c.name] for c in _instances.c if c.name not in ("id", "sop_instance_uid")},
+    )
+    return _Upserts(patient, study, series, instance)
+
+
+_STUDY_DESCRIBED = (
+    "accession_number", "study_date", "study_description", "requested_procedure_priority",
+    "reason_for_requested_procedure",
+)  # fmt: skip
+_SERIES_DESCRIBED = ("modality", "body_part_examined", "series_description", "series_number", "station_name")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,176 @@
+"""Ingest benchmark: one 300-slice 512x512 CT series sent by dcmtk storescu over one association.
+
+Receivers, alternating, a warm-up then N timed runs each, every run into an empty store:
+  dicomnode  `dicomnode serve`, fully durable (fsync file + directory, catalog commit)
+  storescp   dcmtk `storescp -od DIR` (no fsync, no index): the reference
+  orthanc    Orthanc with its SQLite index, when installed
+Prints medians, instances/s, MB/s and the ratio to storescp; writes bench/out/ingest.json.
+
+Usage: python bench/ingest.py [--runs 5] [--slices 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dicomnode.synthetic import SeriesSpec, write_ct_series
+
+OUT = Path(__file__).resolve().parent / "out"
+DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"receiver exited early ({proc.returncode})")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("receiver did not open its port")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def dicomnode_receiver(work: Path) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DICOMNODE_DICOM__PORT": str(port),
+        "DICOMNODE_DICOM__HOST": "127.0.0.1",
+        "DICOMNODE_STORAGE__PATH": str(work / "storage"),
+        "DICOMNODE_STORAGE__MIN_FREE_BYTES": "0",
+        "DICOMNODE_CATALOG__URL": f"sqlite:///{work / 'catalog.sqlite'}",
+        "DICOMNODE_ASSEMBLY__STUDY_QUIET_SECONDS": "3600",
+        "DICOMNODE_LOG__LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "dicomnode", "serve"], env=env, cwd=work)
+    wait_port(port, proc)
+    yield "DICOMNODE", port
+    stop(proc)
+
+
+@contextmanager
+def storescp_receiver(work: Path) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    (work / "in").mkdir()
+    proc = subprocess.Popen(["storescp", "-od", str(work / "in"), str(port)], env=DCMTK_ENV)
+    wait_port(port, proc)
+    yield "STORESCP", port
+    stop(proc)
+
+
+@contextmanager
+def orthanc_receiver(work: Path) -> Iterator[tuple[str, int]]:
+    port, http = free_port(), free_port()
+    cfg = work / "orthanc.json"
+    cfg.write_text(
+        json.dumps({
+            "Name": "bench", "StorageDirectory": str(work / "db"), "IndexDirectory": str(work / "db"),
+            "DicomAet": "ORTHANC", "DicomPort": port, "HttpPort": http, "RemoteAccessAllowed": False,
+            "DicomCheckCalledAet": False, "Plugins": [], "StorageCompression": False,
+        })
+    )  # fmt: skip
+    proc = subprocess.Popen(["Orthanc", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    yield "ORTHANC", port
+    stop(proc)
+
+
+Receiver = Callable[[Path], "contextmanager[tuple[str, int]]"]
+
+
+def send_once(receiver: Receiver, files: list[Path]) -> float:
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=OUT))
+    try:
+        with receiver(work) as (aet, port):
+            start = time.perf_counter()
+            r = subprocess.run(
+                ["storescu", "-aec", aet, "127.0.0.1", str(port), *map(str, files)],
+                env=DCMTK_ENV, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            elapsed = time.perf_counter() - start
+            if r.returncode != 0:
+                raise RuntimeError(f"storescu failed: {r.stderr[-2000:]}")
+        return elapsed
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def series(n_slices: int) -> list[Path]:
+    directory = OUT / f"ct-{n_slices}x512x512"
+    files = sorted(directory.glob("*.dcm")) if directory.is_dir() else []
+    if len(files) != n_slices:
+        shutil.rmtree(directory, ignore_errors=True)
+        files = write_ct_series(SeriesSpec(n_slices=n_slices, rows=512, columns=512), directory)
+    return files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--slices", type=int, default=300)
+    args = parser.parse_args()
+    for tool in ("storescu", "storescp"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} missing: run scripts/system-deps.sh dcmtk")
+    OUT.mkdir(exist_ok=True)
+    files = series(args.slices)
+    total_mb = sum(f.stat().st_size for f in files) / 1e6
+    receivers: dict[str, Receiver] = {"storescp": storescp_receiver, "dicomnode": dicomnode_receiver}
+    if shutil.which("Orthanc"):
+        receivers["orthanc"] = orthanc_receiver
+    times: dict[str, list[float]] = {name: [] for name in receivers}
+    for receiver in receivers.values():
+        send_once(receiver, files)  # warm-up: page cache, imports
+    for _ in range(args.runs):
+        for name, receiver in receivers.items():
+            times[name].append(send_once(receiver, files))
+
+    print(f"\n{len(files)} instances, {total_mb:.1f} MB, storescu, one association, TCP_NODELAY=1, "
+          f"median of {args.runs}")  # fmt: skip
+    base = statistics.median(times["storescp"])
+    results = {}
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        results[name] = {
+            "median_s": round(med, 3), "runs_s": [round(t, 3) for t in ts],
+            "instances_per_s": round(len(files) / med, 1), "mb_per_s": round(total_mb / med, 1),
+            "vs_storescp": round(med / base, 2),
+        }  # fmt: skip
+        r = results[name]
+        print(f"  {name:10s} {med:6.2f} s  {r['instances_per_s']:7.1f} inst/s  {r['mb_per_s']:6.1f} MB/s  "
+              f"x{r['vs_storescp']:.2f} vs storescp")  # fmt: skip
+    (OUT / "ingest.json").write_text(json.dumps({"instances": len(files), "mb": total_mb, **results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
