@@ -30,7 +30,7 @@ _KEYWORDS = [
     "BodyPartExamined", "SeriesDescription", "SeriesNumber", "StationName", "InstanceNumber",
     "SpecificCharacterSet",
 ]  # fmt: skip
-_TAGS = [Tag(k) for k in _KEYWORDS]
+_TAGS = {Tag(k) for k in _KEYWORDS}  # a set: pydicom tests each element with `in`
 
 
 class UnreadableDataset(ValueError):

@@ -108,12 +108,18 @@ class Ingest:
 
     def _write_and_index(self, req, meta, header, receipt, path) -> StoreOutcome:  # noqa: ANN001
         try:
-            if self.duplicate_policy is DuplicatePolicy.KEEP_FIRST and self._known(req):
-                log.info("duplicate kept first sop=%s from=%s", req.sop_instance_uid, req.calling_ae)
-                return StoreOutcome(status.SUCCESS)  # idempotent: same UID, nothing to do
-            size = self.storage.write_durably(path, [meta, req.dataset])
-            with self.catalog.begin() as conn:
+            with self.catalog.connect() as conn:
+                if self.duplicate_policy is DuplicatePolicy.KEEP_FIRST and instance_exists(
+                    conn, req.sop_instance_uid
+                ):
+                    log.info("duplicate kept first sop=%s from=%s", req.sop_instance_uid, req.calling_ae)
+                    return StoreOutcome(status.SUCCESS)  # idempotent: same UID, nothing to do
+                # End the read before the write: in SQLite WAL a read transaction that
+                # later writes fails (BUSY_SNAPSHOT) if another association committed.
+                conn.rollback()
+                size = self.storage.write_durably(path, [meta, req.dataset])
                 record_instance(conn, header, receipt, path, size)
+                conn.commit()  # only now, with the file durable, is the instance ours
         except OSError as exc:
             return _refuse(req, status.OUT_OF_RESOURCES, f"storage write failed: {exc.strerror}")
         except SQLAlchemyError as exc:
@@ -123,10 +129,6 @@ class Ingest:
             req.sop_instance_uid, header.study_instance_uid, req.calling_ae, size,
         )  # fmt: skip
         return StoreOutcome(status.SUCCESS)
-
-    def _known(self, req: StoreRequest) -> bool:
-        with self.catalog.connect() as conn:
-            return instance_exists(conn, req.sop_instance_uid)
 
 
 def _refuse(req: StoreRequest, code: int, comment: str) -> StoreOutcome:
