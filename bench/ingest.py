@@ -3,6 +3,7 @@
 Receivers, alternating, a warm-up then N timed runs each, every run into an empty store:
   dicomnode  `dicomnode serve`, fully durable (fsync file + directory, catalog commit)
   storescp   dcmtk `storescp -od DIR` (no fsync, no index): the reference
+  pynetdicom-durable  bare pynetdicom SCP, raw bytes, same durable write, no checks or catalog
   orthanc    Orthanc with its SQLite index, when installed
 Prints medians, instances/s, MB/s and the ratio to storescp; writes bench/out/ingest.json.
 
@@ -89,6 +90,16 @@ def storescp_receiver(work: Path) -> Iterator[tuple[str, int]]:
 
 
 @contextmanager
+def pynetdicom_durable_receiver(work: Path) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    script = Path(__file__).resolve().parent / "peers" / "pynetdicom_durable.py"
+    proc = subprocess.Popen([sys.executable, str(script), str(port), str(work / "in")])
+    wait_port(port, proc)
+    yield "BAREPYND", port
+    stop(proc)
+
+
+@contextmanager
 def orthanc_receiver(work: Path) -> Iterator[tuple[str, int]]:
     port, http = free_port(), free_port()
     cfg = work / "orthanc.json"
@@ -145,7 +156,11 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     files = series(args.slices)
     total_mb = sum(f.stat().st_size for f in files) / 1e6
-    receivers: dict[str, Receiver] = {"storescp": storescp_receiver, "dicomnode": dicomnode_receiver}
+    receivers: dict[str, Receiver] = {
+        "storescp": storescp_receiver,
+        "pynetdicom-durable": pynetdicom_durable_receiver,
+        "dicomnode": dicomnode_receiver,
+    }
     if shutil.which("Orthanc"):
         receivers["orthanc"] = orthanc_receiver
     times: dict[str, list[float]] = {name: [] for name in receivers}
@@ -167,7 +182,7 @@ def main() -> None:
             "vs_storescp": round(med / base, 2),
         }  # fmt: skip
         r = results[name]
-        print(f"  {name:10s} {med:6.2f} s  {r['instances_per_s']:7.1f} inst/s  {r['mb_per_s']:6.1f} MB/s  "
+        print(f"  {name:18s} {med:6.2f} s  {r['instances_per_s']:7.1f} inst/s  {r['mb_per_s']:6.1f} MB/s  "
               f"x{r['vs_storescp']:.2f} vs storescp")  # fmt: skip
     (OUT / "ingest.json").write_text(json.dumps({"instances": len(files), "mb": total_mb, **results}, indent=2))
 

@@ -109,9 +109,7 @@ class Ingest:
     def _write_and_index(self, req, meta, header, receipt, path) -> StoreOutcome:  # noqa: ANN001
         try:
             with self.catalog.connect() as conn:
-                if self.duplicate_policy is DuplicatePolicy.KEEP_FIRST and instance_exists(
-                    conn, req.sop_instance_uid
-                ):
+                if self.duplicate_policy is DuplicatePolicy.KEEP_FIRST and instance_exists(conn, req.sop_instance_uid):
                     log.info("duplicate kept first sop=%s from=%s", req.sop_instance_uid, req.calling_ae)
                     return StoreOutcome(status.SUCCESS)  # idempotent: same UID, nothing to do
                 # End the read before the write: in SQLite WAL a read transaction that

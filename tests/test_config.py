@@ -77,3 +77,20 @@ def test_malformed_toml_is_a_clear_error(tmp_path: Path) -> None:
     cfg.write_text("[dicom\nport = 1\n")
     with pytest.raises(ConfigError, match="cannot read configuration"):
         load_settings(cfg)
+
+
+def test_example_config_loads_and_documents_every_key() -> None:
+    from dicomnode.config import Settings
+
+    example = Path(__file__).resolve().parent.parent / "deploy" / "dicomnode.example.toml"
+    s = load_settings(example)
+    assert [p.ae_title for p in s.dicom.peers] == ["CT_SCANNER1", "PACS"]
+    text = example.read_text()
+    for section, model in Settings.model_fields.items():
+        for key in model.annotation.model_fields:  # type: ignore[union-attr]
+            assert (
+                f"{key} =" in text
+                or f"# {key} =" in text
+                or f"[{section}.{key}]" in text
+                or f"[[{section}.{key}]]" in text
+            ), f"{section}.{key} missing from the example config"
