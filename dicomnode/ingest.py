@@ -59,7 +59,7 @@ class Ingest:
         self.min_free_bytes = min_free_bytes
 
     def store(self, req: StoreRequest) -> StoreOutcome:
-        refused = self._check_limits(req)
+        refused = self._check_request(req)
         if refused:
             return refused
         meta = file_meta_bytes(req.sop_class_uid, req.sop_instance_uid, req.transfer_syntax_uid, req.calling_ae)
@@ -87,7 +87,7 @@ class Ingest:
         )
         return self._write_and_index(req, meta, header, receipt, path)
 
-    def _check_limits(self, req: StoreRequest) -> StoreOutcome | None:
+    def _check_request(self, req: StoreRequest) -> StoreOutcome | None:
         for attribute, uid in (
             ("Affected SOP Class UID", req.sop_class_uid),
             ("Affected SOP Instance UID", req.sop_instance_uid),
