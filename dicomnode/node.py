@@ -75,7 +75,8 @@ class Node:
         if self._server is not None:
             self._server.shutdown()  # stops accepting and closes the listening socket
             for assoc in self._server.ae.active_associations:
-                assoc.abort()
+                if assoc.is_established:  # released ones are only finishing their thread
+                    assoc.abort()
         if self._assembler is not None:
             self._assembler.stop()
         self.catalog.dispose()

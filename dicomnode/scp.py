@@ -110,4 +110,5 @@ def handle_store(event: evt.Event, ingest: Ingest) -> Dataset | int:
 
 def handle_aborted(event: Any) -> None:
     rq = event.assoc.requestor
-    log.warning("association aborted with %s@%s", rq.ae_title, rq.address)
+    calling = rq.primitive.calling_ae_title if rq.primitive else "?"
+    log.warning("association aborted with %s@%s", calling, rq.address)
