@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from pydicom.uid import UID
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -96,6 +97,8 @@ class Ingest:
                 require_uid(attribute, uid)
             except InvalidUIDError as exc:
                 return _refuse(req, status.INVALID_UID, str(exc))
+        if not UID(req.transfer_syntax_uid).is_transfer_syntax:
+            return _refuse(req, status.CANNOT_UNDERSTAND, "unknown transfer syntax")
         if len(req.dataset) > self.max_instance_bytes:
             return _refuse(
                 req,

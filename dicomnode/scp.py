@@ -7,7 +7,7 @@ import ssl
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -19,12 +19,18 @@ from dicomnode.ingest import Ingest, StoreRequest
 log = logging.getLogger(__name__)
 
 # pynetdicom logs association details and, at DEBUG, DIMSE messages; keep it quiet
-# unless asked, and never let it print data sets.
+# unless asked, and never let it print data sets or query identifiers (PHI).
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+_config.LOG_REQUEST_IDENTIFIERS = False
+_config.LOG_RESPONSE_IDENTIFIERS = False
+# Accept private and not-yet-known storage SOP classes too: a hospital's scanners send
+# them, and the node stores bytes without interpreting them. pynetdicom then accepts the
+# first proposed transfer syntax; Ingest refuses one it cannot read.
+_config.UNRESTRICTED_STORAGE_SERVICE = True
 
 
 def build_ae(dicom: DicomConfig) -> AE:
-    """An AE that accepts C-ECHO and C-STORE for every storage SOP class and transfer syntax."""
+    """An AE that accepts C-ECHO, and C-STORE for every storage SOP class (private ones too)."""
     ae = AE(ae_title=dicom.ae_title)
     ae.maximum_pdu_size = dicom.max_pdu_bytes
     ae.maximum_associations = dicom.max_associations

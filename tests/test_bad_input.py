@@ -202,3 +202,21 @@ def test_no_patient_data_in_logs(node, tmp_path: Path) -> None:  # noqa: ANN001
     for value in DISTINCT_PHI.values():
         assert value not in log
         assert value.split("^")[0] not in log
+
+
+def test_unknown_transfer_syntax_is_refused_clearly(node, tmp_path: Path) -> None:  # noqa: ANN001
+    # Accepted at negotiation (any storage context is), refused per instance: we cannot read it.
+    odd = "1.2.3.4.5.6"
+    path = one_instance(tmp_path, "odd.dcm", meta_TransferSyntaxUID=odd)
+    assoc = node.associate([build_context(CT, odd), *CONTEXTS])
+    assert assoc.is_established
+    rsp = assoc.send_c_store(path)
+    assert int(rsp.Status) == status.CANNOT_UNDERSTAND
+    assert "unknown transfer syntax" in str(rsp.ErrorComment)
+    assert stored_files(node) == []
+    assoc.release()
+    # pynetdicom's SCU cannot pick a context while one with an unknown syntax is
+    # accepted, so the node's health is shown on a fresh association.
+    assoc = node.associate(CONTEXTS)
+    assert_then_good_instance_succeeds(assoc, tmp_path, node)
+    assoc.release()

@@ -162,3 +162,14 @@ def test_dicomnode_send_cli(node, catalog, tmp_path: Path) -> None:  # noqa: ANN
     assert r.returncode == 1
     assert "notes.txt" in r.stderr and "not a DICOM Part 10 file" in r.stderr
     assert "sent 1 of 2" in r.stdout
+
+
+def test_private_sop_class_is_stored(node, catalog, tmp_path: Path) -> None:  # noqa: ANN001
+    private = "1.3.12.2.1107.5.9.1"  # a vendor's private non-image storage class
+    path = one_instance(tmp_path, "private.dcm", SOPClassUID=private, meta_MediaStorageSOPClassUID=private)
+    [result] = send_files([path], dest(node))
+    assert result.status == 0, result
+    with catalog.connect() as conn:
+        row = conn.execute(select(Instance)).one()
+    assert row.sop_class_uid == private
+    assert dataset_bytes(node.storage / row.path) == dataset_bytes(path)
