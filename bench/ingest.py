@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from dicomnode.synthetic import SeriesSpec, write_ct_series
@@ -60,9 +61,16 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-@contextmanager
-def dicomnode_receiver(work: Path) -> Iterator[tuple[str, int]]:
-    port = free_port()
+@dataclass(frozen=True)
+class Launch:
+    """How to start one receiver: its AE title, command line and environment."""
+
+    ae_title: str
+    argv: list[str]
+    env: dict[str, str] | None = None
+
+
+def dicomnode_receiver(work: Path, port: int) -> Launch:
     env = {
         **os.environ,
         "DICOMNODE_DICOM__PORT": str(port),
@@ -73,57 +81,51 @@ def dicomnode_receiver(work: Path) -> Iterator[tuple[str, int]]:
         "DICOMNODE_ASSEMBLY__STUDY_QUIET_SECONDS": "3600",
         "DICOMNODE_LOG__LEVEL": "WARNING",
     }
-    proc = subprocess.Popen([sys.executable, "-m", "dicomnode", "serve"], env=env, cwd=work)
-    wait_port(port, proc)
-    yield "DICOMNODE", port
-    stop(proc)
+    return Launch("DICOMNODE", [sys.executable, "-m", "dicomnode", "serve"], env)
 
 
-@contextmanager
-def storescp_receiver(work: Path) -> Iterator[tuple[str, int]]:
-    port = free_port()
+def storescp_receiver(work: Path, port: int) -> Launch:
     (work / "in").mkdir()
-    proc = subprocess.Popen(["storescp", "-od", str(work / "in"), str(port)], env=DCMTK_ENV)
-    wait_port(port, proc)
-    yield "STORESCP", port
-    stop(proc)
+    return Launch("STORESCP", ["storescp", "-od", str(work / "in"), str(port)], DCMTK_ENV)
 
 
-@contextmanager
-def pynetdicom_durable_receiver(work: Path) -> Iterator[tuple[str, int]]:
-    port = free_port()
+def pynetdicom_durable_receiver(work: Path, port: int) -> Launch:
     script = Path(__file__).resolve().parent / "peers" / "pynetdicom_durable.py"
-    proc = subprocess.Popen([sys.executable, str(script), str(port), str(work / "in")])
-    wait_port(port, proc)
-    yield "BAREPYND", port
-    stop(proc)
+    return Launch("BAREPYND", [sys.executable, str(script), str(port), str(work / "in")])
 
 
-@contextmanager
-def orthanc_receiver(work: Path) -> Iterator[tuple[str, int]]:
-    port, http = free_port(), free_port()
+def orthanc_receiver(work: Path, port: int) -> Launch:
     cfg = work / "orthanc.json"
     cfg.write_text(
         json.dumps({
             "Name": "bench", "StorageDirectory": str(work / "db"), "IndexDirectory": str(work / "db"),
-            "DicomAet": "ORTHANC", "DicomPort": port, "HttpPort": http, "RemoteAccessAllowed": False,
+            "DicomAet": "ORTHANC", "DicomPort": port, "HttpPort": free_port(), "RemoteAccessAllowed": False,
             "DicomCheckCalledAet": False, "Plugins": [], "StorageCompression": False,
         })
     )  # fmt: skip
     # Orthanc is built on dcmtk: without TCP_NODELAY it stalls ~40 ms per instance on delayed ACK.
-    proc = subprocess.Popen(["Orthanc", str(cfg)], env=DCMTK_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, proc)
-    yield "ORTHANC", port
-    stop(proc)
+    return Launch("ORTHANC", ["Orthanc", str(cfg)], DCMTK_ENV)
 
 
-Receiver = Callable[[Path], "contextmanager[tuple[str, int]]"]
+Receiver = Callable[[Path, int], Launch]
+
+
+@contextmanager
+def running(receiver: Receiver, work: Path) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    launch = receiver(work, port)
+    proc = subprocess.Popen(launch.argv, env=launch.env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc)
+        yield launch.ae_title, port
+    finally:
+        stop(proc)
 
 
 def send_once(receiver: Receiver, files: list[Path]) -> float:
     work = Path(tempfile.mkdtemp(prefix="bench-", dir=OUT))
     try:
-        with receiver(work) as (aet, port):
+        with running(receiver, work) as (aet, port):
             start = time.perf_counter()
             r = subprocess.run(
                 ["storescu", "-aec", aet, "127.0.0.1", str(port), *map(str, files)],
@@ -150,6 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--json", type=Path, default=OUT / "ingest.json", help="where to write the results")
     args = parser.parse_args()
     for tool in ("storescu", "storescp"):
         if shutil.which(tool) is None:
@@ -185,7 +188,7 @@ def main() -> None:
         r = results[name]
         print(f"  {name:18s} {med:6.2f} s  {r['instances_per_s']:7.1f} inst/s  {r['mb_per_s']:6.1f} MB/s  "
               f"x{r['vs_storescp']:.2f} vs storescp")  # fmt: skip
-    (OUT / "ingest.json").write_text(json.dumps({"instances": len(files), "mb": total_mb, **results}, indent=2))
+    args.json.write_text(json.dumps({"instances": len(files), "mb": total_mb, **results}, indent=2))
 
 
 if __name__ == "__main__":
