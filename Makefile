@@ -25,6 +25,7 @@ test: $(BIN)/dicomnode system-deps
 	$(BIN)/pytest -q
 
 bench: $(BIN)/dicomnode system-deps
+	scripts/system-deps.sh orthanc || echo "Orthanc not installed: benchmarking without it"
 	$(BIN)/python bench/ingest.py
 
 clean:

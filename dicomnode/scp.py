@@ -7,7 +7,7 @@ import ssl
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, _config, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -38,9 +38,8 @@ def build_ae(dicom: DicomConfig) -> AE:
     ae.dimse_timeout = dicom.dimse_timeout_s
     ae.network_timeout = dicom.network_timeout_s
     ae.require_called_aet = False  # AdmissionPolicy checks against all our titles
+    # Storage contexts need no listing: UNRESTRICTED_STORAGE_SERVICE accepts them all.
     ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
-    for cx in AllStoragePresentationContexts:
-        ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
     return ae
 
 
