@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import io
 import struct
-import zlib
 from dataclasses import dataclass
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from dicomnode import __version__
+from dicomnode.wellformed import inflated
 
 # Ours, from the 2.25 (UUID) arc: identifies files this node wrote.
 IMPLEMENTATION_CLASS_UID = "2.25.137038125948464394958147018461385473501"
@@ -106,10 +105,8 @@ def read_header(dataset: bytes, transfer_syntax_uid: str) -> InstanceHeader:
 
     Reads in place (no copy of the pixel data) and stops at Pixel Data.
     """
-    ts = UID(transfer_syntax_uid)
     try:
-        if ts == DeflatedExplicitVRLittleEndian:
-            dataset = zlib.decompress(dataset, -zlib.MAX_WBITS)
+        dataset, ts = inflated(dataset, transfer_syntax_uid)
         ds = read_dataset(
             io.BytesIO(dataset),
             is_implicit_VR=ts.is_implicit_VR,

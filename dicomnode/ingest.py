@@ -20,7 +20,7 @@ from dicomnode.config import DuplicatePolicy
 from dicomnode.header import UnreadableDataset, file_meta_bytes, read_header
 from dicomnode.storage import Storage
 from dicomnode.uids import InvalidUIDError, is_valid_uid, require_uid
-from dicomnode.wellformed import MalformedDataset, check_complete
+from dicomnode.wellformed import MalformedDataset, check_complete, inflated
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,9 @@ class Ingest:
             return refused
         meta = file_meta_bytes(req.sop_class_uid, req.sop_instance_uid, req.transfer_syntax_uid, req.calling_ae)
         try:
-            check_complete(req.dataset, req.transfer_syntax_uid)
-            header = read_header(req.dataset, req.transfer_syntax_uid)
+            body, syntax = inflated(req.dataset, req.transfer_syntax_uid)  # once, for both readers
+            check_complete(body, syntax)
+            header = read_header(body, syntax)
         except (MalformedDataset, UnreadableDataset) as exc:
             return _refuse(req, status.CANNOT_UNDERSTAND, str(exc))
         if header.sop_instance_uid != req.sop_instance_uid:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -22,11 +22,20 @@ class MalformedDataset(ValueError):
     """The bytes are not one complete data set in the negotiated transfer syntax."""
 
 
+def inflated(dataset: bytes, transfer_syntax_uid: str) -> tuple[bytes, UID]:
+    """The data set and its syntax, inflated to explicit VR little endian if it arrived deflated.
+
+    Callers that both check and read a data set inflate once and pass the result on.
+    """
+    ts = UID(transfer_syntax_uid)
+    if ts != DeflatedExplicitVRLittleEndian:
+        return dataset, ts
+    return _inflate(dataset), ExplicitVRLittleEndian
+
+
 def check_complete(dataset: bytes, transfer_syntax_uid: str) -> None:
     """Raise MalformedDataset unless `dataset` is a whole data set in `transfer_syntax_uid`."""
-    ts = UID(transfer_syntax_uid)
-    if ts == DeflatedExplicitVRLittleEndian:
-        dataset = _inflate(dataset)
+    dataset, ts = inflated(dataset, transfer_syntax_uid)
     if not dataset:
         raise MalformedDataset("empty data set")
     walker = _Walker(dataset, implicit=ts.is_implicit_VR, little=ts.is_little_endian)

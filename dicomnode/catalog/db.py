@@ -47,9 +47,8 @@ def _sqlite_engine(url: str) -> Engine:
 
 def insert_for(dialect: str, table: Table) -> Any:
     """An INSERT that supports on_conflict_do_update/do_nothing on SQLite and PostgreSQL."""
-    name = dialect
-    if name == "postgresql":
+    if dialect == "postgresql":
         return postgresql.insert(table)
-    if name == "sqlite":
+    if dialect == "sqlite":
         return sqlite.insert(table)
-    raise RuntimeError(f"unsupported catalog database: {name} (use SQLite or PostgreSQL)")
+    raise RuntimeError(f"unsupported catalog database: {dialect} (use SQLite or PostgreSQL)")
