@@ -106,11 +106,7 @@ def test_garbage_on_the_socket_does_not_hurt_the_node(node) -> None:  # noqa: AN
 
 def test_instance_over_the_size_limit(start_node, tmp_path: Path) -> None:  # noqa: ANN001
     node = start_node(dicom={"max_instance_bytes": 4096})
-    big = one_instance(tmp_path, "big.dcm")  # 16x16x2 pixels plus header, > 4 KiB? make sure:
-    ds = dcmread(big)
-    ds.Rows = ds.Columns = 64
-    ds.PixelData = b"\x00\x01" * 64 * 64
-    ds.save_as(big, enforce_file_format=True)
+    big = one_instance(tmp_path, "big.dcm", Rows=64, Columns=64, PixelData=b"\x00\x01" * 64 * 64)  # 8 KiB pixels
     assoc = node.associate(CONTEXTS)
     assert store(assoc, big) == status.OUT_OF_RESOURCES
     assert stored_files(node) == []
@@ -126,11 +122,8 @@ def _limit_file_size() -> None:
 
 def test_write_error_returns_out_of_resources_and_leaves_nothing(start_node, tmp_path: Path) -> None:  # noqa: ANN001
     node = start_node(preexec=_limit_file_size)
-    big = one_instance(tmp_path, "big.dcm")
-    ds = dcmread(big)
-    ds.Rows = ds.Columns = 1100
-    ds.PixelData = b"\x00\x01" * 1100 * 1100  # 2.4 MB, over the limit
-    ds.save_as(big, enforce_file_format=True)
+    # 2.4 MB, over the limit
+    big = one_instance(tmp_path, "big.dcm", Rows=1100, Columns=1100, PixelData=b"\x00\x01" * 1100 * 1100)
     assoc = node.associate(CONTEXTS)
     assert store(assoc, big) == status.OUT_OF_RESOURCES
     assert list((node.storage / ".tmp").iterdir()) == []

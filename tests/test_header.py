@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from pydicom.dataset import FileMetaDataset
@@ -16,6 +17,7 @@ from dicomnode.header import (
     read_header,
 )
 from dicomnode.synthetic import SeriesSpec, ct_slice
+from tests.dicom_files import dataset_bytes
 
 
 @pytest.mark.parametrize(("sop", "ae"), [("1.2.3.4", "CT1"), ("1.2.3.45", "ODD_AE"), ("1.2.3", "")])
@@ -37,16 +39,13 @@ def test_file_meta_matches_pydicom(sop: str, ae: str) -> None:
 
 
 @pytest.mark.parametrize("ts", [ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian])
-def test_read_header_in_each_syntax(ts: str) -> None:
+def test_read_header_in_each_syntax(ts: str, tmp_path: Path) -> None:
     spec = SeriesSpec(rows=8, columns=8, priority="stat", reason="trauma", body_part="CHEST")
     ds = ct_slice(spec, 3)
     ds.file_meta.TransferSyntaxUID = ts
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True, little_endian=ts.is_little_endian, implicit_vr=ts.is_implicit_VR)
-    raw = buf.getvalue()
-    offset = raw.index(b"DICM") + 4
-    offset += 12 + int.from_bytes(raw[offset + 8 : offset + 12], "little")
-    h = read_header(raw[offset:], ts)
+    path = tmp_path / "x.dcm"
+    ds.save_as(path, enforce_file_format=True, little_endian=ts.is_little_endian, implicit_vr=ts.is_implicit_VR)
+    h = read_header(dataset_bytes(path), ts)
     assert (h.study_instance_uid, h.series_instance_uid) == (spec.study_uid, spec.series_uid)
     assert h.sop_instance_uid == ds.SOPInstanceUID
     assert h.requested_procedure_priority == "STAT"  # normalised to upper case
