@@ -3,12 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= $(wildcard dicomnode.toml)
+TORCH_VERSION ?= 2.13.0
 
 .PHONY: run test bench lint system-deps clean
 
 $(BIN)/dicomnode: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	# torch before the project: a bare torch requirement would pull the multi-GB CUDA build.
+	$(BIN)/pip install -q "torch==$(TORCH_VERSION)"
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 

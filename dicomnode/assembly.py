@@ -68,6 +68,7 @@ def _complete_one(catalog: Engine, dispatcher: Dispatcher, study_pk: int, cutoff
             return None
         study = CompletedStudy(study_pk, row[0], row[1], row[2])
         dispatcher.study_completed(conn, study)
+    dispatcher.after_commit(study)
     return study
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -136,6 +137,80 @@ def studies(
             s.last_received_at.isoformat(timespec="seconds"),
         )  # fmt: skip
     Console(width=200).print(table)
+
+
+@app.command()
+def worker(
+    config: ConfigOption = None,
+    gpu: Annotated[int | None, typer.Option(help="GPU index for this worker (sets CUDA_VISIBLE_DEVICES)")] = None,
+    queues: Annotated[str | None, typer.Option(help="Model families to serve, comma-separated; default all")] = None,
+    pool: Annotated[str, typer.Option(help="solo (one process) or prefork (one child, model loaded there)")] = "solo",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch in this worker")] = None,
+    name: Annotated[str | None, typer.Option(help="Worker node name; default dicomnode-<gpu|cpu>@host")] = None,
+) -> None:
+    """Run one Celery analysis worker process (one per GPU)."""
+    from dicomnode.jobs import queue_for
+    from models.registry import build_registry
+
+    settings = _settings(config)
+    if not settings.analysis.broker_url:
+        console.print("[red]error:[/red] analysis.broker_url is not set (DICOMNODE_ANALYSIS__BROKER_URL); "
+                      "without a broker `dicomnode serve` runs the analysis itself", highlight=False)  # fmt: skip
+        raise typer.Exit(2)
+    if pool not in ("solo", "prefork"):
+        console.print("[red]error:[/red] --pool must be solo or prefork", highlight=False)
+        raise typer.Exit(2)
+    families = queues.split(",") if queues else build_registry(settings.analysis.model_plugins).families()
+    env = dict(os.environ)
+    if config is not None:
+        env["DICOMNODE_CONFIG"] = str(config.resolve())
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)  # set before anything can initialise CUDA
+    if threads is not None:
+        env["DICOMNODE_ANALYSIS__TORCH_THREADS"] = str(threads)
+    node_name = name or f"dicomnode-{'gpu' + str(gpu) if gpu is not None else 'cpu'}@%h"
+    argv = [sys.executable, "-m", "celery", "-A", "workers.worker", "worker", "--pool", pool, "--concurrency", "1",
+            "--prefetch-multiplier", "1", "-Q", ",".join(queue_for(f.strip()) for f in families), "-n", node_name,
+            "--loglevel", settings.log.level, "--without-gossip", "--without-mingle"]  # fmt: skip
+    os.execve(sys.executable, argv, env)
+
+
+@app.command()
+def jobs(
+    config: ConfigOption = None,
+    state: Annotated[str | None, typer.Option(help="Only jobs in this state: pending, running, done, failed")] = None,
+    limit: Annotated[int, typer.Option(help="Most recent N jobs")] = 200,
+) -> None:
+    """List analysis jobs: state, attempts, last error, timings."""
+    from dicomnode.catalog.db import open_catalog
+    from dicomnode.jobs import list_jobs
+    from dicomnode.priority import PriorityClass
+
+    settings = _settings(config)
+    table = Table(
+        "job", "study UID", "model", "state", "priority", "attempts", "created (UTC)", "total s", "last error"
+    )
+    for j in list_jobs(open_catalog(settings.catalog.url), state, limit):
+        total = f"{j.timings['total_s']:.2f}" if j.timings else ""
+        table.add_row(
+            str(j.id), j.study_instance_uid, j.model, j.state, PriorityClass(j.priority).name, str(j.attempts),
+            j.created_at.isoformat(timespec="seconds"), total, (j.last_error or "")[:120],
+        )  # fmt: skip
+    Console(width=220).print(table)
+
+
+@app.command()
+def retry(job_id: int, config: ConfigOption = None) -> None:
+    """Give a failed job a fresh set of attempts (the running node publishes it)."""
+    from dicomnode.catalog.db import open_catalog
+    from dicomnode.jobs import retry_failed
+
+    settings = _settings(config)
+    with open_catalog(settings.catalog.url).begin() as conn:
+        if not retry_failed(conn, job_id):
+            console.print(f"[red]error:[/red] job {job_id} does not exist or has not failed", highlight=False)
+            raise typer.Exit(1)
+    typer.echo(f"job {job_id} is pending again")
 
 
 def _expand(paths: list[Path]) -> list[Path]:

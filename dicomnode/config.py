@@ -7,6 +7,7 @@ Nested keys use a double underscore in the environment: `[dicom] port` is
 from __future__ import annotations
 
 import ipaddress
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -110,6 +111,88 @@ class AssemblyConfig(_Section):
     poll_seconds: float = Field(1, gt=0)
 
 
+class AnalysisConfig(_Section):
+    broker_url: str | None = Field(
+        None, description="Celery broker, e.g. redis://host:6379/0. Unset: analysis runs inside `dicomnode serve`."
+    )
+    result_backend: str | None = Field(
+        None, description="Celery result backend; not needed, the catalog holds job state."
+    )
+    embedded_workers: int = Field(
+        1, ge=1, description="Analysis threads inside `dicomnode serve` when no broker is set."
+    )
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$", description="auto: CUDA when present, else CPU."
+    )
+    torch_threads: int = Field(0, ge=0, description="CPU threads per worker process; 0: cores / worker processes.")
+    max_attempts: int = Field(3, ge=1, description="Attempts before a job is marked failed.")
+    retry_backoff_s: float = Field(10, gt=0, description="Wait before the 2nd attempt; doubles for each further one.")
+    retry_backoff_max_s: float = Field(600, gt=0)
+    heartbeat_s: float = Field(10, gt=0, description="How often a running job proves its worker is alive.")
+    heartbeat_timeout_s: float = Field(60, gt=0, description="A running job silent this long is re-queued.")
+    visibility_timeout_s: int = Field(
+        7200, ge=60, description="Redis redelivers an unacknowledged job after this; keep it above the longest job."
+    )
+    poll_seconds: float = Field(1, gt=0, description="How often the scheduler publishes due jobs and reaps dead ones.")
+    model_plugins: list[str] = Field(
+        default_factory=list, description="Bring-your-own models: 'module:attribute' naming a ModelSpec or a list."
+    )
+
+    @model_validator(mode="after")
+    def _timeout_above_heartbeat(self) -> AnalysisConfig:
+        if self.heartbeat_timeout_s <= 2 * self.heartbeat_s:
+            raise ValueError("heartbeat_timeout_s must be more than twice heartbeat_s")
+        return self
+
+
+class RuleMatch(_Section):
+    """Criteria a series must meet; empty criteria match anything. Lists match any of their values."""
+
+    modality: list[str] = Field(default_factory=list)
+    body_part: list[str] = Field(default_factory=list, description="Body Part Examined, e.g. HEAD, CHEST.")
+    sop_class: list[str] = Field(default_factory=list, description="SOP Class UIDs.")
+    series_description: str | None = Field(None, description="Regular expression searched in Series Description.")
+    calling_ae: list[AETitle] = Field(default_factory=list, description="The sender's AE title.")
+    called_ae: list[AETitle] = Field(default_factory=list, description="Our AE title the sender addressed.")
+
+    @field_validator("series_description")
+    @classmethod
+    def _regex_compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return pattern
+
+
+class RoutingRule(_Section):
+    name: str = Field(min_length=1, max_length=64)
+    match: RuleMatch = Field(default_factory=RuleMatch)
+    models: list[str] = Field(min_length=1, description="Models to run on the matching series.")
+    destinations: list[str] = Field(default_factory=list, description="Where results go: AE@HOST:PORT.")
+
+    @field_validator("destinations")
+    @classmethod
+    def _destinations_parse(cls, destinations: list[str]) -> list[str]:
+        from dicomnode.scu import Destination
+
+        for d in destinations:
+            Destination.parse(d)  # raises ValueError naming the bad value
+        return destinations
+
+
+def _default_rules() -> list[RoutingRule]:
+    return [RoutingRule(name="ct", match=RuleMatch(modality=["CT"]), models=["standin-hyperdense"])]
+
+
+class RoutingConfig(_Section):
+    rules: list[RoutingRule] = Field(
+        default_factory=_default_rules,
+        description="Every matching rule applies; a study matching none is not analysed.",
+    )
+
+
 class LogConfig(_Section):
     level: str = "INFO"
 
@@ -129,7 +212,22 @@ class Settings(BaseSettings):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
     assembly: AssemblyConfig = Field(default_factory=AssemblyConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+
+    @model_validator(mode="after")
+    def _rules_name_known_models(self) -> Settings:
+        from models.registry import build_registry
+
+        registry = build_registry(self.analysis.model_plugins)
+        for rule in self.routing.rules:
+            for name in rule.models:
+                registry.get(name)  # UnknownModel names the model and lists the known ones
+        names = [r.name for r in self.routing.rules]
+        if len(set(names)) != len(names):
+            raise ValueError("routing rule names must be unique")
+        return self
 
     @classmethod
     def settings_customise_sources(

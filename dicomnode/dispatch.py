@@ -28,6 +28,9 @@ class Dispatcher(Protocol):
         round.
         """
 
+    def after_commit(self, study: CompletedStudy) -> None:
+        """Called once the completion (and whatever `study_completed` wrote) is committed."""
+
 
 class LoggingDispatcher:
     """The default until analysis lands: the completion is recorded in the catalog and logged."""
@@ -37,3 +40,6 @@ class LoggingDispatcher:
             "study complete study=%s called_ae=%s completion=%d",
             study.study_instance_uid, study.called_ae, study.completion_count,
         )  # fmt: skip
+
+    def after_commit(self, study: CompletedStudy) -> None:
+        pass

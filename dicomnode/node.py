@@ -1,4 +1,4 @@
-"""The node: wires config, storage, catalog, listener and assembler, and runs them."""
+"""The node: wires config, storage, catalog, listener, assembler and job scheduler, and runs them."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ from dicomnode.admission import AdmissionPolicy
 from dicomnode.assembly import Assembler
 from dicomnode.catalog.db import open_catalog
 from dicomnode.config import Settings
-from dicomnode.dispatch import Dispatcher, LoggingDispatcher
+from dicomnode.dispatch import Dispatcher
 from dicomnode.ingest import Ingest
+from dicomnode.jobqueue import open_queue
+from dicomnode.routing import RoutingDispatcher
+from dicomnode.scheduler import JobScheduler
 from dicomnode.scp import start_listener
 from dicomnode.storage import Storage
+from models.registry import build_registry
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +31,8 @@ class Node:
         # pynetdicom and pydicom spool through tempfile; keep that on the storage filesystem.
         tempfile.tempdir = str(self.storage.tmp_dir)
         self.catalog = open_catalog(settings.catalog.url)
-        self.dispatcher = dispatcher or LoggingDispatcher()
+        self.dispatcher = dispatcher
+        self.scheduler: JobScheduler | None = None
         self._server: ThreadedAssociationServer | None = None
         self._assembler: Assembler | None = None
         self._stopped = threading.Event()
@@ -45,6 +50,13 @@ class Node:
             s.dicom.max_instance_bytes,
             s.storage.min_free_bytes,
         )
+        if self.dispatcher is None:
+            self.scheduler = JobScheduler(
+                self.catalog, open_queue(s), s.analysis, embedded=s.analysis.broker_url is None
+            )
+            registry = build_registry(s.analysis.model_plugins)
+            self.dispatcher = RoutingDispatcher(s.routing.rules, registry, self.scheduler.wake)
+            self.scheduler.start()
         self._assembler = Assembler(
             self.catalog, self.dispatcher, s.assembly.study_quiet_seconds, s.assembly.poll_seconds
         )
@@ -52,8 +64,9 @@ class Node:
         self._server = start_listener(s.dicom, policy, ingest)
         host, port = self._server.server_address[:2]
         log.info(
-            "listening ae=%s on %s:%d tls=%s storage=%s",
+            "listening ae=%s on %s:%d tls=%s storage=%s analysis=%s",
             s.dicom.ae_title, host, port, s.dicom.tls.enabled, self.storage.root,
+            "celery" if s.analysis.broker_url else f"embedded x{s.analysis.embedded_workers}",
         )  # fmt: skip
 
     @property
@@ -79,6 +92,8 @@ class Node:
                     assoc.abort()
         if self._assembler is not None:
             self._assembler.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self.catalog.dispose()
         self._stopped.set()
         log.info("stopped")

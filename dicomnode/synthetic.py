@@ -38,6 +38,8 @@ class SeriesSpec:
     slice_thickness_mm: float = 1.0
     pixel_spacing_mm: float = 0.5
     seed: int = 0
+    lesion_hu: float | None = None  # a sphere of this density at the volume centre (e.g. 80: fresh blood)
+    lesion_radius_mm: float = 4.0
 
 
 def ct_slice(spec: SeriesSpec, index: int, pixels: np.ndarray | None = None) -> Dataset:
@@ -119,5 +121,9 @@ def _phantom_slice(spec: SeriesSpec, index: int) -> np.ndarray:
     cy, cx = spec.rows / 2, spec.columns / 2
     inside = (y - cy) ** 2 + (x - cx) ** 2 <= (0.4 * min(spec.rows, spec.columns)) ** 2
     img = np.where(inside, 1024 + 40, 0).astype(np.int16)
+    if spec.lesion_hu is not None:
+        dz_mm = (index - (spec.n_slices - 1) / 2) * spec.slice_thickness_mm
+        r2_px = (spec.lesion_radius_mm**2 - dz_mm**2) / spec.pixel_spacing_mm**2
+        img[(y - cy) ** 2 + (x - cx) ** 2 <= r2_px] = int(1024 + spec.lesion_hu)
     img += rng.normal(0, 10, img.shape).astype(np.int16)
     return img

@@ -1,9 +1,11 @@
 """The DICOM UID grammar (PS3.5 9.1), checked before a UID becomes part of a path."""
 
 import re
+import uuid
 
 _UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 MAX_UID_LENGTH = 64
+_NAMESPACE = uuid.UUID("8d3c5e0e-4f51-5b7a-9a57-6469636f6d6e")  # fixed forever: changing it changes every result UID
 
 
 def is_valid_uid(value: object) -> bool:
@@ -26,3 +28,17 @@ def require_uid(attribute: str, value: object) -> str:
     if not is_valid_uid(value):
         raise InvalidUIDError(attribute, value)
     return value  # type: ignore[return-value]
+
+
+def derived_uid(*parts: str) -> str:
+    """A UID that is the same every time for the same parts: 2.25 plus a name-based (v5) UUID.
+
+    Results use it so that re-running a job replaces its output instead of adding to it.
+    (pydicom's generate_uid ignores its entropy sources when the prefix is 2.25.)
+    """
+    return f"2.25.{uuid.uuid5(_NAMESPACE, chr(0).join(parts)).int}"
+
+
+def result_uid(study_instance_uid: str, model: str, model_version: str) -> str:
+    """The identity of one model version's result for one study."""
+    return derived_uid("result", study_instance_uid, model, model_version)

@@ -28,6 +28,9 @@ class Recorder:
             raise RuntimeError("dispatcher down")
         self.seen.append(study)
 
+    def after_commit(self, study: CompletedStudy) -> None:
+        assert study in self.seen
+
 
 def header(sop: str, study: str = "1.2.3") -> InstanceHeader:
     fields = dict.fromkeys(InstanceHeader.__dataclass_fields__)

@@ -80,14 +80,17 @@ def test_malformed_toml_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_example_config_loads_and_documents_every_key() -> None:
-    from dicomnode.config import Settings
+    from dicomnode.config import RoutingRule, RuleMatch, Settings
 
     example = Path(__file__).resolve().parent.parent / "deploy" / "dicomnode.example.toml"
     s = load_settings(example)
     assert [p.ae_title for p in s.dicom.peers] == ["CT_SCANNER1", "PACS"]
+    assert [r.name for r in s.routing.rules] == ["ct-head"]
     text = example.read_text()
-    for section, model in Settings.model_fields.items():
-        for key in model.annotation.model_fields:  # type: ignore[union-attr]
+    documented = [(section, model.annotation) for section, model in Settings.model_fields.items()]
+    documented += [("routing.rules", RoutingRule), ("routing.rules.match", RuleMatch)]
+    for section, model in documented:
+        for key in model.model_fields:  # type: ignore[union-attr]
             assert (
                 f"{key} =" in text
                 or f"# {key} =" in text

@@ -187,3 +187,17 @@ def _modalities_of(conn: Connection, study_ids: list[int]) -> dict[int, str]:
     for study_fk, modality in rows:
         found.setdefault(study_fk, set()).add(modality)
     return {k: "/".join(sorted(v)) for k, v in found.items()}
+
+
+def series_instance_paths(conn: Connection, study_pk: int, series_uids: list[str]) -> dict[str, list[str]]:
+    """Storage paths of each listed series' instances (series with no instances map to an empty list)."""
+    rows = conn.execute(
+        select(_series.c.series_instance_uid, _instances.c.path)
+        .join(_instances, _instances.c.series_fk == _series.c.id)
+        .where(_series.c.study_fk == study_pk, _series.c.series_instance_uid.in_(series_uids))
+        .order_by(_instances.c.id)
+    ).all()
+    paths: dict[str, list[str]] = {uid: [] for uid in series_uids}
+    for uid, path in rows:
+        paths[uid].append(path)
+    return paths

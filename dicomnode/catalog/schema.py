@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 UID = String(64)
@@ -18,6 +18,18 @@ class Base(DeclarativeBase):
 class StudyState:
     OPEN = "open"  # instances may still arrive
     COMPLETE = "complete"  # quiet for study_quiet_seconds; handed to the dispatcher
+
+
+class StudyAnalysis:
+    NO_RULE = "no rule"  # complete, matched no routing rule: visibly not analysed
+    ROUTED = "routed"  # jobs were created; their states tell the rest
+
+
+class JobState:
+    PENDING = "pending"  # waiting for a worker (published or due to be)
+    RUNNING = "running"  # claimed by a worker that keeps heartbeat_at fresh
+    DONE = "done"
+    FAILED = "failed"  # permanent error, or the last attempt failed
 
 
 class Patient(Base):
@@ -50,6 +62,7 @@ class Study(Base):
     last_received_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime)
     completion_count: Mapped[int] = mapped_column(Integer, default=0)
+    analysis: Mapped[str | None] = mapped_column(String(16))  # StudyAnalysis, set at completion
 
 
 class Series(Base):
@@ -81,3 +94,52 @@ class Instance(Base):
     called_ae: Mapped[str] = mapped_column(AE)
     peer_address: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Job(Base):
+    """One model run over a study: the source of truth for where the work stands."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("study_fk", "model"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_fk: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    model: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer)  # PriorityClass value; 0 first
+    series_uids: Mapped[list] = mapped_column(JSON)  # the series the routing rules matched
+    destinations: Mapped[list] = mapped_column(JSON)  # AE@HOST:PORT for the results
+    rules: Mapped[list] = mapped_column(JSON)  # names of the rules that asked for this job
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    generation: Mapped[int] = mapped_column(Integer)  # the study's completion_count it was made for
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    not_before: Mapped[datetime] = mapped_column(DateTime)  # retry backoff
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime)  # None: not (or no longer) on a queue
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    worker: Mapped[str | None] = mapped_column(String(128))  # host:pid of the current or last run
+    run_token: Mapped[str | None] = mapped_column(String(32))  # only the current claim may finish the job
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    timings: Mapped[dict | None] = mapped_column(JSON)  # seconds per stage of the last run
+
+
+class Result(Base):
+    """A model's findings for a study; re-running replaces it in place (same deterministic UID)."""
+
+    __tablename__ = "results"
+    __table_args__ = (UniqueConstraint("study_fk", "model", "model_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    result_uid: Mapped[str] = mapped_column(UID, unique=True)
+    study_fk: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    job_fk: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    model: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(64))
+    findings: Mapped[list] = mapped_column(JSON)  # [{series_uid, label, score, bbox, volume_ml, slice_uids}]
+    max_score: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    run_count: Mapped[int] = mapped_column(Integer, default=1)  # times this result was (re)written

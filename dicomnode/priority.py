@@ -1,0 +1,29 @@
+"""Clinical order priority: the one mapping from DICOM priority values to our classes and queue priorities."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class PriorityClass(IntEnum):
+    """Value is the broker priority: 0 is served first (Redis priority steps are 0, 3, 6, 9)."""
+
+    STAT = 0
+    HIGH = 3
+    ROUTINE = 6
+    LOW = 9
+
+
+# Requested Procedure Priority (0040,1003): STAT, HIGH, ROUTINE, MEDIUM, LOW.
+_REQUESTED_PROCEDURE = {
+    "STAT": PriorityClass.STAT,
+    "HIGH": PriorityClass.HIGH,
+    "ROUTINE": PriorityClass.ROUTINE,
+    "MEDIUM": PriorityClass.ROUTINE,
+    "LOW": PriorityClass.LOW,
+}
+
+
+def from_requested_procedure_priority(value: str | None) -> PriorityClass:
+    """Unknown or missing priorities are ROUTINE: never promoted, never starved."""
+    return _REQUESTED_PROCEDURE.get((value or "").strip().upper(), PriorityClass.ROUTINE)

@@ -1,0 +1,38 @@
+"""The image volume handed to a model: pixels in physical units plus the geometry that places them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ImageVolume:
+    """A series as one array, (slices, rows, columns), sorted along the slice normal.
+
+    `array` holds modality values (Hounsfield units for CT) as float32.
+    `spacing_mm` is (between slices, between rows, between columns).
+    `affine` maps (slice, row, column, 1) voxel indices to patient LPS millimetres.
+    `slice_uids[k]` is the SOP Instance UID the k-th slice came from, so findings
+    can reference their source images. A projection image is one slice.
+    """
+
+    array: np.ndarray
+    spacing_mm: tuple[float, float, float]
+    affine: np.ndarray
+    series_uid: str
+    modality: str
+    slice_uids: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.array.ndim != 3:
+            raise ValueError(f"array must be (slices, rows, columns), got shape {self.array.shape}")
+        if len(self.slice_uids) != self.array.shape[0]:
+            raise ValueError(f"{len(self.slice_uids)} slice UIDs for {self.array.shape[0]} slices")
+        if self.affine.shape != (4, 4):
+            raise ValueError(f"affine must be 4x4, got {self.affine.shape}")
+
+    @property
+    def voxel_ml(self) -> float:
+        return float(np.prod(self.spacing_mm)) / 1000.0

@@ -1,0 +1,118 @@
+"""The analysis task body, the same in a Celery worker and in embedded mode.
+
+claim -> load each series -> run the model -> write the result and mark the
+job done in one transaction. A heartbeat proves the run is alive; errors are
+recorded on the job (retried with backoff, or failed for good), never raised
+to the queue, so the message is acknowledged once the catalog says what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dicomnode import jobs
+from dicomnode.catalog.records import series_instance_paths
+from dicomnode.catalog.results import save_result
+from dicomnode.jobs import Claim, LostClaim
+from models.findings import Finding
+from models.image import ImageVolume
+from models.registry import UnknownModel
+from workers.runtime import Runtime
+from workers.volume import StudyUnreadable, load_series
+
+log = logging.getLogger(__name__)
+PERMANENT = (StudyUnreadable, UnknownModel)
+
+
+def run_job(rt: Runtime, job_id: int) -> str:
+    """Run one job; return its outcome: done, retry, failed, skipped (not claimable) or lost (claim lost)."""
+    with rt.catalog.begin() as conn:
+        claim = jobs.claim(conn, job_id, jobs.worker_identity())
+    if claim is None:
+        log.info("job %d not claimable (finished, running elsewhere, or not due): skipped", job_id)
+        return "skipped"
+    log.info("job start job=%d model=%s study=%s attempt=%d", job_id, claim.model, claim.study_instance_uid,
+             claim.attempt)  # fmt: skip
+    try:
+        with _heartbeat(rt, claim):
+            timings = _analyse(rt, claim)
+    except LostClaim as exc:
+        log.warning("job %d: %s; this run's result is discarded", job_id, exc)
+        return "lost"
+    except Exception as exc:
+        return _record_error(rt, claim, exc)
+    log.info("job done job=%d model=%s total_s=%.2f", job_id, claim.model, timings["total_s"])
+    return "done"
+
+
+def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
+    t0 = time.perf_counter()
+    with rt.catalog.connect() as conn:
+        paths = series_instance_paths(conn, claim.study_pk, claim.series_uids)
+    volumes = [load_series([rt.storage.absolute(p) for p in ps], uid) for uid, ps in paths.items()]
+    t_loaded = time.perf_counter()
+    model = rt.model(claim.model)
+    findings = [_as_record(f, v) for v in volumes for f in model.predict(v)]
+    t_inferred = time.perf_counter()
+    with rt.catalog.begin() as conn:
+        save_result(conn, study_pk=claim.study_pk, study_instance_uid=claim.study_instance_uid, job_id=claim.job_id,
+                    model=model.name, model_version=model.version, findings=findings)  # fmt: skip
+        t_end = time.perf_counter()
+        timings = {
+            "queued_s": _seconds(claim.enqueued_at, claim.started_at),
+            "load_s": t_loaded - t0,
+            "infer_s": t_inferred - t_loaded,
+            "store_s": t_end - t_inferred,
+            "total_s": t_end - t0,
+        }
+        jobs.finish(conn, claim, model.version, {k: round(v, 4) for k, v in timings.items()})
+    return timings
+
+
+def _as_record(finding: Finding, volume: ImageVolume) -> dict:
+    z0, z1 = finding.bbox[0], finding.bbox[3]
+    return {**finding.to_json(), "series_uid": volume.series_uid, "slice_uids": list(volume.slice_uids[z0:z1])}
+
+
+def _record_error(rt: Runtime, claim: Claim, exc: Exception) -> str:
+    permanent = isinstance(exc, PERMANENT)
+    message = f"{type(exc).__name__}: {exc}"
+    with rt.catalog.begin() as conn:
+        state = jobs.record_error(conn, claim, message, permanent, rt.policy)
+    if permanent:
+        log.error("job %d failed (not retried): %s", claim.job_id, message)
+    elif state == "pending":
+        log.warning("job %d attempt %d failed, will retry: %s", claim.job_id, claim.attempt, message, exc_info=exc)
+    else:
+        log.error("job %d failed after %d attempts: %s", claim.job_id, claim.attempt, message, exc_info=exc)
+    return {"pending": "retry", "failed": "failed"}.get(state, "lost")
+
+
+@contextmanager
+def _heartbeat(rt: Runtime, claim: Claim) -> Iterator[None]:
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(rt.policy.heartbeat_s):
+            try:
+                with rt.catalog.begin() as conn:
+                    if not jobs.heartbeat(conn, claim):
+                        return  # claim lost; finish() will say so
+            except Exception:
+                log.warning("job %d: heartbeat failed; retrying", claim.job_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{claim.job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _seconds(start, end) -> float:  # noqa: ANN001
+    return (end - start).total_seconds() if start is not None else 0.0

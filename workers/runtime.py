@@ -1,0 +1,72 @@
+"""What a worker process holds: settings, catalog engine, storage, and models loaded once, lazily.
+
+Lazily, so that a prefork parent never opens a database connection or touches
+CUDA before it forks: the child does both on its first job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from sqlalchemy import Engine
+
+from dicomnode.catalog.db import open_catalog
+from dicomnode.config import Settings
+from dicomnode.storage import Storage
+from models.interface import Model
+from models.registry import build_registry
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, processes: int = 1) -> None:
+        self.settings = settings
+        self.policy = settings.analysis
+        self.storage = Storage(settings.storage.path)
+        self.registry = build_registry(settings.analysis.model_plugins)
+        self._processes = processes
+        self._catalog: Engine | None = None
+        self._models: dict[str, Model] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def catalog(self) -> Engine:
+        with self._lock:
+            if self._catalog is None:
+                self._catalog = open_catalog(self.settings.catalog.url)
+            return self._catalog
+
+    def model(self, name: str) -> Model:
+        with self._lock:
+            if name not in self._models:
+                spec = self.registry.get(name)
+                device = self._device()
+                self._models[name] = spec.load(device)
+                log.info("loaded model %s %s on %s", spec.name, spec.version, device)
+            return self._models[name]
+
+    def _device(self) -> str:
+        import torch
+
+        threads = self.policy.torch_threads or max(1, (os.cpu_count() or 1) // self._processes)
+        torch.set_num_threads(threads)
+        if self.policy.device != "auto":
+            return self.policy.device
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+_current: Runtime | None = None
+
+
+def configure(runtime: Runtime) -> None:
+    global _current
+    _current = runtime
+
+
+def current() -> Runtime:
+    if _current is None:
+        raise RuntimeError("worker runtime not configured (start workers with `dicomnode worker`)")
+    return _current

@@ -1,0 +1,100 @@
+"""Build an ImageVolume from a stored series: sorted along the slice normal, in modality units, with geometry.
+
+highdicom does the geometry (sorting, regular-spacing check, rescale); this
+module adds the projection-image case, the slice-to-instance mapping, and turns
+every way a series can be unusable into one clear error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+from highdicom.spatial import get_series_volume_positions
+from pydicom.errors import InvalidDicomError
+
+from models.image import ImageVolume
+
+
+class StudyUnreadable(Exception):
+    """The stored images cannot be analysed as they are; retrying will not help. No patient data in the message."""
+
+
+def load_series(paths: list[Path], series_uid: str) -> ImageVolume:
+    if not paths:
+        raise StudyUnreadable(f"series {series_uid}: no stored instances")
+    datasets = [_read(p) for p in paths]
+    _require_same(datasets, series_uid)
+    try:
+        if "ImagePositionPatient" in datasets[0]:
+            return _cross_sectional(datasets, series_uid)
+        return _projection(datasets, series_uid)
+    except StudyUnreadable:
+        raise
+    except (ValueError, NotImplementedError, RuntimeError, AttributeError, KeyError, TypeError) as exc:
+        # pydicom and highdicom report undecodable pixel data and inconsistent geometry this way.
+        raise StudyUnreadable(f"series {series_uid}: cannot build a volume: {type(exc).__name__}: {exc}") from exc
+
+
+def _read(path: Path) -> pydicom.Dataset:
+    try:
+        return pydicom.dcmread(path)
+    except (InvalidDicomError, OSError, ValueError) as exc:
+        raise StudyUnreadable(f"cannot read stored instance {path.name}: {type(exc).__name__}") from exc
+
+
+def _require_same(datasets: list[pydicom.Dataset], series_uid: str) -> None:
+    for attr in ("Rows", "Columns", "SOPClassUID"):
+        values = {str(ds.get(attr)) for ds in datasets}
+        if len(values) > 1:
+            raise StudyUnreadable(f"series {series_uid}: mixed {attr} within the series ({len(values)} values)")
+    if any("PixelData" not in ds for ds in datasets):
+        raise StudyUnreadable(f"series {series_uid}: an instance has no pixel data")
+    if any(int(ds.get("NumberOfFrames", 1) or 1) != 1 for ds in datasets):
+        raise StudyUnreadable(f"series {series_uid}: multi-frame images are not supported yet")
+
+
+def _cross_sectional(datasets: list[pydicom.Dataset], series_uid: str) -> ImageVolume:
+    if any("ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds for ds in datasets):
+        raise StudyUnreadable(f"series {series_uid}: some slices lack ImagePositionPatient/ImageOrientationPatient")
+    spacing, positions = get_series_volume_positions(datasets)
+    if spacing is None or positions is None:
+        raise StudyUnreadable(
+            f"series {series_uid}: {len(datasets)} slices are not one evenly spaced stack "
+            "(a missing or duplicated slice, or mixed orientations)"
+        )
+    ordered = [datasets[positions.index(i)] for i in range(len(datasets))]
+    volume = hd.get_volume_from_series(ordered, dtype=np.float32, apply_voi_transform=False)
+    return ImageVolume(
+        array=np.ascontiguousarray(volume.array, dtype=np.float32),
+        spacing_mm=tuple(float(s) for s in volume.spacing),
+        affine=np.asarray(volume.affine, dtype=np.float64),
+        series_uid=series_uid,
+        modality=str(ordered[0].get("Modality", "")),
+        slice_uids=tuple(str(ds.SOPInstanceUID) for ds in ordered),
+    )
+
+
+def _projection(datasets: list[pydicom.Dataset], series_uid: str) -> ImageVolume:
+    """A radiograph: one image, no patient-space position. Analysed as a single slice."""
+    if len(datasets) != 1:
+        raise StudyUnreadable(
+            f"series {series_uid}: {len(datasets)} images without ImagePositionPatient; only single projection "
+            "images are analysed without patient geometry"
+        )
+    ds = datasets[0]
+    pixel_spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or [1.0, 1.0]
+    row_mm, col_mm = (float(v) for v in pixel_spacing)
+    array = pydicom.pixels.apply_modality_lut(ds.pixel_array, ds).astype(np.float32)
+    if array.ndim != 2:
+        raise StudyUnreadable(f"series {series_uid}: colour projection images are not supported")
+    return ImageVolume(
+        array=array[None],
+        spacing_mm=(1.0, row_mm, col_mm),
+        affine=np.diag([1.0, row_mm, col_mm, 1.0]),
+        series_uid=series_uid,
+        modality=str(ds.get("Modality", "")),
+        slice_uids=(str(ds.SOPInstanceUID),),
+    )
