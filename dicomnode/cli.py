@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -129,12 +130,12 @@ def studies(
     settings = _settings(config)
     rows = list_studies(open_catalog(settings.catalog.url), limit)
     table = Table("study UID", "called AE", "state", "modality", "series", "instances", "MB",
-                  "priority", "last received (UTC)")  # fmt: skip
+                  "priority", "last received (UTC)", "analysis")  # fmt: skip
     for s in rows:
         table.add_row(
             s.study_instance_uid, s.called_ae, s.state, s.modalities, str(s.series_count),
             str(s.instance_count), f"{s.size_bytes / 1e6:.1f}", s.requested_procedure_priority or "",
-            s.last_received_at.isoformat(timespec="seconds"),
+            s.last_received_at.isoformat(timespec="seconds"), s.analysis or "",
         )  # fmt: skip
     Console(width=200).print(table)
 
@@ -180,21 +181,27 @@ def jobs(
     config: ConfigOption = None,
     state: Annotated[str | None, typer.Option(help="Only jobs in this state: pending, running, done, failed")] = None,
     limit: Annotated[int, typer.Option(help="Most recent N jobs")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line, full error text")] = False,
 ) -> None:
     """List analysis jobs: state, attempts, last error, timings."""
+    from dataclasses import asdict
+
     from dicomnode.catalog.db import open_catalog
     from dicomnode.jobs import list_jobs
     from dicomnode.priority import PriorityClass
 
     settings = _settings(config)
-    table = Table(
-        "job", "study UID", "model", "state", "priority", "attempts", "created (UTC)", "total s", "last error"
-    )
-    for j in list_jobs(open_catalog(settings.catalog.url), state, limit):
+    rows = list_jobs(open_catalog(settings.catalog.url), state, limit)
+    if as_json:
+        for j in rows:
+            typer.echo(json.dumps({**asdict(j), "priority": PriorityClass(j.priority).name}, default=str))
+        return
+    table = Table("job", "study UID", "model", "state", "priority", "attempts", "created (UTC)", "total s", "last error")
+    for j in rows:
         total = f"{j.timings['total_s']:.2f}" if j.timings else ""
         table.add_row(
             str(j.id), j.study_instance_uid, j.model, j.state, PriorityClass(j.priority).name, str(j.attempts),
-            j.created_at.isoformat(timespec="seconds"), total, (j.last_error or "")[:120],
+            j.created_at.isoformat(timespec="seconds"), total, j.last_error or "",
         )  # fmt: skip
     Console(width=220).print(table)
 

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from dicomnode.catalog.db import open_catalog
 from tests.helpers import NodeProcess, PostgresCluster, node_sections
+from tests.pipeline import RedisServer, WorkerProcess
 
 
 @pytest.fixture
@@ -18,8 +19,10 @@ def start_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
     """Start `dicomnode serve` subprocesses; each is stopped at teardown."""
     started: list[NodeProcess] = []
 
-    def _start(preexec: Callable[[], None] | None = None, **overrides: dict[str, Any]) -> NodeProcess:
-        node = NodeProcess(tmp_path, node_sections(tmp_path, **overrides), preexec=preexec)
+    def _start(
+        preexec: Callable[[], None] | None = None, env: dict[str, str] | None = None, **overrides: dict[str, Any]
+    ) -> NodeProcess:
+        node = NodeProcess(tmp_path, node_sections(tmp_path, **overrides), preexec=preexec, env=env or {})
         started.append(node.start())
         return node
 
@@ -68,3 +71,26 @@ def any_catalog(request: pytest.FixtureRequest) -> Iterator[Engine]:
         engine = open_catalog(base.rsplit("/", 1)[0] + "/" + name)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A real redis-server on a free port, configured as production should be (noeviction)."""
+    server = RedisServer(tmp_path / "redis")
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start `dicomnode worker` subprocesses (real Celery workers); each is killed at teardown."""
+    started: list[WorkerProcess] = []
+
+    def _start(node: NodeProcess, *args: str, env: dict[str, str] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(tmp_path / f"worker{len(started)}.log", node.workdir / "dicomnode.toml", args, env or {})
+        started.append(worker.start())
+        return worker
+
+    yield _start
+    for worker in started:
+        worker.kill()

@@ -22,6 +22,9 @@ from pynetdicom.association import Association
 _config.STORE_SEND_CHUNKED_DATASET = True
 NODE_AE = "DICOMNODE"
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Subprocesses import test model plugins (tests.plugin_models) like a user's own package.
+CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
 
 
 def require_tool(name: str) -> str:
@@ -67,6 +70,7 @@ class NodeProcess:
     workdir: Path
     sections: dict[str, dict[str, Any]]
     preexec: Callable[[], None] | None = None
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     log_path: Path = field(init=False)
 
@@ -94,6 +98,7 @@ class NodeProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=self.preexec,
+            env={**CHILD_ENV, **self.env},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -133,6 +138,7 @@ def node_sections(workdir: Path, **overrides: dict[str, Any]) -> dict[str, dict[
         "storage": {"path": str(workdir / "storage"), "min_free_bytes": 0},
         "catalog": {"url": f"sqlite:///{workdir / 'catalog.sqlite'}"},
         "assembly": {"study_quiet_seconds": 2, "poll_seconds": 0.2},
+        "routing": {"rules": []},  # ingest tests need no analysis; analysis tests set rules
         "log": {"level": "DEBUG"},
     }
     for section, keys in overrides.items():

@@ -133,6 +133,7 @@ class StudySummary:
     first_received_at: datetime
     last_received_at: datetime
     completed_at: datetime | None
+    analysis: str | None  # StudyAnalysis; None while the study is open
 
 
 def list_studies(engine: Engine, limit: int = 200) -> list[StudySummary]:
@@ -150,6 +151,7 @@ def list_studies(engine: Engine, limit: int = 200) -> list[StudySummary]:
             _studies.c.first_received_at,
             _studies.c.last_received_at,
             _studies.c.completed_at,
+            _studies.c.analysis,
         )
         .select_from(_studies.outerjoin(_series).outerjoin(_instances))
         .group_by(_studies.c.id)
@@ -172,6 +174,7 @@ def list_studies(engine: Engine, limit: int = 200) -> list[StudySummary]:
             first_received_at=r[8],
             last_received_at=r[9],
             completed_at=r[10],
+            analysis=r[11],
         )
         for r in rows
     ]

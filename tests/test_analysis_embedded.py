@@ -1,0 +1,132 @@
+"""Embedded mode: `dicomnode serve` alone receives, routes and analyses (no broker, no worker process)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from dicomnode.catalog.db import open_catalog
+from dicomnode.catalog.schema import StudyAnalysis
+from dicomnode.uids import result_uid
+from tests.dicom_files import series
+from tests.helpers import CHILD_ENV, storescu, wait_for
+from tests.pipeline import analysis_overrides, job_rows, result_rows, rule, wait_jobs
+
+
+def cli(node, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
+    return subprocess.run([sys.executable, "-m", "dicomnode", *args, "--config", str(node.workdir / "dicomnode.toml")],
+                          capture_output=True, text=True, timeout=60, env=CHILD_ENV, check=False)  # fmt: skip
+
+
+def test_study_is_routed_analysed_and_its_result_recorded(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    node = start_node(**analysis_overrides())
+    spec, files = series(tmp_path, 12, lesion_hu=80, body_part="HEAD", priority="STAT")
+    assert storescu(node, files).returncode == 0
+    catalog = open_catalog(node.catalog_url)
+
+    [job] = wait_jobs(catalog, 1, {"done"}, timeout=90)
+    assert (job.model, job.attempts, job.model_version) == ("standin-hyperdense", 1, "0.1.0")
+    assert job.priority == 0 and job.series_uids == [spec.series_uid] and job.rules == ["ct"]
+    assert set(job.timings) == {"queued_s", "load_s", "infer_s", "store_s", "total_s"}
+    [result] = result_rows(catalog)
+    assert result.result_uid == result_uid(spec.study_uid, "standin-hyperdense", "0.1.0")
+    [finding] = result.findings
+    assert finding["label"] == "hyperdense region" and finding["score"] > 0.9
+    z0, z1 = finding["bbox"][0], finding["bbox"][3]
+    assert 0 < z0 < 6 <= z1 < 12, "the lesion sits at the centre slices"
+    assert finding["series_uid"] == spec.series_uid and len(finding["slice_uids"]) == z1 - z0
+
+    listed = cli(node, "jobs")
+    assert listed.returncode == 0 and "done" in listed.stdout and "STAT" in listed.stdout
+
+
+def test_study_matching_no_rule_is_visibly_not_analysed(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    node = start_node(**analysis_overrides(rules=[rule("head", ["standin-hyperdense"], body_part=["HEAD"])]))
+    _, files = series(tmp_path, 3, body_part="CHEST")
+    assert storescu(node, files).returncode == 0
+    catalog = open_catalog(node.catalog_url)
+    wait_for(lambda: StudyAnalysis.NO_RULE in cli(node, "studies").stdout, timeout=30)
+    assert job_rows(catalog) == [] and result_rows(catalog) == []
+    assert "no routing rule matched: not analysed" in node.log()
+
+
+def test_unreadable_study_fails_its_job_clearly_and_the_node_keeps_running(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    node = start_node(**analysis_overrides())
+    _, files = series(tmp_path, 8)
+    del files[4]  # a missing slice: not one evenly spaced stack
+    assert storescu(node, files).returncode == 0
+    catalog = open_catalog(node.catalog_url)
+
+    [job] = wait_jobs(catalog, 1, {"failed"}, timeout=90)
+    assert job.attempts == 1, "an unreadable study is not retried"
+    assert "StudyUnreadable" in job.last_error and "evenly spaced" in job.last_error
+    [listed] = [json.loads(line) for line in cli(node, "jobs", "--state", "failed", "--json").stdout.splitlines()]
+    assert listed["last_error"] == job.last_error and listed["state"] == "failed"
+    assert node.alive()
+
+    _, good = series(tmp_path, 6)
+    assert storescu(node, good).returncode == 0
+    rows = wait_jobs(catalog, 2, {"done", "failed"}, timeout=90)
+    assert [r.state for r in rows] == ["failed", "done"]
+
+
+def test_transient_errors_retry_with_backoff_then_fail_visibly_and_retry_on_request(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    counter = tmp_path / "flaky-calls"
+    node = start_node(env={"FLAKY_COUNTER": str(counter), "FLAKY_FAILURES": "3"},
+                      **analysis_overrides(rules=[rule("ct", ["flaky"], modality=["CT"])], max_attempts=3))  # fmt: skip
+    _, files = series(tmp_path, 4)
+    assert storescu(node, files).returncode == 0
+    catalog = open_catalog(node.catalog_url)
+
+    [job] = wait_jobs(catalog, 1, {"failed"}, timeout=90)
+    assert job.attempts == 3 and counter.read_text() == "3"
+    assert "OSError: transient failure 3" in job.last_error
+    assert "will retry" in node.log() and "failed after 3 attempts" in node.log()
+    assert result_rows(catalog) == []
+
+    assert cli(node, "retry", str(job.id)).returncode == 0
+    [job] = wait_jobs(catalog, 1, {"done"}, timeout=60)
+    assert job.attempts == 1 and counter.read_text() == "4"
+    assert len(result_rows(catalog)) == 1
+    assert cli(node, "retry", str(job.id)).returncode == 1, "only failed jobs can be retried"
+
+
+def test_job_interrupted_by_a_node_kill_completes_once_after_restart(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    started = tmp_path / "slow-started"
+    env = {"SLOW_MODEL_STARTED": str(started), "SLOW_MODEL_SECONDS": "2"}
+    overrides = analysis_overrides(rules=[rule("ct", ["slow"], modality=["CT"])])
+    node = start_node(env=env, **overrides)
+    _, files = series(tmp_path, 4)
+    assert storescu(node, files).returncode == 0
+    catalog = open_catalog(node.catalog_url)
+
+    wait_for(started.exists, timeout=60)
+    node.stop(signal.SIGKILL)
+    [job] = job_rows(catalog)
+    assert job.state == "running" and job.attempts == 1
+
+    restarted = start_node(env=env, **overrides)
+    [job] = wait_jobs(catalog, 1, {"done"}, timeout=60)
+    assert job.attempts == 2
+    [result] = result_rows(catalog)
+    assert result.run_count == 1 and result.job_fk == job.id
+    assert "runs of stopped workers" in restarted.log()
+
+
+def test_result_of_a_recompleted_study_is_replaced_not_duplicated(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    node = start_node(**analysis_overrides())
+    spec, files = series(tmp_path, 8, lesion_hu=80)
+    assert storescu(node, files[:6]).returncode == 0
+    catalog = open_catalog(node.catalog_url)
+    [first] = wait_jobs(catalog, 1, {"done"}, timeout=90)
+    [before] = result_rows(catalog)
+
+    assert storescu(node, files[6:]).returncode == 0  # late slices reopen the study
+    wait_for(lambda: job_rows(catalog)[0].generation == 2 and job_rows(catalog)[0].state == "done", timeout=60)
+    [after] = result_rows(catalog)
+    assert after.result_uid == before.result_uid == result_uid(spec.study_uid, "standin-hyperdense", "0.1.0")
+    assert after.run_count == 2 and after.id == before.id
+    assert json.dumps(after.findings) != json.dumps(before.findings), "the re-run saw all 8 slices"
