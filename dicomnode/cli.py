@@ -196,7 +196,8 @@ def jobs(
         for j in rows:
             typer.echo(json.dumps({**asdict(j), "priority": PriorityClass(j.priority).name}, default=str))
         return
-    table = Table("job", "study UID", "model", "state", "priority", "attempts", "created (UTC)", "total s", "last error")
+    table = Table("job", "study UID", "model", "state", "priority", "attempts", "created (UTC)", "total s",
+                  "last error")  # fmt: skip
     for j in rows:
         total = f"{j.timings['total_s']:.2f}" if j.timings else ""
         table.add_row(
