@@ -220,10 +220,16 @@ class Settings(BaseSettings):
     def _rules_name_known_models(self) -> Settings:
         from models.registry import build_registry
 
-        registry = build_registry(self.analysis.model_plugins)
-        for rule in self.routing.rules:
+        try:
+            registry = build_registry(self.analysis.model_plugins)
+        except ValueError as exc:
+            raise ValueError(f"analysis.model_plugins: {exc}") from None
+        for i, rule in enumerate(self.routing.rules):
             for name in rule.models:
-                registry.get(name)  # UnknownModel names the model and lists the known ones
+                try:
+                    registry.get(name)
+                except ValueError as exc:
+                    raise ValueError(f"routing.rules.{i}.models ({rule.name}): {exc}") from None
         names = [r.name for r in self.routing.rules]
         if len(set(names)) != len(names):
             raise ValueError("routing rule names must be unique")
@@ -263,6 +269,9 @@ def _describe(exc: ValidationError, config_file: Path | None) -> str:
     where = f" in {config_file} or the environment" if config_file else " in the environment"
     lines = [f"invalid configuration{where}:"]
     for err in exc.errors():
+        if not err["loc"]:  # a check across sections; its message names the keys
+            lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
+            continue
         key = ".".join(str(p) for p in err["loc"])
         env = ENV_PREFIX + "__".join(str(p) for p in err["loc"] if not isinstance(p, int)).upper()
         lines.append(f"  {key} ({env}): {err['msg']}")
