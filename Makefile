@@ -30,6 +30,7 @@ test: $(BIN)/dicomnode system-deps
 bench: $(BIN)/dicomnode system-deps
 	scripts/system-deps.sh orthanc || echo "Orthanc not installed: benchmarking without it"
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/jobs.py
 
 clean:
 	rm -rf $(VENV) var bench/out .pytest_cache

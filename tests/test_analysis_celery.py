@@ -32,7 +32,10 @@ def test_worker_process_analyses_what_the_node_publishes(start_node, start_worke
 
 
 def test_worker_killed_mid_job_job_completes_exactly_once_after_restart(
-    start_node, start_worker, redis_url, tmp_path: Path  # noqa: ANN001
+    start_node,
+    start_worker,
+    redis_url,
+    tmp_path: Path,  # noqa: ANN001
 ) -> None:
     started = tmp_path / "slow-started"
     env = {"SLOW_MODEL_STARTED": str(started), "SLOW_MODEL_SECONDS": "2"}

@@ -22,3 +22,18 @@ def test_ingest_benchmark_smoke(tmp_path: Path) -> None:
     for receiver in ("storescp", "pynetdicom-durable", "dicomnode"):
         assert results[receiver]["median_s"] > 0
     assert results["storescp"]["vs_storescp"] == 1.0
+
+
+def test_jobs_benchmark_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "jobs.json"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "jobs.py"), "--studies", "4", "--slices", "4", "--size", "64",
+         "--probes", "2", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = json.loads(out.read_text())
+    for mode in ("direct", "embedded", "redis-1", "redis-2"):
+        assert results[mode]["jobs_per_s"] > 0
+    assert results["direct"]["vs_direct"] == 1.0
+    assert results["embedded"]["queue_overhead_ms"] >= 0 and results["redis-1"]["queue_overhead_ms"] >= 0
