@@ -1,14 +1,11 @@
-"""What happens when a study completes. The analysis pipeline plugs in here."""
+"""What happens when a study completes: the protocol the routing stage implements."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import Connection
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,16 +27,3 @@ class Dispatcher(Protocol):
 
     def after_commit(self, study: CompletedStudy) -> None:
         """Called once the completion (and whatever `study_completed` wrote) is committed."""
-
-
-class LoggingDispatcher:
-    """The default until analysis lands: the completion is recorded in the catalog and logged."""
-
-    def study_completed(self, conn: Connection, study: CompletedStudy) -> None:
-        log.info(
-            "study complete study=%s called_ae=%s completion=%d",
-            study.study_instance_uid, study.called_ae, study.completion_count,
-        )  # fmt: skip
-
-    def after_commit(self, study: CompletedStudy) -> None:
-        pass

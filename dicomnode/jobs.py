@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, select, update
 
 from dicomnode.catalog.db import insert_for, utcnow
 from dicomnode.catalog.schema import Job, JobState, Study
@@ -262,8 +262,3 @@ def list_jobs(catalog: Engine, state: str | None = None, limit: int = 200) -> li
         query = query.where(_jobs.c.state == state)
     with catalog.connect() as conn:
         return [JobSummary(*row) for row in conn.execute(query)]
-
-
-def unfinished_count(conn: Connection) -> int:
-    return len(conn.execute(select(_jobs.c.id).where(or_(_jobs.c.state == JobState.PENDING,
-                                                         _jobs.c.state == JobState.RUNNING))).all())  # fmt: skip

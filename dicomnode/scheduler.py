@@ -43,6 +43,7 @@ class JobScheduler(threading.Thread):
 
     def run(self) -> None:
         while not self._stopping.is_set():
+            self._wake.clear()  # before the round: a wake during it triggers the next one at once
             try:
                 with self._catalog.begin() as conn:
                     reaped = jobs.reap_dead_runs(conn, self._policy)
@@ -52,7 +53,6 @@ class JobScheduler(threading.Thread):
             except Exception:
                 log.exception("job scheduling round failed; retrying")
             self._wake.wait(self._policy.poll_seconds)
-            self._wake.clear()
 
     def publish_due(self) -> int:
         published = 0
