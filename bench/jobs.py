@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,14 +43,11 @@ from dicomnode.storage import Storage
 from dicomnode.synthetic import SeriesSpec, write_ct_series
 from models.registry import build_registry
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest import free_port, stop  # noqa: E402 - the sibling benchmark script
+
 OUT = Path(__file__).resolve().parent / "out"
 _jobs = Job.__table__
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(work: Path, broker_url: str | None) -> Path:
@@ -139,12 +135,7 @@ def process(argv: list[str], log: Path, ready: str | None = None, env: dict | No
             time.sleep(0.05)
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @contextmanager
@@ -228,6 +219,7 @@ def main() -> None:
                                        lesion_hu=80 if i % 3 == 0 else None), root / "src" / str(i))
             for i in range(total)
         ]  # fmt: skip
+        os.sync()  # the generated files are on disk before anything is timed
         results: dict = {"studies": args.studies, "slices": args.slices, "size": args.size, "probes": args.probes}
         scenarios = {
             "direct": lambda w: run_direct(w, source[: args.studies]),

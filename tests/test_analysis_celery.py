@@ -110,3 +110,20 @@ def test_worker_without_a_broker_refuses_to_start(node) -> None:  # noqa: ANN001
     r = subprocess.run([sys.executable, "-m", "dicomnode", "worker", "--config", str(node.workdir / "dicomnode.toml")],
                        capture_output=True, text=True, timeout=60, env=CHILD_ENV, check=False)  # fmt: skip
     assert r.returncode == 2 and "broker_url is not set" in r.stderr
+
+
+def test_prefork_worker_runs_jobs_in_its_child_and_the_parent_never_loads_torch(
+    start_node,
+    start_worker,
+    redis_url,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    node = start_node(**analysis_overrides(redis_url))
+    worker = start_worker(node, "--pool", "prefork")
+    _, files = series(tmp_path, 6, lesion_hu=80)
+    assert storescu(node, files).returncode == 0
+    [job] = wait_jobs(open_catalog(node.catalog_url), 1, {"done"}, timeout=90)
+    children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+    assert job.worker.rsplit(":", 1)[1] in children, "the pool child ran the job"
+    parent_maps = Path(f"/proc/{worker.pid}/maps").read_text()
+    assert "libtorch" not in parent_maps, "the forking parent must not load torch (nor, so, CUDA)"
