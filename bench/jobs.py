@@ -152,18 +152,22 @@ def dicomnode(*args: str) -> list[str]:
 
 
 def run_direct(work: Path, source: list[list[Path]]) -> dict:
-    from workers.analysis import run_job
-    from workers.runtime import Runtime
-
+    """The peer: the same task body in a loop, in a fresh process like the node's and the workers'."""
     config = write_config(work, None)
     backlog = Backlog(config, source)
     backlog.add(len(source))
-    rt = Runtime(backlog.settings)
-    rt.model("standin-hyperdense")
-    for row in job_rows(backlog.catalog):
+    subprocess.run([sys.executable, __file__, "--direct", str(config)], check=True)
+    return {"jobs_per_s": steady_rate(job_rows(backlog.catalog), 1), "queue_overhead_ms": 0.0}
+
+
+def drain_directly(config: Path) -> None:
+    from workers.analysis import run_job
+    from workers.runtime import Runtime
+
+    rt = Runtime(load_settings(config))
+    for row in job_rows(rt.catalog):
         if run_job(rt, row.id) != "done":
             raise RuntimeError(f"job {row.id} did not complete")
-    return {"jobs_per_s": steady_rate(job_rows(backlog.catalog), 1), "queue_overhead_ms": 0.0}
 
 
 def run_queued(work: Path, source: list[list[Path]], probes: int, workers: int | None) -> dict:
@@ -207,7 +211,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="rows and columns")
     parser.add_argument("--probes", type=int, default=15, help="single jobs timed for queue overhead")
     parser.add_argument("--json", type=Path, default=OUT / "jobs.json")
+    parser.add_argument("--direct", type=Path, help=argparse.SUPPRESS)  # internal: drain one backlog in-process
     args = parser.parse_args()
+    if args.direct:
+        drain_directly(args.direct)
+        return
     if not shutil.which("redis-server"):
         sys.exit("redis-server is required (scripts/system-deps.sh redis-server)")
 

@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pydicom
+
 from dicomnode.catalog.db import open_catalog
 from dicomnode.catalog.schema import StudyAnalysis
+from dicomnode.synthetic import SyntheticPatient
 from dicomnode.uids import result_uid
-from tests.dicom_files import series
+from tests.dicom_files import DISTINCT_PHI, series
 from tests.helpers import CHILD_ENV, storescu, wait_for
 from tests.pipeline import analysis_overrides, job_rows, result_rows, rule, wait_jobs
 
@@ -130,3 +133,23 @@ def test_result_of_a_recompleted_study_is_replaced_not_duplicated(start_node, tm
     assert after.result_uid == before.result_uid == result_uid(spec.study_uid, "standin-hyperdense", "0.1.0")
     assert after.run_count == 2 and after.id == before.id
     assert json.dumps(after.findings) != json.dumps(before.findings), "the re-run saw all 8 slices"
+
+
+def test_no_patient_data_in_logs_while_analysing(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    """Analysis decodes whole data sets; pydicom warnings about bad values must not carry them into the log."""
+    patient = SyntheticPatient(name=DISTINCT_PHI["name"], patient_id=DISTINCT_PHI["patient_id"],
+                               birth_date=DISTINCT_PHI["birth_date"])  # fmt: skip
+    spec, files = series(tmp_path, 6, lesion_hu=80, patient=patient, accession=DISTINCT_PHI["accession"])
+    for path in files:  # values a strict reader would complain about, each holding a sentinel
+        ds = pydicom.dcmread(path)
+        ds.PatientName = DISTINCT_PHI["name"] + "^" + "X" * 70  # PN component longer than 64
+        ds.AccessionNumber = DISTINCT_PHI["accession"] + "Y" * 20  # SH longer than 16
+        ds.PatientBirthDate = DISTINCT_PHI["birth_date"] + "99"  # not a DA
+        ds.save_as(path, enforce_file_format=True)
+    node = start_node(**analysis_overrides())
+    assert storescu(node, files).returncode == 0
+    wait_jobs(open_catalog(node.catalog_url), 1, {"done"}, timeout=90)
+    log = node.log()
+    assert "job done" in log and "DEBUG" in log
+    for value in DISTINCT_PHI.values():
+        assert value not in log and value.split("^")[0] not in log
