@@ -56,7 +56,7 @@ def write_config(work: Path, broker_url: str | None) -> Path:
         "[storage]", f'path = "{work / "storage"}"', "min_free_bytes = 0",
         "[catalog]", f'url = "sqlite:///{work / "catalog.sqlite"}"',
         "[assembly]", "study_quiet_seconds = 86400",  # this script completes studies itself
-        "[analysis]", "torch_threads = 1", "poll_seconds = 0.05", "device = \"cpu\"",
+        "[analysis]", "torch_threads = 1", "device = \"cpu\"",
         *([f'broker_url = "{broker_url}"'] if broker_url else []),
         "[log]", 'level = "INFO"',  # workers say " ready." at INFO
     ]  # fmt: skip

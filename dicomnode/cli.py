@@ -162,7 +162,7 @@ def worker(
         console.print("[red]error:[/red] --pool must be solo or prefork", highlight=False)
         raise typer.Exit(2)
     families = queues.split(",") if queues else build_registry(settings.analysis.model_plugins).families()
-    env = dict(os.environ)
+    env = {**os.environ, "DICOMNODE_WORKER_FAMILIES": ",".join(f.strip() for f in families)}
     if config is not None:
         env["DICOMNODE_CONFIG"] = str(config.resolve())
     if gpu is not None:

@@ -106,7 +106,7 @@ class RoutingDispatcher:
         outcome = StudyAnalysis.ROUTED if planned else StudyAnalysis.NO_RULE
         conn.execute(update(_studies).where(_studies.c.id == study.study_pk).values(analysis=outcome))
         if not planned:
-            log.info("study complete, no routing rule matched: not analysed study=%s", study.study_instance_uid)
+            log.info("study complete study=%s: no routing rule matched, not analysed", study.study_instance_uid)
             return
         order_priority = conn.execute(
             select(_studies.c.requested_procedure_priority).where(_studies.c.id == study.study_pk)

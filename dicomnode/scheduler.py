@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from sqlalchemy import Engine
 
@@ -42,13 +43,16 @@ class JobScheduler(threading.Thread):
         self._wake.set()
 
     def run(self) -> None:
+        next_reap = 0.0
         while not self._stopping.is_set():
             self._wake.clear()  # before the round: a wake during it triggers the next one at once
             try:
-                with self._catalog.begin() as conn:
-                    reaped = jobs.reap_dead_runs(conn, self._policy)
-                if reaped:
-                    log.warning("re-queued or failed %d jobs whose worker stopped heartbeating", reaped)
+                if time.monotonic() >= next_reap:  # a heartbeat cannot go stale faster than this
+                    next_reap = time.monotonic() + self._policy.heartbeat_s
+                    with self._catalog.begin() as conn:
+                        reaped = jobs.reap_dead_runs(conn, self._policy)
+                    if reaped:
+                        log.warning("re-queued or failed %d jobs whose worker stopped heartbeating", reaped)
                 self.publish_due()
             except Exception:
                 log.exception("job scheduling round failed; retrying")

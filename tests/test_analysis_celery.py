@@ -28,7 +28,9 @@ def test_worker_process_analyses_what_the_node_publishes(start_node, start_worke
     assert job.queue == "dicomnode.ct" and job.attempts == 1
     [result] = result_rows(catalog)
     assert result.findings and result.findings[0]["score"] > 0.9
-    assert "job done" in worker.log()
+    log = worker.log()
+    assert log.index("loaded model standin-hyperdense") < log.index("job start"), "models load at worker start"
+    assert "job done" in log
 
 
 def test_worker_killed_mid_job_job_completes_exactly_once_after_restart(

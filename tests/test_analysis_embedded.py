@@ -53,7 +53,7 @@ def test_study_matching_no_rule_is_visibly_not_analysed(start_node, tmp_path: Pa
     catalog = open_catalog(node.catalog_url)
     wait_for(lambda: StudyAnalysis.NO_RULE in cli(node, "studies").stdout, timeout=30)
     assert job_rows(catalog) == [] and result_rows(catalog) == []
-    assert "no routing rule matched: not analysed" in node.log()
+    assert "no routing rule matched, not analysed" in node.log()
 
 
 def test_unreadable_study_fails_its_job_clearly_and_the_node_keeps_running(start_node, tmp_path: Path) -> None:  # noqa: ANN001

@@ -13,5 +13,7 @@ from workers.app import analyze
 
 
 def start(settings: Settings) -> Callable[[int], None]:
-    runtime.configure(runtime.Runtime(settings, processes=settings.analysis.embedded_workers))
+    rt = runtime.Runtime(settings, processes=settings.analysis.embedded_workers)
+    runtime.configure(rt)
+    rt.warm_up(sorted({model for rule in settings.routing.rules for model in rule.models}))
     return analyze  # calling a Celery task object runs it here, as a worker would

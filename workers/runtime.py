@@ -48,6 +48,15 @@ class Runtime:
                 log.info("loaded model %s %s on %s", spec.name, spec.version, device)
             return self._models[name]
 
+    def warm_up(self, names: list[str]) -> None:
+        """Load models before the first job: loading torch holds the GIL for seconds, starving heartbeats,
+        and a model that cannot load is better reported at start-up."""
+        for name in names:
+            try:
+                self.model(name)
+            except Exception:
+                log.exception("model %s failed to load; its jobs will fail until this is fixed", name)
+
     def _device(self) -> str:
         import torch
 

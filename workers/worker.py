@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from celery.signals import worker_process_init
+
 from dicomnode.celery_config import celery_settings
 from dicomnode.config import load_settings
 from dicomnode.logs import setup_logging
@@ -16,6 +18,7 @@ from workers import runtime
 from workers.app import app
 
 CONFIG_ENV = "DICOMNODE_CONFIG"
+FAMILIES_ENV = "DICOMNODE_WORKER_FAMILIES"  # set by `dicomnode worker`: the model families it serves
 
 settings = load_settings(Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
 if not settings.analysis.broker_url:
@@ -25,3 +28,11 @@ app.conf.update(celery_settings(settings.analysis))
 runtime.configure(runtime.Runtime(settings))
 
 __all__ = ["app"]
+
+
+@worker_process_init.connect
+def _load_models(**_: object) -> None:
+    """In the process that runs tasks (the solo worker, or a prefork child; never the forking parent)."""
+    rt = runtime.current()
+    families = set(filter(None, os.environ.get(FAMILIES_ENV, "").split(","))) or set(rt.registry.families())
+    rt.warm_up([n for n in rt.registry.names() if rt.registry.get(n).family in families])
