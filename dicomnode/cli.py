@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,6 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dicomnode.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console(stderr=True)
@@ -35,6 +38,16 @@ def _settings(config: Path | None) -> Settings:
         raise typer.Exit(2) from None
 
 
+def _catalog(settings: Settings) -> Engine:
+    from dicomnode.catalog.db import CatalogSchemaError, open_catalog
+
+    try:
+        return open_catalog(settings.catalog.url)
+    except CatalogSchemaError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def serve(config: ConfigOption = None) -> None:
     """Run the node: DICOM listener, catalog and study assembly."""
@@ -43,10 +56,12 @@ def serve(config: ConfigOption = None) -> None:
 
     settings = _settings(config)
     setup_logging(settings.log.level)
-    node = Node(settings)
+    from dicomnode.catalog.db import CatalogSchemaError
+
     try:
+        node = Node(settings)
         node.start()
-    except OSError as exc:
+    except (OSError, CatalogSchemaError) as exc:
         log.error("cannot start: %s", exc)
         raise typer.Exit(1) from None
 
@@ -124,11 +139,10 @@ def studies(
     limit: Annotated[int, typer.Option(help="Most recent N studies")] = 200,
 ) -> None:
     """List the studies the catalog holds."""
-    from dicomnode.catalog.db import open_catalog
     from dicomnode.catalog.records import list_studies
 
     settings = _settings(config)
-    rows = list_studies(open_catalog(settings.catalog.url), limit)
+    rows = list_studies(_catalog(settings), limit)
     table = Table("study UID", "called AE", "state", "modality", "series", "instances", "MB",
                   "priority", "last received (UTC)", "analysis")  # fmt: skip
     for s in rows:
@@ -186,12 +200,11 @@ def jobs(
     """List analysis jobs: state, attempts, last error, timings."""
     from dataclasses import asdict
 
-    from dicomnode.catalog.db import open_catalog
     from dicomnode.jobs import list_jobs
     from dicomnode.priority import PriorityClass
 
     settings = _settings(config)
-    rows = list_jobs(open_catalog(settings.catalog.url), state, limit)
+    rows = list_jobs(_catalog(settings), state, limit)
     if as_json:
         for j in rows:
             typer.echo(json.dumps({**asdict(j), "priority": PriorityClass(j.priority).name}, default=str))
@@ -210,11 +223,10 @@ def jobs(
 @app.command()
 def retry(job_id: int, config: ConfigOption = None) -> None:
     """Give a failed job a fresh set of attempts (the running node publishes it)."""
-    from dicomnode.catalog.db import open_catalog
     from dicomnode.jobs import retry_failed
 
     settings = _settings(config)
-    with open_catalog(settings.catalog.url).begin() as conn:
+    with _catalog(settings).begin() as conn:
         if not retry_failed(conn, job_id):
             console.print(f"[red]error:[/red] job {job_id} does not exist or has not failed", highlight=False)
             raise typer.Exit(1)

@@ -97,3 +97,22 @@ def test_example_config_loads_and_documents_every_key() -> None:
                 or f"[{section}.{key}]" in text
                 or f"[[{section}.{key}]]" in text
             ), f"{section}.{key} missing from the example config"
+
+
+def test_catalog_of_an_older_version_is_refused_clearly(tmp_path: Path) -> None:
+    import sqlite3
+
+    from dicomnode.catalog.db import CatalogSchemaError, open_catalog
+
+    db = tmp_path / "old.sqlite"
+    open_catalog(f"sqlite:///{db}").dispose()
+    with sqlite3.connect(db) as conn:  # what issue 2's catalog looked like: no analysis column
+        conn.execute("ALTER TABLE studies DROP COLUMN analysis")
+    with pytest.raises(CatalogSchemaError, match=r"lacks studies\.analysis"):
+        open_catalog(f"sqlite:///{db}")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[catalog]\nurl = "sqlite:///{db}"\n[storage]\npath = "{tmp_path / "s"}"\nmin_free_bytes = 0\n'
+                   '[dicom]\nport = 0\n[routing]\nrules = []\n')  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "dicomnode", "serve", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert r.returncode == 1 and "lacks studies.analysis" in r.stderr

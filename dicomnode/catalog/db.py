@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dicomnode.catalog.schema import Base
@@ -17,14 +17,35 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+class CatalogSchemaError(RuntimeError):
+    """The database holds tables of an older dicomnode whose columns this version needs."""
+
+
 def open_catalog(url: str) -> Engine:
-    """Connect to the catalog and create missing tables."""
+    """Connect to the catalog, create missing tables, and refuse a catalog whose tables lack columns."""
     if url.startswith("sqlite"):
         engine = _sqlite_engine(url)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
     Base.metadata.create_all(engine)
+    _require_columns(engine)
     return engine
+
+
+def _require_columns(engine: Engine) -> None:
+    # create_all adds missing tables, never missing columns; there are no migrations yet.
+    inspector = inspect(engine)
+    missing = [
+        f"{table.name}.{column.name}"
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if column.name not in {c["name"] for c in inspector.get_columns(table.name)}
+    ]
+    if missing:
+        raise CatalogSchemaError(
+            f"the catalog was created by an older dicomnode and lacks {', '.join(missing)}; "
+            "there are no schema migrations yet: add the columns by hand or start a new catalog"
+        )
 
 
 def _sqlite_engine(url: str) -> Engine:
