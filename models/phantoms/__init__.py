@@ -1,0 +1,1 @@
+"""Procedurally generated training and test images (no real patient data)."""
