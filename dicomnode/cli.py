@@ -233,6 +233,58 @@ def retry(job_id: int, config: ConfigOption = None) -> None:
     typer.echo(f"job {job_id} is pending again")
 
 
+models_app = typer.Typer(no_args_is_help=True, help="Detection models: list, train, evaluate.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(config: ConfigOption = None) -> None:
+    """The models this node can run: built-in and configured plugins."""
+    from models.registry import build_registry
+
+    settings = _settings(config)
+    registry = build_registry(settings.analysis.model_plugins)
+    table = Table("model", "version", "family (queue)", "trainable", "description")
+    for name in registry.names():
+        spec = registry.get(name)
+        table.add_row(spec.name, spec.version, spec.family, "yes" if spec.trainer else "", spec.description)
+    Console(width=200).print(table)
+
+
+@models_app.command("train")
+def models_train(
+    name: str,
+    seed: Annotated[int, typer.Option(help="Seed for phantoms and initialisation")] = 0,
+    steps: Annotated[int | None, typer.Option(help="Training steps; default the model's own")] = None,
+) -> None:
+    """Train a built-in model on generated phantoms (CPU) and replace its committed weights."""
+    from models.registry import build_registry
+
+    try:
+        record = build_registry().get(name).train(seed, steps)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(record))
+
+
+@models_app.command("evaluate")
+def models_evaluate(
+    name: str,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out phantoms (far from training's)")] = 1_000_000,
+    cases: Annotated[int, typer.Option(help="Number of phantom studies")] = 60,
+) -> None:
+    """Evaluate a built-in model on held-out phantoms: AUC, sensitivity, specificity, Dice, calibration."""
+    from models.registry import build_registry
+
+    try:
+        figures = build_registry().get(name).evaluate("cpu", seed, cases)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(figures))
+
+
 def _expand(paths: list[Path]) -> list[Path]:
     found = []
     for p in paths:

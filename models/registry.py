@@ -25,6 +25,8 @@ class ModelSpec:
     family: str  # one worker queue per family, e.g. "ct" or "cxr"
     loader: str  # "package.module:function"; function(device: str) -> Model
     description: str = ""
+    trainer: str | None = None  # "module:function"; function(seed: int, steps: int | None) -> dict, for built-ins
+    evaluator: str | None = None  # "module:function"; function(model, seed: int, cases: int) -> dict of figures
 
     def __post_init__(self) -> None:
         for key in ("name", "family"):
@@ -36,6 +38,16 @@ class ModelSpec:
             raise ValueError(f"model {self.name}: version is required (it is part of every result UID)")
         if ":" not in self.loader:
             raise ValueError(f"model {self.name}: loader must be 'module:function', got {self.loader!r}")
+
+    def train(self, seed: int, steps: int | None) -> dict:
+        if self.trainer is None:
+            raise ValueError(f"model {self.name} has no built-in training")
+        return _import(self.trainer)(seed, steps)
+
+    def evaluate(self, device: str, seed: int, cases: int) -> dict:
+        if self.evaluator is None:
+            raise ValueError(f"model {self.name} has no built-in evaluation")
+        return _import(self.evaluator)(self.load(device), seed, cases)
 
     def load(self, device: str) -> Model:
         model = _import(self.loader)(device)
@@ -53,6 +65,15 @@ BUILTIN: tuple[ModelSpec, ...] = (
         family="ct",
         loader="models.standin:load",
         description="Stand-in until the trained models land: flags hyperdense (60-100 HU) regions in CT.",
+    ),
+    ModelSpec(
+        name="ct-hemorrhage",
+        version="0.1.0",
+        family="ct",
+        loader="models.ct_hemorrhage:load",
+        description="Non-contrast CT head: 3D U-Net segmentation of hyperdense bleeds. Trained on phantoms only.",
+        trainer="models.train_ct_hemorrhage:train_seeded",
+        evaluator="models.ct_hemorrhage:evaluate",
     ),
 )
 

@@ -46,3 +46,13 @@ def test_studies_lists_what_was_received(node, tmp_path: Path) -> None:  # noqa:
     out = wait_for(listed, timeout=10)
     row = next(line for line in out.splitlines() if spec.study_uid in line)
     assert "CT" in row and "STAT" in row and " 3 " in row
+
+
+def test_models_list_and_train_refusal(tmp_path: Path) -> None:
+    listed = cli("models", "list", cwd=tmp_path)
+    assert listed.returncode == 0
+    assert "ct-hemorrhage" in listed.stdout and "standin-hyperdense" in listed.stdout
+    refused = cli("models", "train", "standin-hyperdense", cwd=tmp_path)
+    assert refused.returncode == 2 and "has no built-in training" in refused.stderr
+    unknown = cli("models", "train", "nope", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown model 'nope'" in unknown.stderr
