@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from models.findings import Finding
 from models.image import ImageVolume
+from models.regions import connected_regions, region_finding
 from models.unet3d import UNet3D, pad_to_multiple
 
 NAME = "ct-hemorrhage"
@@ -61,21 +62,13 @@ class CtHemorrhageModel:
 
     def predict(self, volume: ImageVolume) -> list[Finding]:
         prob = self.probabilities(volume)
-        findings = []
-        for region, inside in _components(prob, volume):
-            bbox = tuple(int(s.start) for s in region) + tuple(int(s.stop) for s in region)
-            score = round(float(prob[region][inside].max()), 4)
-            findings.append(Finding(LABEL, score, bbox, round(float(inside.sum()) * volume.voxel_ml, 3)))
+        findings = [region_finding(LABEL, prob, r, inside, volume.voxel_ml) for r, inside in _components(prob, volume)]
         return sorted(findings, key=lambda f: -f.score)
 
 
 def _components(prob: np.ndarray, volume: ImageVolume) -> Iterator[tuple[tuple[slice, ...], np.ndarray]]:
     """Regions at or above the threshold, large and dense enough to report: (bounding slices, mask within)."""
-    labels, _ = ndimage.label(prob >= THRESHOLD)
-    for index, region in enumerate(ndimage.find_objects(labels), start=1):
-        if region is None:
-            continue
-        inside = labels[region] == index
+    for region, inside in connected_regions(prob >= THRESHOLD):
         large = inside.sum() * volume.voxel_ml >= MIN_VOLUME_ML
         if large and volume.array[region][inside].mean() >= MIN_MEAN_HU:
             yield region, inside

@@ -28,7 +28,3 @@ class Finding:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Finding:
-        return cls(data["label"], float(data["score"]), tuple(data["bbox"]), float(data["volume_ml"]))

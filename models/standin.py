@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from models.findings import Finding
 from models.image import ImageVolume
+from models.regions import connected_regions, region_finding
 
 NAME = "standin-hyperdense"
 VERSION = "0.1.0"
@@ -45,15 +45,11 @@ class StandInModel:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(volume.array, dtype=np.float32)).to(self.device)
             prob = self.net(x[None, None])[0, 0].cpu().numpy()
-        labels, n = ndimage.label(prob > 0.5)
-        findings = []
-        for index, region in enumerate(ndimage.find_objects(labels), start=1):
-            voxels = int((labels[region] == index).sum())
-            if voxels < MIN_VOXELS:
-                continue
-            bbox = tuple(int(s.start) for s in region) + tuple(int(s.stop) for s in region)
-            score = float(prob[region][labels[region] == index].max())
-            findings.append(Finding(LABEL, round(score, 4), bbox, round(voxels * volume.voxel_ml, 3)))
+        findings = [
+            region_finding(LABEL, prob, region, inside, volume.voxel_ml)
+            for region, inside in connected_regions(prob > 0.5)
+            if inside.sum() >= MIN_VOXELS
+        ]
         return sorted(findings, key=lambda f: -f.score)
 
 

@@ -35,12 +35,10 @@ def open_catalog(url: str) -> Engine:
 def _require_columns(engine: Engine) -> None:
     # create_all adds missing tables, never missing columns; there are no migrations yet.
     inspector = inspect(engine)
-    missing = [
-        f"{table.name}.{column.name}"
-        for table in Base.metadata.sorted_tables
-        for column in table.columns
-        if column.name not in {c["name"] for c in inspector.get_columns(table.name)}
-    ]
+    missing = []
+    for table in Base.metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        missing += [f"{table.name}.{column.name}" for column in table.columns if column.name not in present]
     if missing:
         raise CatalogSchemaError(
             f"the catalog was created by an older dicomnode and lacks {', '.join(missing)}; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from dicomnode.catalog.db import insert_for, utcnow
 from dicomnode.catalog.schema import Result
@@ -38,8 +38,3 @@ def save_result(
         )
     )
     return uid
-
-
-def results_for_study(conn: Connection, study_pk: int) -> list[dict[str, Any]]:
-    rows = conn.execute(select(_results).where(_results.c.study_fk == study_pk).order_by(_results.c.id))
-    return [dict(row._mapping) for row in rows]
