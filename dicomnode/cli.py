@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # errors stay one line each: logs and tests grep them
 log = logging.getLogger("dicomnode")
 
 ConfigOption = Annotated[
@@ -165,7 +165,6 @@ def worker(
 ) -> None:
     """Run one Celery analysis worker process (one per GPU)."""
     from dicomnode.jobs import queue_for
-    from models.registry import build_registry
 
     settings = _settings(config)
     if not settings.analysis.broker_url:
@@ -175,7 +174,7 @@ def worker(
     if pool not in ("solo", "prefork"):
         console.print("[red]error:[/red] --pool must be solo or prefork", highlight=False)
         raise typer.Exit(2)
-    families = queues.split(",") if queues else build_registry(settings.analysis.model_plugins).families()
+    families = queues.split(",") if queues else settings.analysis.registry().families()
     env = {**os.environ, "DICOMNODE_WORKER_FAMILIES": ",".join(f.strip() for f in families)}
     if config is not None:
         env["DICOMNODE_CONFIG"] = str(config.resolve())
@@ -233,22 +232,43 @@ def retry(job_id: int, config: ConfigOption = None) -> None:
     typer.echo(f"job {job_id} is pending again")
 
 
-models_app = typer.Typer(no_args_is_help=True, help="Detection models: list, train, evaluate.")
+models_app = typer.Typer(no_args_is_help=True, help="Detection models: list, check, train, evaluate.")
 app.add_typer(models_app, name="models")
 
 
 @models_app.command("list")
 def models_list(config: ConfigOption = None) -> None:
-    """The models this node can run: built-in and configured plugins."""
-    from models.registry import build_registry
+    """The models this node can run: built-in, from analysis.models_dir, and plugins."""
 
     settings = _settings(config)
-    registry = build_registry(settings.analysis.model_plugins)
-    table = Table("model", "version", "family (queue)", "trainable", "description")
+    registry = settings.analysis.registry()
+    table = Table("model", "version", "family (queue)", "task", "modalities", "weights UID", "trainable")
     for name in registry.names():
         spec = registry.get(name)
-        table.add_row(spec.name, spec.version, spec.family, "yes" if spec.trainer else "", spec.description)
-    Console(width=200).print(table)
+        m = spec.manifest
+        table.add_row(spec.name, spec.version, spec.family, m.task if m else "plugin",
+                      ",".join(m.modalities) if m else "", spec.uid, "yes" if spec.trainer else "")  # fmt: skip
+    Console(width=220).print(table)
+
+
+@models_app.command("check")
+def models_check(
+    path: Annotated[Path, typer.Argument(help="A model folder (manifest.toml + weights) or its manifest")],
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N")] = "cpu",
+) -> None:
+    """Load a bring-your-own model and run it once on a generated sample: exit 0 when it is usable."""
+    from models.check import ModelCheckFailed, check_model
+    from models.manifest import ManifestError
+
+    try:
+        report = check_model(path, device)
+    except (ManifestError, ModelCheckFailed) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"{report.name} {report.version} (weights UID {report.uid}): ran on {report.sample} in {report.seconds} s; "
+        f"probability maps {report.probability_maps}; {report.findings} finding(s). OK"
+    )
 
 
 @models_app.command("train")
@@ -257,7 +277,7 @@ def models_train(
     seed: Annotated[int, typer.Option(help="Seed for phantoms and initialisation")] = 0,
     steps: Annotated[int | None, typer.Option(help="Training steps; default the model's own")] = None,
 ) -> None:
-    """Train a built-in model on generated phantoms (CPU) and replace its committed weights."""
+    """Train a built-in model on generated phantoms (CPU), replace its committed weights, and calibrate it."""
     from models.registry import build_registry
 
     try:
@@ -271,18 +291,44 @@ def models_train(
 @models_app.command("evaluate")
 def models_evaluate(
     name: str,
+    config: ConfigOption = None,
     seed: Annotated[int, typer.Option(help="Seed of the held-out phantoms (far from training's)")] = 1_000_000,
-    cases: Annotated[int, typer.Option(help="Number of phantom studies")] = 60,
+    cases: Annotated[int | None, typer.Option(help="Number of phantom studies; default the model's own")] = None,
+    dicom: Annotated[Path | None, typer.Option(help="Evaluate on this labelled DICOM folder instead")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Labels CSV for --dicom; default FOLDER/labels.csv")] = None,
+    roc: Annotated[Path | None, typer.Option(help="Where to write the ROC curve; default ./NAME-roc.png")] = None,
 ) -> None:
-    """Evaluate a built-in model on held-out phantoms: AUC, sensitivity, specificity, Dice, calibration."""
-    from models.registry import build_registry
+    """AUC, sensitivity and specificity at the threshold, Dice (segmenters), calibration error, and a ROC PNG:
+    on held-out phantoms, or on your labelled DICOM folder (--dicom; label format in the README)."""
+    from models.roc_plot import write_roc_png
 
     try:
-        figures = build_registry().get(name).evaluate("cpu", seed, cases)
+        spec = _settings(config).analysis.registry().get(name)
+        if dicom is not None:
+            figures = _evaluate_folder(spec, dicom, labels or dicom / "labels.csv")
+        else:
+            figures = spec.evaluate("cpu", seed, cases)
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
+    curve = figures.pop("roc")
+    roc = roc or Path(f"{name}-roc.png")
+    point = (1 - figures["specificity"], figures["sensitivity"])
+    write_roc_png(roc, curve["fpr"], curve["tpr"], f"{name} {spec.version}: AUC {figures['auc']:.3f}", point)
     typer.echo(json.dumps(figures))
+    typer.echo(f"ROC curve: {roc}", err=True)
+
+
+def _evaluate_folder(spec, folder: Path, labels: Path) -> dict:  # noqa: ANN001
+    from models.phantom_evaluation import figures, score_cases
+    from workers.folder_evaluation import folder_cases
+    from workers.volume import StudyUnreadable
+
+    detector = spec.load("cpu")
+    try:
+        return figures(detector, score_cases(detector, folder_cases(folder, labels, detector.manifest.modalities)))
+    except StudyUnreadable as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _expand(paths: list[Path]) -> list[Path]:

@@ -10,7 +10,10 @@ import ipaddress
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
+
+if TYPE_CHECKING:
+    from models.registry import Registry
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -134,9 +137,20 @@ class AnalysisConfig(_Section):
         7200, ge=60, description="Redis redelivers an unacknowledged job after this; keep it above the longest job."
     )
     poll_seconds: float = Field(1, gt=0, description="How often the scheduler publishes due jobs and reaps dead ones.")
-    model_plugins: list[str] = Field(
-        default_factory=list, description="Bring-your-own models: 'module:attribute' naming a ModelSpec or a list."
+    models_dir: Path | None = Field(
+        None,
+        description="Bring-your-own models: a folder with one sub-folder per model holding manifest.toml and "
+        "its exported weights (torch.export .pt2 or TorchScript). See `dicomnode models check`.",
     )
+    model_plugins: list[str] = Field(
+        default_factory=list, description="Python models: 'module:attribute' naming a ModelSpec or a list of them."
+    )
+
+    def registry(self) -> Registry:
+        """Every model this configuration can run: built-in, models_dir, plugins (torch-free)."""
+        from models.registry import build_registry
+
+        return build_registry(self.model_plugins, self.models_dir)
 
     @model_validator(mode="after")
     def _timeout_above_heartbeat(self) -> AnalysisConfig:
@@ -218,10 +232,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _rules_name_known_models(self) -> Settings:
+        from models.manifest import ManifestError
         from models.registry import build_registry
 
         try:
-            registry = build_registry(self.analysis.model_plugins)
+            registry = build_registry(self.analysis.model_plugins, self.analysis.models_dir)
+        except ManifestError as exc:
+            raise ValueError(f"analysis.models_dir: {exc}") from None
         except ValueError as exc:
             raise ValueError(f"analysis.model_plugins: {exc}") from None
         for i, rule in enumerate(self.routing.rules):

@@ -19,7 +19,6 @@ from dicomnode.routing import RoutingDispatcher
 from dicomnode.scheduler import JobScheduler
 from dicomnode.scp import start_listener
 from dicomnode.storage import Storage
-from models.registry import build_registry
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ class Node:
             self.scheduler = JobScheduler(
                 self.catalog, open_queue(s), s.analysis, embedded=s.analysis.broker_url is None
             )
-            registry = build_registry(s.analysis.model_plugins)
+            registry = s.analysis.registry()
             self.dispatcher = RoutingDispatcher(s.routing.rules, registry, self.scheduler.wake)
             self.scheduler.start()
         self._assembler = Assembler(

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    CTImageStorage,
+    DigitalXRayImageStorageForPresentation,
+    ExplicitVRLittleEndian,
+    generate_uid,
+)
 
 from dicomnode.header import IMPLEMENTATION_CLASS_UID
 
@@ -112,6 +117,57 @@ def write_ct_series(spec: SeriesSpec, directory: Path) -> list[Path]:
         ct_slice(spec, i).save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def write_volume_series(spec: SeriesSpec, hu: np.ndarray, directory: Path) -> list[Path]:
+    """Write a (slices, rows, columns) Hounsfield-unit volume, e.g. a CT head phantom, as the series `spec`
+    (whose rows, columns, slice count and spacing must match the volume)."""
+    if hu.shape != (spec.n_slices, spec.rows, spec.columns):
+        raise ValueError(f"volume {hu.shape} does not match the series ({spec.n_slices}, {spec.rows}, {spec.columns})")
+    directory.mkdir(parents=True, exist_ok=True)
+    stored = np.clip(np.round(hu) + 1024, -32768, 32767)
+    paths = []
+    for i in range(spec.n_slices):
+        path = directory / f"{i + 1:05d}.dcm"
+        ct_slice(spec, i, stored[i]).save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def radiograph(spec: SeriesSpec, image: np.ndarray, monochrome1: bool = False) -> Dataset:
+    """A Digital X-Ray (For Presentation) instance from a 0..1 image (brighter = denser), 12 bits stored.
+    `spec` gives identity, order and pixel spacing; rows and columns come from the image."""
+    ds = ct_slice(SeriesSpec(**{**spec.__dict__, "rows": 1, "columns": 1}), 0, np.zeros((1, 1)))
+    for key in ("SliceThickness", "KVP", "ImagePositionPatient", "ImageOrientationPatient", "FrameOfReferenceUID",
+                "PositionReferenceIndicator", "RescaleIntercept", "RescaleSlope", "RescaleType"):  # fmt: skip
+        delattr(ds, key)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
+    ds.Modality = spec.modality
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.PresentationIntentType = "FOR PRESENTATION"
+    ds.ViewPosition = "PA"
+    ds.ImagerPixelSpacing = [spec.pixel_spacing_mm, spec.pixel_spacing_mm]
+    ds.Rows, ds.Columns = image.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    values = np.clip(image, 0.0, 1.0) * 4095
+    if monochrome1:
+        values = 4095 - values
+    ds.PhotometricInterpretation = "MONOCHROME1" if monochrome1 else "MONOCHROME2"
+    ds.PixelIntensityRelationship = "LIN"
+    ds.PixelIntensityRelationshipSign = 1 if monochrome1 else -1  # -1: denser (less beam) is a higher value
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = 0, 1, "US"
+    ds.PresentationLUTShape = "INVERSE" if monochrome1 else "IDENTITY"
+    ds.LossyImageCompression, ds.BurnedInAnnotation = "00", "NO"
+    ds.DetectorType, ds.PositionerType, ds.AcquisitionContextSequence = "", "", []
+    ds.ReferringPhysicianName = ""
+    ds.PatientOrientation = ["L", "F"]  # PA: columns run to the patient's left, rows to the feet
+    ds.ImageLaterality = "U"
+    region = Dataset()
+    region.CodeValue, region.CodingSchemeDesignator, region.CodeMeaning = "51185008", "SCT", "Chest"
+    ds.AnatomicRegionSequence = [region]
+    ds.WindowCenter, ds.WindowWidth = 2048, 4096
+    ds.PixelData = np.round(values).astype("<u2").tobytes()
+    return ds
 
 
 def _phantom_slice(spec: SeriesSpec, index: int) -> np.ndarray:

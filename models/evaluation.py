@@ -42,7 +42,7 @@ class Report:
     sensitivity: float
     specificity: float
     threshold: float
-    dice_median: float  # over positive cases
+    dice_median: float | None  # over positive cases; None for models that do not segment
     ece: float  # study-level scores against study-level labels
 
     def as_dict(self) -> dict:
@@ -59,6 +59,41 @@ def report(scores: np.ndarray, labels: np.ndarray, threshold: float, dices: list
         sensitivity=float((flagged & labels).sum() / max(labels.sum(), 1)),
         specificity=float((~flagged & ~labels).sum() / max((~labels).sum(), 1)),
         threshold=threshold,
-        dice_median=float(np.median(dices)) if dices else float("nan"),
+        dice_median=float(np.median(dices)) if dices else None,
         ece=expected_calibration_error(scores, labels.astype(float)),
     )
+
+
+def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates at every distinct score, from (0, 0) to (1, 1)."""
+    labels = labels.astype(bool)
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    distinct = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    tps, fps = np.cumsum(y)[distinct], np.cumsum(~y)[distinct]
+    return np.r_[0.0, fps / max(fps[-1], 1)], np.r_[0.0, tps / max(tps[-1], 1)]
+
+
+def fit_platt(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Platt scaling: (slope, intercept) of a logistic fit of labels on logit(score) (scipy L-BFGS-B).
+
+    Platt's smoothed targets ((N+ + 1) / (N+ + 2) and 1 / (N- + 2)) keep the fit finite when the
+    scores separate the classes perfectly; the slope is bounded to 0.05..20 so calibration never
+    reorders or flattens findings.
+    """
+    from scipy.optimize import minimize
+
+    p = np.clip(scores.astype(float), 1e-6, 1 - 1e-6)
+    z = np.log(p / (1 - p))
+    labels = labels.astype(bool)
+    positives, negatives = labels.sum(), (~labels).sum()
+    y = np.where(labels, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        logit = w[0] * z + w[1]
+        q = 1 / (1 + np.exp(-logit))
+        nll = np.sum(np.logaddexp(0, logit) - y * logit)
+        return float(nll), np.array([np.sum((q - y) * z), np.sum(q - y)])
+
+    fit = minimize(loss, x0=[1.0, 0.0], jac=True, method="L-BFGS-B", bounds=[(0.05, 20.0), (-50.0, 50.0)])
+    return float(fit.x[0]), float(fit.x[1])

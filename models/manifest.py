@@ -3,34 +3,39 @@
 One TOML file per model, validated when loaded; every error names the file
 and the key. Torch-free, so the node can read manifests to route and rank.
 
-    name = "ct-hemorrhage"
+    name = "my-ich"
     version = "1.0.0"
-    family = "ct"
+    family = "ct"                    # worker queue dicomnode.<family>
     task = "segmentation"            # segmentation | detection | classification
+    dims = 3                         # the network sees volumes (3) or single slices/images (2)
     modalities = ["CT"]
     body_parts = ["HEAD", "BRAIN"]
-    weights = "ct-hemorrhage.pt2"     # relative to the manifest
-    format = "pt2"                   # pt2 (torch.export) | torchscript
+    weights = "my-ich.pt2"           # relative to the manifest
+    format = "pt2"                   # pt2 (torch.export) | torchscript | python (network below + state dict)
 
     [preprocessing]
-    window = { center = 40, width = 80 }
-    spacing_mm = [5.0, 1.0, 1.0]      # resample to (slice, row, column) spacing
-    input_size = [32, 128, 128]
+    window = { center = 40, width = 80 }   # values mapped to 0..1; or normalize = "percentile"
+    spacing_mm = [5.0, 1.0, 1.0]      # resample to (slice, row, column) spacing, or
+    input_size = [32, 128, 128]       # resize to exactly this size (static-shape exports)
 
-    [[outputs]]
+    [[outputs]]                      # one per output channel, in channel order
     label = "intracranial hemorrhage"
     code = { scheme = "SCT", value = "1386000", meaning = "Intracranial hemorrhage" }
-    threshold = 0.5                  # probability at or above which a finding is reported
+    threshold = 0.5                  # calibrated probability at or above which a finding is reported
     urgency = 1.0                    # 0..1, weight of this finding in worklist ranking
+
+The network takes (N, 1, *spatial) float32 and returns logits: (N, C, *spatial)
+for segmentation and detection, (N, C) for classification, C = len(outputs).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import tomllib
 import uuid
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -53,25 +58,53 @@ class Window(_Strict):
     center: float
     width: float = Field(gt=0)
 
+    def apply(self, values: Any) -> Any:
+        """Map center - width/2 .. center + width/2 to 0..1, clipped (numpy array or torch tensor)."""
+        low = self.center - self.width / 2
+        return ((values - low) / self.width).clip(0.0, 1.0)
+
 
 class Preprocessing(_Strict):
     window: Window | None = None
-    spacing_mm: tuple[float, float, float] | None = None
+    normalize: Literal["none", "percentile"] = "none"  # percentile: 1st..99th percentile to 0..1
+    spacing_mm: tuple[float, ...] | None = None
     input_size: tuple[int, ...] | None = None
+    pad_multiple: tuple[int, ...] | None = None  # pad each axis up to a multiple (networks that pool)
+
+    @model_validator(mode="after")
+    def _one_intensity_mapping(self) -> Preprocessing:
+        if self.window is not None and self.normalize != "none":
+            raise ValueError("give either window or normalize, not both")
+        if self.spacing_mm is not None and self.input_size is not None:
+            raise ValueError("give either spacing_mm or input_size, not both")
+        return self
 
     @field_validator("spacing_mm")
     @classmethod
-    def _positive_spacing(cls, spacing: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
-        if spacing is not None and min(spacing) <= 0:
-            raise ValueError("every spacing must be above 0 mm")
+    def _positive_spacing(cls, spacing: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if spacing is not None and (len(spacing) not in (2, 3) or min(spacing) <= 0):
+            raise ValueError("spacing_mm is 2 or 3 values, every one above 0 mm")
         return spacing
 
-    @field_validator("input_size")
+    @field_validator("input_size", "pad_multiple")
     @classmethod
     def _positive_size(cls, size: tuple[int, ...] | None) -> tuple[int, ...] | None:
         if size is not None and (len(size) not in (2, 3) or min(size) < 1):
-            raise ValueError("input_size is 2 or 3 positive integers")
+            raise ValueError("2 or 3 positive integers")
         return size
+
+
+class Calibration(_Strict):
+    """Platt scaling of the network's probability: sigmoid(slope * logit(p) + intercept)."""
+
+    slope: float = Field(default=1.0, gt=0)  # above 0, so calibration never reorders findings
+    intercept: float = 0.0
+
+    def apply(self, p: float) -> float:
+        if (self.slope, self.intercept) == (1.0, 0.0):
+            return p
+        p = min(max(p, 1e-7), 1 - 1e-7)
+        return 1.0 / (1.0 + math.exp(-(self.slope * math.log(p / (1 - p)) + self.intercept)))
 
 
 class OutputClass(_Strict):
@@ -79,6 +112,11 @@ class OutputClass(_Strict):
     code: Code
     threshold: float = Field(ge=0.0, le=1.0)
     urgency: float = Field(ge=0.0, le=1.0)
+    mask_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)  # per-voxel network probability that makes a region
+    min_volume_ml: float = Field(default=0.0, ge=0.0)  # smaller regions are not reported (3D)
+    min_area_mm2: float = Field(default=0.0, ge=0.0)  # smaller regions are not reported (2D)
+    min_mean_value: float | None = None  # regions whose mean input value (e.g. HU) is lower are not reported
+    calibration: Calibration = Field(default_factory=Calibration)
 
 
 class Manifest(_Strict):
@@ -86,19 +124,35 @@ class Manifest(_Strict):
     version: str = Field(min_length=1, max_length=64)
     family: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
     task: Literal["segmentation", "detection", "classification"]
+    dims: Literal[2, 3] = 3
+    description: str = ""
     modalities: list[str] = Field(min_length=1)
     body_parts: list[str] = Field(default_factory=list)
-    weights: str = Field(min_length=1)
-    format: Literal["pt2", "torchscript"] = "pt2"
+    weights: str | None = Field(default=None, min_length=1)
+    format: Literal["pt2", "torchscript", "python"] = "pt2"
+    network: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")  # python format: "module:Class"
+    network_args: dict[str, Any] = Field(default_factory=dict)
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
     outputs: list[OutputClass] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _labels_unique(self) -> Manifest:
+    def _consistent(self) -> Manifest:
         labels = [o.label for o in self.outputs]
         if len(set(labels)) != len(labels):
             raise ValueError("output labels must be unique")
+        if self.format == "python" and self.network is None:
+            raise ValueError("format python needs network = 'module:Class'")
+        if self.format != "python" and (self.weights is None or self.network is not None):
+            raise ValueError(f"format {self.format} needs weights and no network")
+        prep = self.preprocessing
+        for key in ("spacing_mm", "input_size", "pad_multiple"):
+            value = getattr(prep, key)
+            if value is not None and len(value) != self.dims:
+                raise ValueError(f"preprocessing.{key} needs {self.dims} values for a {self.dims}D model")
         return self
+
+    def output(self, label: str) -> OutputClass:
+        return next(o for o in self.outputs if o.label == label)
 
 
 class ManifestError(ValueError):
@@ -115,7 +169,7 @@ def load_manifest(path: Path) -> Manifest:
     except ValidationError as exc:
         problems = [f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
         raise ManifestError(f"{path}: " + "; ".join(problems)) from None
-    if not (path.parent / manifest.weights).is_file():
+    if manifest.weights is not None and not (path.parent / manifest.weights).is_file():
         raise ManifestError(f"{path}: weights: file not found: {path.parent / manifest.weights}")
     return manifest
 
@@ -124,3 +178,8 @@ def weights_uid(weights: Path) -> str:
     """A UID that changes whenever the weights change (2.25 + a name-based UUID of their SHA-256)."""
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     return f"2.25.{uuid.uuid5(_WEIGHTS_NAMESPACE, digest).int}"
+
+
+def version_uid(name: str, version: str) -> str:
+    """The UID of a model without weights: changes with its version."""
+    return f"2.25.{uuid.uuid5(_WEIGHTS_NAMESPACE, name + chr(0) + version).int}"

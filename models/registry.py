@@ -1,8 +1,10 @@
 """Which models exist, what family (worker queue) each belongs to, and how to load one.
 
 Torch-free: a spec names its loader as an import string, so the node can route
-and validate configuration without importing torch. Models brought by the user
-are `ModelSpec` objects named in the configuration (`[analysis] model_plugins`).
+and validate configuration without importing torch. Most models are a manifest
+(models/manifest.py) run by the generic detector: the built-ins in
+models/builtin/, and the user's in `[analysis] models_dir`. Python plugins
+(`[analysis] model_plugins`) name `ModelSpec` objects with their own loader.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from models.manifest import Manifest, ManifestError, load_manifest, version_uid, weights_uid
 
 if TYPE_CHECKING:
     from models.interface import Model
@@ -23,10 +29,12 @@ class ModelSpec:
     name: str
     version: str
     family: str  # one worker queue per family, e.g. "ct" or "cxr"
-    loader: str  # "package.module:function"; function(device: str) -> Model
+    loader: str  # "package.module:function"; function(spec: ModelSpec, device: str) -> Model
     description: str = ""
     trainer: str | None = None  # "module:function"; function(seed: int, steps: int | None) -> dict, for built-ins
-    evaluator: str | None = None  # "module:function"; function(model, seed: int, cases: int) -> dict of figures
+    evaluator: str | None = None  # "module:function"; function(model, seed, cases=...) -> dict of figures
+    manifest: Manifest | None = None
+    manifest_path: Path | None = None
 
     def __post_init__(self) -> None:
         for key in ("name", "family"):
@@ -39,18 +47,37 @@ class ModelSpec:
         if ":" not in self.loader:
             raise ValueError(f"model {self.name}: loader must be 'module:function', got {self.loader!r}")
 
+    @classmethod
+    def from_manifest(cls, path: Path, trainer: str | None = None, evaluator: str | None = None) -> ModelSpec:
+        """A model described by a manifest, run by the generic detector (models/detector.py)."""
+        m = load_manifest(path)
+        return cls(m.name, m.version, m.family, "models.detector:load", m.description, trainer, evaluator, m, path)
+
+    @property
+    def weights_path(self) -> Path | None:
+        if self.manifest is None or self.manifest.weights is None or self.manifest_path is None:
+            return None
+        return self.manifest_path.parent / self.manifest.weights
+
+    @cached_property
+    def uid(self) -> str:
+        """Device UID of the algorithm: changes whenever the weights (or, without weights, the version) change."""
+        weights = self.weights_path
+        return weights_uid(weights) if weights is not None else version_uid(self.name, self.version)
+
     def train(self, seed: int, steps: int | None) -> dict:
         if self.trainer is None:
             raise ValueError(f"model {self.name} has no built-in training")
         return _import(self.trainer)(seed, steps)
 
-    def evaluate(self, device: str, seed: int, cases: int) -> dict:
+    def evaluate(self, device: str, seed: int, cases: int | None = None) -> dict:
         if self.evaluator is None:
-            raise ValueError(f"model {self.name} has no built-in evaluation")
-        return _import(self.evaluator)(self.load(device), seed, cases)
+            raise ValueError(f"model {self.name} has no phantom evaluation; evaluate it on a labelled DICOM folder")
+        sized = {"cases": cases} if cases is not None else {}
+        return _import(self.evaluator)(self.load(device), seed, **sized)
 
     def load(self, device: str) -> Model:
-        model = _import(self.loader)(device)
+        model = _import(self.loader)(self, device)
         if (model.name, model.version) != (self.name, self.version):
             raise ValueError(
                 f"loader {self.loader} returned {model.name} {model.version}, expected {self.name} {self.version}"
@@ -58,24 +85,35 @@ class ModelSpec:
         return model
 
 
-BUILTIN: tuple[ModelSpec, ...] = (
-    ModelSpec(
-        name="standin-hyperdense",
-        version="0.1.0",
-        family="ct",
-        loader="models.standin:load",
-        description="Stand-in until the trained models land: flags hyperdense (60-100 HU) regions in CT.",
-    ),
-    ModelSpec(
-        name="ct-hemorrhage",
-        version="0.1.0",
-        family="ct",
-        loader="models.ct_hemorrhage:load",
-        description="Non-contrast CT head: 3D U-Net segmentation of hyperdense bleeds. Trained on phantoms only.",
-        trainer="models.train_ct_hemorrhage:train_seeded",
-        evaluator="models.ct_hemorrhage:evaluate",
-    ),
-)
+_BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
+
+
+def builtin_specs() -> tuple[ModelSpec, ...]:
+    """The models that ship with dicomnode; their manifests and weights live in models/builtin/<name>/."""
+    return (
+        ModelSpec.from_manifest(_BUILTIN_DIR / "standin-hyperdense" / "manifest.toml"),
+        ModelSpec.from_manifest(
+            _BUILTIN_DIR / "ct-hemorrhage" / "manifest.toml",
+            trainer="models.train_ct_hemorrhage:train_seeded",
+            evaluator="models.phantom_evaluation:evaluate_ct_hemorrhage",
+        ),
+        ModelSpec.from_manifest(
+            _BUILTIN_DIR / "cxr-pneumothorax" / "manifest.toml",
+            trainer="models.train_cxr_pneumothorax:train_seeded",
+            evaluator="models.phantom_evaluation:evaluate_cxr_pneumothorax",
+        ),
+    )
+
+
+def builtin_spec(name: str) -> ModelSpec:
+    return next(s for s in builtin_specs() if s.name == name)
+
+
+def directory_specs(directory: Path) -> list[ModelSpec]:
+    """Bring-your-own models: every <directory>/*/manifest.toml (ManifestError names a bad one)."""
+    if not directory.is_dir():
+        raise ManifestError(f"models directory {directory} does not exist")
+    return [ModelSpec.from_manifest(path) for path in sorted(directory.glob("*/manifest.toml"))]
 
 
 class UnknownModel(ValueError):
@@ -104,9 +142,12 @@ class Registry:
         return sorted({s.family for s in self._specs.values()})
 
 
-def build_registry(plugins: list[str] = ()) -> Registry:  # type: ignore[assignment]
-    """The built-in models plus each plugin: an import string naming a ModelSpec or a list of them."""
-    specs = list(BUILTIN)
+def build_registry(plugins: list[str] = (), models_dir: Path | None = None) -> Registry:  # type: ignore[assignment]
+    """The built-in models, the models in `models_dir`, and each plugin (an import string naming a ModelSpec
+    or a list of them)."""
+    specs = list(builtin_specs())
+    if models_dir is not None:
+        specs += directory_specs(models_dir)
     for plugin in plugins:
         found = _import(plugin)
         found = found if isinstance(found, list | tuple) else [found]

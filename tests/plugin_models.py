@@ -17,39 +17,41 @@ from typing import Any
 from models.registry import ModelSpec
 
 
-def load_slow(device: str) -> Any:
-    from models.standin import StandInModel
+class _StandInWrapper:
+    """The built-in stand-in detector under another name, with a hook before each prediction."""
 
-    class SlowModel(StandInModel):
-        name = "slow"
-        version = "1"
+    def __init__(self, spec: ModelSpec, device: str, before: Any) -> None:
+        from models.registry import builtin_spec
 
-        def predict(self, volume):  # noqa: ANN001, ANN202
-            marker = os.environ.get("SLOW_MODEL_STARTED")
-            if marker:
-                Path(marker).write_text(str(os.getpid()))
-            time.sleep(float(os.environ.get("SLOW_MODEL_SECONDS", "3")))
-            return super().predict(volume)
+        self.inner = builtin_spec("standin-hyperdense").load(device)
+        self.name, self.version, self.before = spec.name, spec.version, before
 
-    return SlowModel(device)
+    def predict(self, volume):  # noqa: ANN001, ANN201
+        self.before()
+        return self.inner.predict(volume)
 
 
-def load_flaky(device: str) -> Any:
-    from models.standin import StandInModel
+def _sleep() -> None:
+    marker = os.environ.get("SLOW_MODEL_STARTED")
+    if marker:
+        Path(marker).write_text(str(os.getpid()))
+    time.sleep(float(os.environ.get("SLOW_MODEL_SECONDS", "3")))
 
-    class FlakyModel(StandInModel):
-        name = "flaky"
-        version = "1"
 
-        def predict(self, volume):  # noqa: ANN001, ANN202
-            counter = Path(os.environ["FLAKY_COUNTER"])
-            calls = int(counter.read_text()) + 1 if counter.exists() else 1
-            counter.write_text(str(calls))
-            if calls <= int(os.environ.get("FLAKY_FAILURES", "2")):
-                raise OSError(f"transient failure {calls} (test)")
-            return super().predict(volume)
+def _fail_at_first() -> None:
+    counter = Path(os.environ["FLAKY_COUNTER"])
+    calls = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(calls))
+    if calls <= int(os.environ.get("FLAKY_FAILURES", "2")):
+        raise OSError(f"transient failure {calls} (test)")
 
-    return FlakyModel(device)
+
+def load_slow(spec: ModelSpec, device: str) -> Any:
+    return _StandInWrapper(spec, device, _sleep)
+
+
+def load_flaky(spec: ModelSpec, device: str) -> Any:
+    return _StandInWrapper(spec, device, _fail_at_first)
 
 
 SPECS = [

@@ -27,7 +27,7 @@ def test_worker_process_analyses_what_the_node_publishes(start_node, start_worke
     assert job.worker.endswith(f":{worker.pid}"), "the worker process ran it, not the node"
     assert job.queue == "dicomnode.ct" and job.attempts == 1
     [result] = result_rows(catalog)
-    assert result.findings and result.findings[0]["score"] > 0.9
+    assert result.findings and result.findings[0]["probability"] > 0.9
     log = worker.log()
     assert log.index("loaded model standin-hyperdense") < log.index("job start"), "models load at worker start"
     assert "job done" in log

@@ -14,9 +14,12 @@ from dicomnode.catalog.db import open_catalog
 from dicomnode.catalog.schema import StudyAnalysis
 from dicomnode.synthetic import SyntheticPatient
 from dicomnode.uids import result_uid
+from models.registry import builtin_spec
 from tests.dicom_files import DISTINCT_PHI, series
 from tests.helpers import CHILD_ENV, storescu, wait_for
 from tests.pipeline import analysis_overrides, job_rows, result_rows, rule, wait_jobs
+
+STANDIN = builtin_spec("standin-hyperdense")
 
 
 def cli(node, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
@@ -31,13 +34,14 @@ def test_study_is_routed_analysed_and_its_result_recorded(start_node, tmp_path: 
     catalog = open_catalog(node.catalog_url)
 
     [job] = wait_jobs(catalog, 1, {"done"}, timeout=90)
-    assert (job.model, job.attempts, job.model_version) == ("standin-hyperdense", 1, "0.1.0")
+    assert (job.model, job.attempts, job.model_version) == ("standin-hyperdense", 1, STANDIN.version)
     assert job.priority == 0 and job.series_uids == [spec.series_uid] and job.rules == ["ct"]
     assert set(job.timings) == {"queued_s", "load_s", "infer_s", "store_s", "total_s"}
     [result] = result_rows(catalog)
-    assert result.result_uid == result_uid(spec.study_uid, "standin-hyperdense", "0.1.0")
+    assert result.result_uid == result_uid(spec.study_uid, "standin-hyperdense", STANDIN.version)
+    assert result.model_uid == STANDIN.uid and result.max_probability == result.findings[0]["probability"]
     [finding] = result.findings
-    assert finding["label"] == "hyperdense region" and finding["score"] > 0.9
+    assert finding["label"] == "hyperdense region" and finding["probability"] > 0.9
     z0, z1 = finding["bbox"][0], finding["bbox"][3]
     assert 0 < z0 < 6 <= z1 < 12, "the lesion sits at the centre slices"
     assert finding["series_uid"] == spec.series_uid and len(finding["slice_uids"]) == z1 - z0
@@ -130,7 +134,7 @@ def test_result_of_a_recompleted_study_is_replaced_not_duplicated(start_node, tm
     assert storescu(node, files[6:]).returncode == 0  # late slices reopen the study
     wait_for(lambda: job_rows(catalog)[0].generation == 2 and job_rows(catalog)[0].state == "done", timeout=60)
     [after] = result_rows(catalog)
-    assert after.result_uid == before.result_uid == result_uid(spec.study_uid, "standin-hyperdense", "0.1.0")
+    assert after.result_uid == before.result_uid == result_uid(spec.study_uid, "standin-hyperdense", STANDIN.version)
     assert after.run_count == 2 and after.id == before.id
     assert json.dumps(after.findings) != json.dumps(before.findings), "the re-run saw all 8 slices"
 

@@ -20,7 +20,7 @@ weights = "w.pt2"
 [preprocessing]
 window = { center = 40, width = 80 }
 spacing_mm = [5.0, 1.0, 1.0]
-input_size = [32, 128, 128]
+pad_multiple = [2, 4, 4]
 
 [[outputs]]
 label = "intracranial hemorrhage"

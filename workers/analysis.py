@@ -57,10 +57,11 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
     t_loaded = time.perf_counter()
     model = rt.model(claim.model)
     findings = [_as_record(f, v) for v in volumes for f in model.predict(v)]
+    uid = rt.registry.get(claim.model).uid
     t_inferred = time.perf_counter()
     with rt.catalog.begin() as conn:
         save_result(conn, study_pk=claim.study_pk, study_instance_uid=claim.study_instance_uid, job_id=claim.job_id,
-                    model=model.name, model_version=model.version, findings=findings)  # fmt: skip
+                    model=model.name, model_version=model.version, model_uid=uid, findings=findings)  # fmt: skip
         t_end = time.perf_counter()
         timings = {
             "queued_s": _seconds(claim.enqueued_at, claim.started_at),

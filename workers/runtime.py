@@ -16,7 +16,6 @@ from dicomnode.catalog.db import open_catalog
 from dicomnode.config import Settings
 from dicomnode.storage import Storage
 from models.interface import Model
-from models.registry import build_registry
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +25,7 @@ class Runtime:
         self.settings = settings
         self.policy = settings.analysis
         self.storage = Storage(settings.storage.path)
-        self.registry = build_registry(settings.analysis.model_plugins)
+        self.registry = settings.analysis.registry()
         self._processes = processes
         self._catalog: Engine | None = None
         self._models: dict[str, Model] = {}

@@ -90,6 +90,8 @@ def _projection(datasets: list[pydicom.Dataset], series_uid: str) -> ImageVolume
     array = pydicom.pixels.apply_modality_lut(ds.pixel_array, ds).astype(np.float32)
     if array.ndim != 2:
         raise StudyUnreadable(f"series {series_uid}: colour projection images are not supported")
+    if ds.get("PhotometricInterpretation") == "MONOCHROME1":  # models see dense = bright, as MONOCHROME2
+        array = array.max() + array.min() - array
     return ImageVolume(
         array=array[None],
         spacing_mm=(1.0, row_mm, col_mm),

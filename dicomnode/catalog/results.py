@@ -21,12 +21,18 @@ def save_result(
     job_id: int,
     model: str,
     model_version: str,
+    model_uid: str,
     findings: list[dict[str, Any]],
 ) -> str:
     """Write (or replace) the result and return its deterministic UID. Caller commits."""
     uid = result_uid(study_instance_uid, model, model_version)
     now = utcnow()
-    values = {"findings": findings, "max_score": max((f["score"] for f in findings), default=0.0), "job_fk": job_id}
+    values = {
+        "findings": findings,
+        "max_probability": max((f["probability"] for f in findings), default=0.0),
+        "job_fk": job_id,
+        "model_uid": model_uid,
+    }
     stmt = insert_for(conn.dialect.name, _results).values(
         result_uid=uid, study_fk=study_pk, model=model, model_version=model_version,
         created_at=now, updated_at=now, run_count=1, **values,

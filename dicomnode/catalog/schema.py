@@ -138,8 +138,10 @@ class Result(Base):
     job_fk: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
     model: Mapped[str] = mapped_column(String(64))
     model_version: Mapped[str] = mapped_column(String(64))
-    findings: Mapped[list] = mapped_column(JSON)  # [{series_uid, label, score, bbox, volume_ml, slice_uids}]
-    max_score: Mapped[float] = mapped_column(Float)
+    model_uid: Mapped[str] = mapped_column(UID)  # changes whenever the weights change (Device UID in the SR)
+    # [{series_uid, slice_uids, label, code, probability, bbox, centre, measurements}], see models/findings.py
+    findings: Mapped[list] = mapped_column(JSON)
+    max_probability: Mapped[float] = mapped_column(Float)  # of the findings; 0 when there are none
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     run_count: Mapped[int] = mapped_column(Integer, default=1)  # times this result was (re)written

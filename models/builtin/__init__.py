@@ -1,0 +1,1 @@
+"""Manifests and weights of the models that ship with dicomnode, one folder each."""

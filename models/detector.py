@@ -1,0 +1,240 @@
+"""The one runner for every manifest-described model: prepare the input, run the network, report findings.
+
+preprocess (resample to the manifest's spacing or size, window or normalise,
+pad) -> network -> sigmoid -> per output class: connected regions of the
+probability map -> back to the volume's own voxel grid -> measurements,
+filters, calibration -> findings. 2D models run on batches of slices.
+CUDA runs under autocast; CPU under inference_mode with the threads the
+worker set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.findings import Finding, Measurement
+from models.geometry import longest_diameter_mm
+from models.image import ImageVolume
+from models.manifest import Manifest, OutputClass
+from models.regions import connected_regions
+
+if TYPE_CHECKING:
+    from models.registry import ModelSpec
+
+log = logging.getLogger(__name__)
+SLICE_BATCH = 16  # slices per forward pass for 2D models
+
+
+@dataclass(frozen=True)
+class Analysis:
+    findings: list[Finding]
+    scores: dict[str, float]  # per output label: the study's calibrated probability (highest reported finding,
+    # else the highest probability anywhere, kept just under the threshold)
+
+
+class ShapeMismatch(ValueError):
+    """The network's output does not have the shape its manifest promises."""
+
+
+class Detector:
+    def __init__(self, manifest: Manifest, net: Callable[[torch.Tensor], torch.Tensor], device: str, uid: str) -> None:
+        self.manifest = manifest
+        self.name, self.version, self.uid = manifest.name, manifest.version, uid
+        self.net = net
+        self.device = torch.device(device)
+
+    def predict(self, volume: ImageVolume) -> list[Finding]:
+        return self.analyse(volume).findings
+
+    def analyse(self, volume: ImageVolume) -> Analysis:
+        maps = self.probability_maps(volume)
+        findings: list[Finding] = []
+        scores: dict[str, float] = {}
+        for output, prob in zip(self.manifest.outputs, maps, strict=True):
+            found = list(self._findings(output, prob, volume))
+            findings += found
+            best = output.calibration.apply(float(prob.max()))
+            scores[output.label] = max(
+                (f.probability for f in found), default=min(best, math.nextafter(output.threshold, 0.0))
+            )
+        return Analysis(sorted(findings, key=lambda f: -f.probability), scores)
+
+    def probability_maps(self, volume: ImageVolume) -> np.ndarray:
+        """Network probabilities (before calibration), one map per output: (C, *model grid), or (C, slices)
+        for a classifier. The model grid spans the same extent as the volume."""
+        x = torch.from_numpy(np.ascontiguousarray(volume.array, dtype=np.float32)).to(self.device)
+        with torch.inference_mode(), torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
+            if self.manifest.dims == 3:
+                prob = self._forward(x[None, None], volume.spacing_mm)[0]
+            else:
+                batches = [self._forward(x[i : i + SLICE_BATCH, None], volume.spacing_mm[1:])
+                           for i in range(0, len(x), SLICE_BATCH)]  # fmt: skip
+                prob = torch.cat(batches).transpose(0, 1)  # (C, slices, ...)
+        return prob.float().cpu().numpy()
+
+    def _forward(self, x: torch.Tensor, spacing: tuple[float, ...]) -> torch.Tensor:
+        """(N, 1, *spatial) in modality units -> (N, C, *model grid) or (N, C) probabilities."""
+        padded, size = prepare(self.manifest, x, spacing)
+        logits = self.net(padded)
+        expected = len(self.manifest.outputs)
+        if self.manifest.task == "classification":
+            if tuple(logits.shape) != (len(padded), expected):
+                raise ShapeMismatch(f"{self.name}: classifier output {tuple(logits.shape)}, expected ({len(padded)}, "
+                                    f"{expected}) for input {tuple(padded.shape)}")  # fmt: skip
+            return torch.sigmoid(logits.float())
+        if logits.ndim != padded.ndim or tuple(logits.shape[:2]) != (len(padded), expected) or \
+                tuple(logits.shape[2:]) != tuple(padded.shape[2:]):  # fmt: skip
+            raise ShapeMismatch(f"{self.name}: output {tuple(logits.shape)} for input {tuple(padded.shape)}; "
+                                f"expected (N, {expected}, *spatial) with the input's spatial size")  # fmt: skip
+        crop = (slice(None), slice(None), *(slice(0, n) for n in size))
+        return torch.sigmoid(logits[crop].float())
+
+    def _findings(self, output: OutputClass, prob: np.ndarray, volume: ImageVolume):  # noqa: ANN202
+        if self.manifest.task == "classification":
+            yield from self._whole_image_finding(output, prob, volume)
+            return
+        scale = [n / m for n, m in zip(volume.array.shape, prob.shape, strict=True)]
+        for region, inside in connected_regions(prob >= output.mask_threshold):
+            raw = float(prob[region][inside].max())
+            probability = round(output.calibration.apply(raw), 4)
+            if probability < output.threshold:
+                continue
+            bbox, mask = _to_volume_grid(region, inside, prob, scale, volume.array.shape, output.mask_threshold)
+            finding = _finding(output, probability, bbox, mask, volume, self.manifest.task == "segmentation")
+            if finding is not None:
+                yield finding
+
+    def _whole_image_finding(self, output: OutputClass, prob: np.ndarray, volume: ImageVolume):  # noqa: ANN202
+        probability = round(output.calibration.apply(float(prob.max())), 4)
+        if probability >= output.threshold:
+            shape = volume.array.shape
+            centre = tuple((n - 1) / 2 for n in shape)
+            yield Finding(output.label, output.code, probability, (0, 0, 0, *shape), centre)  # type: ignore[arg-type]
+
+
+def prepare(manifest: Manifest, x: torch.Tensor, spacing: tuple[float, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """The network's input for (N, 1, *spatial) modality values with `spacing` (mm): resampled, mapped to
+    0..1, padded; and the model-grid size before padding. Training uses it too, so both see the same input."""
+    prep = manifest.preprocessing
+    size = _target_size(tuple(x.shape[2:]), spacing, prep.spacing_mm, prep.input_size)
+    x = _resize(x, size)
+    if prep.window is not None:
+        x = prep.window.apply(x)
+    elif prep.normalize == "percentile":
+        x = _percentile_normalise(x)
+    if prep.pad_multiple is not None:
+        pads: list[int] = []
+        for n, m in reversed(list(zip(size, prep.pad_multiple, strict=True))):
+            pads += [0, (-n) % m]
+        x = F.pad(x, pads, value=float(x.min()))
+    return x, size
+
+
+def _target_size(
+    size: tuple[int, ...], spacing: tuple[float, ...], target_spacing: tuple[float, ...] | None,
+    input_size: tuple[int, ...] | None,
+) -> tuple[int, ...]:  # fmt: skip
+    if input_size is not None:
+        return input_size
+    if target_spacing is not None:
+        return tuple(max(1, round(n * s / t)) for n, s, t in zip(size, spacing, target_spacing, strict=True))
+    return size
+
+
+def _resize(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """Average when shrinking every axis (no aliasing), linear interpolation otherwise."""
+    if tuple(x.shape[2:]) == tuple(size):
+        return x
+    if all(n >= m for n, m in zip(x.shape[2:], size, strict=True)):
+        return F.interpolate(x, size=size, mode="area")
+    return F.interpolate(x, size=size, mode="trilinear" if x.ndim == 5 else "bilinear", align_corners=False)
+
+
+def _percentile_normalise(x: torch.Tensor) -> torch.Tensor:
+    """Per image: the 1st..99th percentile to 0..1 (radiograph grey levels differ by detector and processing)."""
+    flat = x.flatten(1).float()
+    sample = flat[:, :: max(1, flat.shape[1] // 65536)]
+    low = torch.quantile(sample, 0.01, dim=1)
+    high = torch.quantile(sample, 0.99, dim=1)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    return ((x - low.view(shape)) / (high - low).clamp(min=1e-6).view(shape)).clamp(0.0, 1.0)
+
+
+def _to_volume_grid(
+    region: tuple[slice, ...], inside: np.ndarray, prob: np.ndarray, scale: list[float],
+    shape: tuple[int, ...], threshold: float,
+) -> tuple[tuple[int, ...], np.ndarray]:  # fmt: skip
+    """A region found on the model grid as a bounding box and mask on the volume's grid."""
+    if all(s == 1.0 for s in scale):
+        bbox = tuple(r.start for r in region) + tuple(r.stop for r in region)
+        return bbox, inside
+    lo = [max(0, math.floor(r.start * s)) for r, s in zip(region, scale, strict=True)]
+    hi = [min(n, max(l0 + 1, math.ceil(r.stop * s))) for r, s, n, l0 in zip(region, scale, shape, lo, strict=True)]
+    size = tuple(h - l0 for l0, h in zip(lo, hi, strict=True))
+    crop = torch.from_numpy(np.where(inside, prob[region], 0.0).astype(np.float32))[None, None]
+    mask = F.interpolate(crop, size=size, mode="trilinear", align_corners=False)[0, 0].numpy() >= threshold
+    if not mask.any():  # a sliver thinner than a voxel of the volume after interpolation: keep its nearest voxels
+        mask = F.interpolate(torch.from_numpy(inside.astype(np.float32))[None, None], size=size)[0, 0].numpy() > 0
+    tight = tuple(slice(int(ix.min()), int(ix.max()) + 1) for ix in np.nonzero(mask))
+    bbox = tuple(l0 + t.start for l0, t in zip(lo, tight, strict=True))
+    bbox += tuple(l0 + t.stop for l0, t in zip(lo, tight, strict=True))
+    return bbox, mask[tight]
+
+
+def _finding(
+    output: OutputClass, probability: float, bbox: tuple[int, ...], mask: np.ndarray, volume: ImageVolume,
+    keep_mask: bool,
+) -> Finding | None:  # fmt: skip
+    """The finding for one region, or None when it is too small or not dense enough to report."""
+    values = volume.array[tuple(slice(a, b) for a, b in zip(bbox[:3], bbox[3:], strict=True))][mask]
+    if output.min_mean_value is not None and float(values.mean()) < output.min_mean_value:
+        return None
+    voxels = int(mask.sum())
+    spacing = volume.spacing_mm
+    diameter = Measurement("longest diameter", round(longest_diameter_mm(mask, spacing[1:]), 1), "mm")
+    if volume.array.shape[0] == 1:  # a projection image: an area, not a volume
+        area = voxels * spacing[1] * spacing[2]
+        if area < output.min_area_mm2:
+            return None
+        measurements = (Measurement("area", round(area, 1), "mm2"), diameter)
+    else:
+        volume_ml = voxels * volume.voxel_ml
+        if volume_ml < output.min_volume_ml:
+            return None
+        measurements = (Measurement("volume", round(volume_ml, 3), "ml"), diameter)
+    centre = tuple(round(lo + float(c), 2) for lo, c in zip(bbox[:3], np.argwhere(mask).mean(axis=0), strict=True))
+    return Finding(output.label, output.code, probability, bbox, centre, measurements,  # type: ignore[arg-type]
+                   mask if keep_mask else None)  # fmt: skip
+
+
+def build_network(manifest: Manifest, weights: Path | None, device: str = "cpu") -> torch.nn.Module:
+    if manifest.format == "pt2":
+        return torch.export.load(str(weights)).module()
+    if manifest.format == "torchscript":
+        return torch.jit.load(str(weights), map_location=device)
+    module_name, _, attr = (manifest.network or "").partition(":")
+    net = getattr(importlib.import_module(module_name), attr)(**manifest.network_args)
+    if weights is not None:
+        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return net
+
+
+def load(spec: ModelSpec, device: str) -> Detector:
+    """Build the network a manifest describes (torch.export, TorchScript, or a Python class + state dict)."""
+    if spec.manifest is None:
+        raise ValueError(f"model {spec.name} has no manifest")
+    net = build_network(spec.manifest, spec.weights_path, device).to(device)
+    with contextlib.suppress(NotImplementedError):  # torch.export modules refuse eval(): export in eval mode
+        net.eval()
+    return Detector(spec.manifest, net, device, spec.uid)

@@ -1,0 +1,55 @@
+"""The training loop the built-in segmenters share: AdamW, one-cycle schedule, BCE + soft Dice, seeded.
+
+Each model supplies its network and a batch function; the weights and the
+configuration that produced them are written side by side so they can be reproduced.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+Batch = Callable[[], tuple[torch.Tensor, torch.Tensor]]
+
+
+def fit(net: torch.nn.Module, batch: Batch, config: Any, out: Path, log=print) -> dict:  # noqa: ANN001
+    """Train `net` in place; save its state dict to `out` and `config` beside it (.json).
+
+    `config` is a dataclass with at least `seed`, `steps`, `lr` and `threads` (0: all cores).
+    """
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    loop = config
+    optimiser = torch.optim.AdamW(net.parameters(), lr=loop.lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=loop.lr, total_steps=loop.steps)
+    start = time.perf_counter()
+    net.train()
+    for step in range(1, loop.steps + 1):
+        x, y = batch()
+        logits = net(x)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y) + soft_dice_loss(logits, y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        if step % 100 == 0 or step == loop.steps:
+            log(f"step {step}/{loop.steps} loss {loss.item():.4f} {time.perf_counter() - start:.0f}s")
+    net.eval()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), out)
+    record = {"config": asdict(config), "seconds": round(time.perf_counter() - start, 1), "final_loss": loss.item()}
+    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    prob = torch.sigmoid(logits)
+    intersection = (prob * target).sum()
+    return 1 - (2 * intersection + 1) / (prob.sum() + target.sum() + 1)
