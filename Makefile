@@ -31,6 +31,7 @@ bench: $(BIN)/dicomnode system-deps
 	scripts/system-deps.sh orthanc || echo "Orthanc not installed: benchmarking without it"
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/jobs.py
+	$(BIN)/python bench/inference.py
 
 clean:
 	rm -rf $(VENV) var bench/out .pytest_cache

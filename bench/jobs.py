@@ -41,7 +41,6 @@ from dicomnode.ingest import Ingest, StoreRequest
 from dicomnode.routing import RoutingDispatcher
 from dicomnode.storage import Storage
 from dicomnode.synthetic import SeriesSpec, write_ct_series
-from models.registry import build_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import free_port, stop  # noqa: E402 - the sibling benchmark script
@@ -58,6 +57,8 @@ def write_config(work: Path, broker_url: str | None) -> Path:
         "[assembly]", "study_quiet_seconds = 86400",  # this script completes studies itself
         "[analysis]", "torch_threads = 1", "device = \"cpu\"",
         *([f'broker_url = "{broker_url}"'] if broker_url else []),
+        "[[routing.rules]]", 'name = "ct"', 'models = ["standin-hyperdense"]',
+        "[routing.rules.match]", 'modality = ["CT"]',
         "[log]", 'level = "INFO"',  # workers say " ready." at INFO
     ]  # fmt: skip
     path = work / "dicomnode.toml"
@@ -72,7 +73,8 @@ class Backlog:
         self.settings = load_settings(config)
         self.catalog = open_catalog(self.settings.catalog.url)
         self.ingest = Ingest(Storage(self.settings.storage.path), self.catalog, "keep_first", 1 << 32, 0)
-        self.dispatcher = RoutingDispatcher(self.settings.routing.rules, build_registry(), lambda: None)
+        registry = self.settings.analysis.registry()
+        self.dispatcher = RoutingDispatcher(self.settings.routing.rules, registry, lambda: None)
         self.source = source
         self.used = 0
 

@@ -197,7 +197,12 @@ class RoutingRule(_Section):
 
 
 def _default_rules() -> list[RoutingRule]:
-    return [RoutingRule(name="ct", match=RuleMatch(modality=["CT"]), models=["standin-hyperdense"])]
+    return [
+        RoutingRule(name="ct-head", match=RuleMatch(modality=["CT"], body_part=["HEAD", "BRAIN", "SKULL"]),
+                    models=["ct-hemorrhage"]),
+        RoutingRule(name="chest-radiograph", match=RuleMatch(modality=["CR", "DX"], body_part=["CHEST"]),
+                    models=["cxr-pneumothorax"]),
+    ]  # fmt: skip
 
 
 class RoutingConfig(_Section):

@@ -37,3 +37,16 @@ def test_jobs_benchmark_smoke(tmp_path: Path) -> None:
         assert results[mode]["jobs_per_s"] > 0
     assert results["direct"]["vs_direct"] == 1.0
     assert results["embedded"]["queue_overhead_ms"] >= 0 and results["redis-1"]["queue_overhead_ms"] >= 0
+
+
+def test_inference_benchmark_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "models.json"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "inference.py"), "--runs", "1", "--slices", "40", "--size", "128",
+         "--xr", "512", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = json.loads(out.read_text())
+    for name in ("ct-hemorrhage@cpu", "cxr-pneumothorax@cpu"):
+        assert results[name]["total_s"] > 0 and results[name]["vs_pydicom_stack"] > 0

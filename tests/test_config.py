@@ -85,7 +85,7 @@ def test_example_config_loads_and_documents_every_key() -> None:
     example = Path(__file__).resolve().parent.parent / "deploy" / "dicomnode.example.toml"
     s = load_settings(example)
     assert [p.ae_title for p in s.dicom.peers] == ["CT_SCANNER1", "PACS"]
-    assert [r.name for r in s.routing.rules] == ["ct-head"]
+    assert [r.name for r in s.routing.rules] == ["ct-head", "chest-radiograph"]
     text = example.read_text()
     documented = [(section, model.annotation) for section, model in Settings.model_fields.items()]
     documented += [("routing.rules", RoutingRule), ("routing.rules.match", RuleMatch)]

@@ -113,3 +113,17 @@ def test_configuration_errors_name_the_bad_rule(tmp_path) -> None:  # noqa: ANN0
     cfg.write_text('[analysis]\nmodel_plugins = ["nowhere.models:SPECS"]\n')
     with pytest.raises(ConfigError, match="analysis.model_plugins: cannot import nowhere.models:SPECS"):
         load_settings(cfg)
+
+
+def test_default_rules_send_ct_heads_and_chest_radiographs_to_the_built_in_detectors() -> None:
+    from dicomnode.config import Settings
+    from dicomnode.routing import SeriesFacts, plan
+
+    rules = Settings().routing.rules
+    series = [
+        SeriesFacts("1", "CT", "HEAD", "Head w/o"),
+        SeriesFacts("2", "DX", "CHEST", "PA"),
+        SeriesFacts("3", "CT", "CHEST", "Chest"),  # no built-in model for it: not analysed
+    ]
+    planned = {job.model: job.series_uids for job in plan(rules, series)}
+    assert planned == {"ct-hemorrhage": ["1"], "cxr-pneumothorax": ["2"]}
