@@ -38,9 +38,12 @@ SLICE_BATCH = 16  # slices per forward pass for 2D models
 
 @dataclass(frozen=True)
 class Analysis:
+    """Reported findings, and per output label the study's calibrated probability: that of its most probable
+    candidate region (large and dense enough, reported or not), else of the highest voxel, capped just under
+    the region threshold. A study scores at or above the decision threshold exactly when it has a finding."""
+
     findings: list[Finding]
-    scores: dict[str, float]  # per output label: the study's calibrated probability (highest reported finding,
-    # else the highest probability anywhere, kept just under the threshold)
+    scores: dict[str, float]
 
 
 class ShapeMismatch(ValueError):
@@ -62,11 +65,12 @@ class Detector:
         findings: list[Finding] = []
         scores: dict[str, float] = {}
         for output, prob in zip(self.manifest.outputs, maps, strict=True):
-            found = list(self._findings(output, prob, volume))
-            findings += found
-            best = output.calibration.apply(float(prob.max()))
+            candidates = list(self._candidates(output, prob, volume))
+            findings += [f for f in candidates if f.probability >= output.threshold]
+            nothing = min(float(prob.max()), math.nextafter(output.mask_threshold, 0.0))  # no region at all
+            below = math.nextafter(output.threshold, 0.0)  # unrounded, so it stays below the threshold
             scores[output.label] = max(
-                (f.probability for f in found), default=min(best, math.nextafter(output.threshold, 0.0))
+                (f.probability for f in candidates), default=min(output.calibration.apply(nothing), below)
             )
         return Analysis(sorted(findings, key=lambda f: -f.probability), scores)
 
@@ -100,27 +104,25 @@ class Detector:
         crop = (slice(None), slice(None), *(slice(0, n) for n in size))
         return torch.sigmoid(logits[crop].float())
 
-    def _findings(self, output: OutputClass, prob: np.ndarray, volume: ImageVolume):  # noqa: ANN202
+    def _candidates(self, output: OutputClass, prob: np.ndarray, volume: ImageVolume):  # noqa: ANN202
+        """Every region that passes the size and density filters, with its calibrated probability."""
         if self.manifest.task == "classification":
-            yield from self._whole_image_finding(output, prob, volume)
+            yield self._whole_image_finding(output, prob, volume)
             return
         scale = [n / m for n, m in zip(volume.array.shape, prob.shape, strict=True)]
         for region, inside in connected_regions(prob >= output.mask_threshold):
             raw = float(prob[region][inside].max())
             probability = round(output.calibration.apply(raw), 4)
-            if probability < output.threshold:
-                continue
             bbox, mask = _to_volume_grid(region, inside, prob, scale, volume.array.shape, output.mask_threshold)
             finding = _finding(output, probability, bbox, mask, volume, self.manifest.task == "segmentation")
             if finding is not None:
                 yield finding
 
-    def _whole_image_finding(self, output: OutputClass, prob: np.ndarray, volume: ImageVolume):  # noqa: ANN202
+    def _whole_image_finding(self, output: OutputClass, prob: np.ndarray, volume: ImageVolume) -> Finding:
         probability = round(output.calibration.apply(float(prob.max())), 4)
-        if probability >= output.threshold:
-            shape = volume.array.shape
-            centre = tuple((n - 1) / 2 for n in shape)
-            yield Finding(output.label, output.code, probability, (0, 0, 0, *shape), centre)  # type: ignore[arg-type]
+        shape = volume.array.shape
+        centre = tuple((n - 1) / 2 for n in shape)
+        return Finding(output.label, output.code, probability, (0, 0, 0, *shape), centre)  # type: ignore[arg-type]
 
 
 def prepare(manifest: Manifest, x: torch.Tensor, spacing: tuple[float, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:

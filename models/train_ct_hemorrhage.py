@@ -9,8 +9,6 @@ blood, mostly the blurred brain-skull interface), a third anywhere.
 
 from __future__ import annotations
 
-import argparse
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import torch
 from models.detector import build_network
 from models.phantoms.ct_head import HeadPhantom, ct_head
 from models.registry import builtin_spec
-from models.training import fit
+from models.training import command_line, fit
 
 
 @dataclass(frozen=True)
@@ -84,14 +82,5 @@ def _crop_corner(rng: np.random.Generator, p: HeadPhantom, crop: tuple[int, int,
     return tuple(int(rng.integers(lim + 1)) for lim in limits)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--steps", type=int, default=TrainConfig.steps)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    print(json.dumps(train(TrainConfig(seed=args.seed, steps=args.steps), args.out)))
-
-
 if __name__ == "__main__":
-    main()
+    command_line(train, TrainConfig, __doc__)

@@ -8,8 +8,6 @@ mask, so the network learns where, and the detector reports its bounding box.
 
 from __future__ import annotations
 
-import argparse
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import torch
 from models.detector import build_network, prepare
 from models.phantoms.chest_xr import chest_radiograph
 from models.registry import builtin_spec
-from models.training import fit
+from models.training import command_line, fit
 
 
 @dataclass(frozen=True)
@@ -61,14 +59,5 @@ def train_seeded(seed: int, steps: int | None = None) -> dict:
     return record
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--steps", type=int, default=TrainConfig.steps)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    print(json.dumps(train(TrainConfig(seed=args.seed, steps=args.steps), args.out)))
-
-
 if __name__ == "__main__":
-    main()
+    command_line(train, TrainConfig, __doc__)

@@ -53,3 +53,15 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     prob = torch.sigmoid(logits)
     intersection = (prob * target).sum()
     return 1 - (2 * intersection + 1) / (prob.sum() + target.sum() + 1)
+
+
+def command_line(train: Callable[..., dict], config_type: type, doc: str | None) -> None:
+    """`python -m models.train_<name> [--seed S] [--steps N] [--out PATH]` for a trainer module."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=config_type.seed)
+    parser.add_argument("--steps", type=int, default=config_type.steps)
+    parser.add_argument("--out", type=Path, default=None, help="weights file; default the built-in model's")
+    args = parser.parse_args()
+    print(json.dumps(train(config_type(seed=args.seed, steps=args.steps), args.out)))

@@ -182,3 +182,15 @@ def test_training_is_seeded_and_writes_weights_with_their_config(module: str, tm
     assert runs[0]["config"]["steps"] == 2 and (tmp_path / "w0.json").is_file()
     first, second = (torch.load(tmp_path / f"w{i}.pt", weights_only=True) for i in range(2))
     assert all(torch.equal(first[k], second[k]) for k in first), "same seed, same weights"
+
+
+def test_a_study_scores_at_or_above_the_threshold_exactly_when_it_has_a_finding(cxr_model: Detector) -> None:
+    output = cxr_model.manifest.outputs[0]
+    seen = set()
+    for seed in range(9900, 9912):
+        p = chest_radiograph(np.random.default_rng(seed))
+        analysis = cxr_model.analyse(as_volume(p.image[None], (1.0, *p.spacing_mm), "DX"))
+        score = analysis.scores[output.label]
+        assert 0.0 <= score <= 1.0 and (score >= output.threshold) == bool(analysis.findings), (seed, score)
+        seen.add(bool(analysis.findings))
+    assert seen == {True, False}
