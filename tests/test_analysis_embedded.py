@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pydicom
 
 from dicomnode.catalog.db import open_catalog
 from dicomnode.catalog.schema import StudyAnalysis
-from dicomnode.synthetic import SyntheticPatient
+from dicomnode.synthetic import SeriesSpec, SyntheticPatient, radiograph
 from dicomnode.uids import result_uid
 from models.registry import builtin_spec
 from tests.dicom_files import DISTINCT_PHI, series
@@ -78,6 +79,17 @@ def test_unreadable_study_fails_its_job_clearly_and_the_node_keeps_running(start
     assert storescu(node, good).returncode == 0
     rows = wait_jobs(catalog, 2, {"done", "failed"}, timeout=90)
     assert [r.state for r in rows] == ["failed", "done"]
+
+
+def test_a_rule_wider_than_its_model_fails_the_job_naming_the_modality(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    """A rule that sends a radiograph to a CT model: the job fails at once, saying why; nothing is guessed."""
+    node = start_node(**analysis_overrides(rules=[rule("everything", ["standin-hyperdense"])]))
+    image = np.random.default_rng(0).random((64, 64))
+    path = tmp_path / "xr.dcm"
+    radiograph(SeriesSpec(modality="DX", body_part="CHEST"), image).save_as(path, enforce_file_format=True)
+    assert storescu(node, [path]).returncode == 0
+    [job] = wait_jobs(open_catalog(node.catalog_url), 1, {"failed"}, timeout=90)
+    assert job.attempts == 1 and "accepts CT; the routed series are DX" in job.last_error
 
 
 def test_transient_errors_retry_with_backoff_then_fail_visibly_and_retry_on_request(start_node, tmp_path: Path) -> None:  # noqa: ANN001

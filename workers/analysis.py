@@ -54,10 +54,12 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
     with rt.catalog.connect() as conn:
         paths = series_instance_paths(conn, claim.study_pk, claim.series_uids)
     volumes = [load_series([rt.storage.absolute(p) for p in ps], uid) for uid, ps in paths.items()]
+    spec = rt.registry.get(claim.model)
+    volumes = _accepted(volumes, spec.manifest.modalities if spec.manifest else None, claim)
     t_loaded = time.perf_counter()
     model = rt.model(claim.model)
     findings = [_as_record(f, v) for v in volumes for f in model.predict(v)]
-    uid = rt.registry.get(claim.model).uid
+    uid = spec.uid
     t_inferred = time.perf_counter()
     with rt.catalog.begin() as conn:
         save_result(conn, study_pk=claim.study_pk, study_instance_uid=claim.study_instance_uid, job_id=claim.job_id,
@@ -72,6 +74,22 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
         }
         jobs.finish(conn, claim, model.version, {k: round(v, 4) for k, v in timings.items()})
     return timings
+
+
+def _accepted(volumes: list[ImageVolume], modalities: list[str] | None, claim: Claim) -> list[ImageVolume]:
+    """The series of a modality the model accepts; a routing rule wider than the model must not feed it MR to a
+    CT network. None left is a permanent failure that says so."""
+    if modalities is None:
+        return volumes
+    kept = [v for v in volumes if v.modality.upper() in modalities]
+    for v in volumes:
+        if v not in kept:
+            log.warning("job %d: series %s is %s; %s accepts %s: skipped", claim.job_id, v.series_uid,
+                        v.modality or "of no modality", claim.model, ", ".join(modalities))  # fmt: skip
+    if not kept:
+        found = ", ".join(sorted({v.modality or "none" for v in volumes}))
+        raise StudyUnreadable(f"model {claim.model} accepts {', '.join(modalities)}; the routed series are {found}")
+    return kept
 
 
 def _as_record(finding: Finding, volume: ImageVolume) -> dict:
