@@ -15,6 +15,7 @@ from pydicom.uid import (
 )
 
 from dicomnode.header import IMPLEMENTATION_CLASS_UID
+from dicomnode.uids import derived_uid
 
 
 @dataclass
@@ -81,7 +82,7 @@ def ct_slice(spec: SeriesSpec, index: int, pixels: np.ndarray | None = None) -> 
     ds.InstanceNumber = index + 1
     ds.ImagePositionPatient = [0.0, 0.0, float(index) * spec.slice_thickness_mm]
     ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    ds.FrameOfReferenceUID = spec.study_uid + ".1" if len(spec.study_uid) <= 62 else spec.study_uid
+    ds.FrameOfReferenceUID = derived_uid("frame-of-reference", spec.study_uid)
     ds.PositionReferenceIndicator = ""
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.SamplesPerPixel = 1

@@ -1,0 +1,81 @@
+"""A binary Segmentation per analysed series with masks: one segment per finding, linked to the SR by tracking UID."""
+
+from __future__ import annotations
+
+import highdicom as hd
+import numpy as np
+from pydicom import Dataset
+from pydicom.sr.codedict import codes
+
+from dicomnode.results.content import AnalysedSeries, coded
+from dicomnode.results.identity import MANUFACTURER, SEG_SERIES_NUMBER, ResultIdentity, software_version
+
+
+def algorithm(identity: ResultIdentity) -> hd.AlgorithmIdentificationSequence:
+    return hd.AlgorithmIdentificationSequence(
+        name=identity.model, family=codes.cid7162.ArtificialIntelligence, version=identity.model_version
+    )
+
+
+def segment_numbers(series: AnalysedSeries) -> dict[int, int]:
+    """Finding index within the series -> its segment number in the series' SEG (findings with masks only)."""
+    masked = [k for k, f in enumerate(series.findings) if f.mask is not None]
+    return {k: number for number, k in enumerate(masked, start=1)}
+
+
+def build_seg(series: AnalysedSeries, identity: ResultIdentity, first_index: int) -> Dataset | None:
+    """The SEG of one series, or None when none of its findings has a mask. Finding k of the series has tracking
+    index first_index + k, as in the SR, and segment number segment_numbers(series)[k]."""
+    numbers = segment_numbers(series)
+    if not numbers:
+        return None
+    rows, columns = int(series.sources[0].Rows), int(series.sources[0].Columns)
+    pixels = np.zeros((len(series.sources), rows, columns, len(numbers)), dtype=bool)
+    descriptions = []
+    for k, number in numbers.items():
+        f = series.findings[k]
+        z0, y0, x0, z1, y1, x1 = f.bbox
+        pixels[z0:z1, y0:y1, x0:x1, number - 1] = f.mask
+        descriptions.append(hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=identity.tracking_id(first_index + k, f.label),
+            segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+            segmented_property_type=coded(f.code),
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm(identity),
+            tracking_uid=identity.tracking_uid(first_index + k),
+            tracking_id=identity.tracking_id(first_index + k, f.label),
+        ))  # fmt: skip
+    seg = hd.seg.Segmentation(
+        source_images=series.sources,  # in mask order: highdicom does not sort them
+        pixel_array=pixels,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=identity.seg_series_uid,
+        series_number=SEG_SERIES_NUMBER,
+        sop_instance_uid=identity.seg_uid(series.series_uid),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name=identity.model,
+        software_versions=(software_version(), identity.model_version),
+        device_serial_number=identity.model_uid[-16:],
+        content_description=f"{identity.description} segmentation"[:64],
+        content_label="AI_SEGMENTATION",
+        contributing_equipment=[contributing_equipment(identity)],
+        omit_empty_frames=True,
+    )
+    seg.SeriesDescription = f"{identity.description} segmentation"[:64]
+    seg.DeviceUID = identity.model_uid
+    return seg
+
+
+def contributing_equipment(identity: ResultIdentity) -> hd.ContributingEquipment:
+    """IHE AI Results: the algorithm as contributing equipment (manufacturer, model, versions)."""
+    return hd.ContributingEquipment(
+        manufacturer=MANUFACTURER,
+        purpose_of_reference=codes.DCM.ProcessingEquipment,
+        manufacturer_model_name=identity.model,
+        software_versions=(software_version(), identity.model_version),
+        device_serial_number=identity.model_uid[-16:],
+        contribution_description=f"AI analysis by {identity.model} {identity.model_version}"[:64],
+    )

@@ -1,0 +1,129 @@
+"""The TID 1500 Imaging Measurement Report of one result, as IHE AI Results and OHIF expect it.
+
+One measurement group per finding: Tracking Identifier (112039) and Tracking
+Unique Identifier (112040), finding type, algorithm identification (TID 4019),
+probability and measurements with UCUM units, and the location: the SEG
+segment when the model segments, else a rectangle (SCOORD) on the finding's
+centre slice. A finding type the model looked for and did not find is stated
+as Absent, so PACS shows the study was analysed, and by which model version.
+"""
+
+from __future__ import annotations
+
+import highdicom as hd
+import numpy as np
+from pydicom import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.uid import SegmentationStorage
+
+from dicomnode.results.content import MEASUREMENT_NAMES, PROBABILITY, AnalysedSeries, coded, unit
+from dicomnode.results.identity import MANUFACTURER, SR_SERIES_NUMBER, ResultIdentity
+from dicomnode.results.seg import contributing_equipment, segment_numbers
+from models.findings import Finding
+from models.manifest import Code
+
+
+def build_sr(
+    series: list[AnalysedSeries], identity: ResultIdentity, looked_for: list[Code], segs: list[Dataset]
+) -> Dataset:
+    """`looked_for`: every finding type the model reports (its manifest's output codes); `segs`: the SEGs of
+    these series (build_seg), evidence for the segments the groups reference."""
+    algorithm = hd.sr.AlgorithmIdentification(name=identity.model, version=identity.model_version)
+    groups: list = []
+    index = 0
+    for s in series:
+        numbers = segment_numbers(s)
+        for k, f in enumerate(s.findings):
+            groups.append(_finding_group(s, f, numbers.get(k), index, identity, algorithm))
+            index += 1
+    found = {(f.code.scheme, f.code.value) for s in series for f in s.findings}
+    for code in looked_for:
+        if (code.scheme, code.value) not in found:
+            groups.append(_absent_group(code, index, identity, algorithm))
+            index += 1
+    report = hd.sr.MeasurementReport(
+        observation_context=_observer(identity),
+        procedure_reported=codes.SCT.ImagingProcedure,
+        imaging_measurements=groups,
+    )
+    evidence = [ds for s in series for ds in s.sources] + segs
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=evidence,
+        content=report,
+        series_instance_uid=identity.sr_series_uid,
+        series_number=SR_SERIES_NUMBER,
+        sop_instance_uid=identity.sr_uid,
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        contributing_equipment=[contributing_equipment(identity)],
+    )
+    sr.SeriesDescription = f"{identity.description} findings"[:64]
+    return sr
+
+
+def _observer(identity: ResultIdentity) -> hd.sr.ObservationContext:
+    device = hd.sr.DeviceObserverIdentifyingAttributes(
+        uid=identity.model_uid, name=identity.model, manufacturer_name=MANUFACTURER, model_name=identity.model
+    )
+    return hd.sr.ObservationContext(
+        observer_device_context=hd.sr.ObserverContext(
+            observer_type=codes.DCM.Device, observer_identifying_attributes=device
+        )  # fmt: skip
+    )
+
+
+def _tracking(identity: ResultIdentity, index: int, label: str) -> hd.sr.TrackingIdentifier:
+    return hd.sr.TrackingIdentifier(uid=identity.tracking_uid(index), identifier=identity.tracking_id(index, label))
+
+
+def _measurements(f: Finding, algorithm: hd.sr.AlgorithmIdentification) -> list[hd.sr.Measurement]:
+    values = [hd.sr.Measurement(name=PROBABILITY, value=f.probability, unit=unit("1"), algorithm_id=algorithm)]
+    for m in f.measurements:
+        values.append(hd.sr.Measurement(name=MEASUREMENT_NAMES[m.name], value=m.value, unit=unit(m.unit),
+                                        algorithm_id=algorithm))  # fmt: skip
+    return values
+
+
+def _finding_group(
+    s: AnalysedSeries, f: Finding, segment_number: int | None, index: int, identity: ResultIdentity,
+    algorithm: hd.sr.AlgorithmIdentification,
+):  # noqa: ANN202 # fmt: skip
+    common = {
+        "tracking_identifier": _tracking(identity, index, f.label),
+        "finding_type": coded(f.code),
+        "algorithm_id": algorithm,
+        "measurements": _measurements(f, algorithm),
+    }
+    if segment_number is not None:
+        segment = hd.sr.ReferencedSegment(
+            sop_class_uid=SegmentationStorage,
+            sop_instance_uid=identity.seg_uid(s.series_uid),
+            segment_number=segment_number,
+            source_series=hd.sr.SourceSeriesForSegmentation(s.series_uid),
+        )
+        return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(referenced_segment=segment, **common)
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(referenced_region=_rectangle(s, f), **common)
+
+
+def _rectangle(s: AnalysedSeries, f: Finding) -> hd.sr.ImageRegion:
+    """The bounding box on the finding's centre slice, in image pixel coordinates (column, row)."""
+    z0, y0, x0, z1, y1, x1 = f.bbox
+    source = s.sources[min(max(int(round(f.centre[0])), z0), z1 - 1)]
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]], dtype=float)
+    return hd.sr.ImageRegion(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=corners,
+        source_image=hd.sr.SourceImageForRegion(source.SOPClassUID, source.SOPInstanceUID),
+    )
+
+
+def _absent_group(
+    code: Code, index: int, identity: ResultIdentity, algorithm: hd.sr.AlgorithmIdentification
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=_tracking(identity, index, code.meaning),
+        finding_type=coded(code),
+        algorithm_id=algorithm,
+        qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=coded(code), value=codes.SCT.Absent)],
+    )
