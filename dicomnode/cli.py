@@ -232,6 +232,54 @@ def retry(job_id: int, config: ConfigOption = None) -> None:
     typer.echo(f"job {job_id} is pending again")
 
 
+exports_app = typer.Typer(help="The export outbox: results on their way to PACS.", invoke_without_command=True)
+app.add_typer(exports_app, name="exports")
+
+
+@exports_app.callback()
+def exports_list(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    state: Annotated[str | None, typer.Option(help="Only sends in this state: pending, sending, sent, dead")] = None,
+    limit: Annotated[int, typer.Option(help="Most recent N sends")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line, full error text")] = False,
+) -> None:
+    """List sends of results to their destinations: state, attempts, next try, last error."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dataclasses import asdict
+
+    from dicomnode.exports import list_exports
+
+    settings = _settings(config)
+    with _catalog(settings).connect() as conn:
+        rows = list_exports(conn, state, limit)
+    if as_json:
+        for e in rows:
+            typer.echo(json.dumps(asdict(e), default=str))
+        return
+    table = Table("id", "study UID", "SOP instance UID", "destination", "state", "attempts", "next try (UTC)",
+                  "last error")  # fmt: skip
+    for e in rows:
+        table.add_row(str(e.id), e.study_instance_uid, e.sop_instance_uid, e.destination, e.state, str(e.attempts),
+                      e.not_before.isoformat(timespec="seconds") if e.state == "pending" else "",
+                      e.last_error or "")  # fmt: skip
+    Console(width=240).print(table)
+
+
+@exports_app.command("retry")
+def exports_retry(export_id: int, config: ConfigOption = None) -> None:
+    """Give a dead send a fresh set of attempts (the running node sends it at its next round)."""
+    from dicomnode.exports import retry_dead
+
+    settings = _settings(config)
+    with _catalog(settings).begin() as conn:
+        if not retry_dead(conn, export_id):
+            console.print(f"[red]error:[/red] export {export_id} does not exist or is not dead", highlight=False)
+            raise typer.Exit(1)
+    typer.echo(f"export {export_id} is pending again")
+
+
 models_app = typer.Typer(no_args_is_help=True, help="Detection models: list, check, train, evaluate.")
 app.add_typer(models_app, name="models")
 

@@ -114,6 +114,16 @@ class AssemblyConfig(_Section):
     poll_seconds: float = Field(1, gt=0)
 
 
+class ExportConfig(_Section):
+    """The outbox that sends results (SR, SEG) to each routing rule's destinations."""
+
+    max_attempts: int = Field(10, ge=1, description="Tries per instance and destination before it is dead.")
+    retry_backoff_s: float = Field(30, gt=0, description="Delay before the first retry; doubles each time.")
+    retry_backoff_max_s: float = Field(3600, gt=0, description="Longest delay between retries.")
+    poll_seconds: float = Field(1, gt=0, description="How often the exporter looks for due sends.")
+    timeout_s: float = Field(30, gt=0, description="Association and DIMSE timeout when sending.")
+
+
 class AnalysisConfig(_Section):
     broker_url: str | None = Field(
         None, description="Celery broker, e.g. redis://host:6379/0. Unset: analysis runs inside `dicomnode serve`."
@@ -233,6 +243,7 @@ class Settings(BaseSettings):
     assembly: AssemblyConfig = Field(default_factory=AssemblyConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
     log: LogConfig = Field(default_factory=LogConfig)
 
     @model_validator(mode="after")

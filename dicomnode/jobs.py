@@ -47,6 +47,7 @@ class Claim:
     series_uids: list[str]
     enqueued_at: datetime | None
     started_at: datetime
+    destinations: list[str]  # AE@HOST:PORT the results go to
 
 
 class LostClaim(Exception):
@@ -130,13 +131,20 @@ def claim(conn: Connection, job_id: int, worker: str) -> Claim | None:
             heartbeat_at=now,
             last_error=None,
         )  # fmt: skip
-        .returning(_jobs.c.attempts, _jobs.c.model, _jobs.c.study_fk, _jobs.c.series_uids, _jobs.c.enqueued_at)
+        .returning(
+            _jobs.c.attempts,
+            _jobs.c.model,
+            _jobs.c.study_fk,
+            _jobs.c.series_uids,
+            _jobs.c.enqueued_at,
+            _jobs.c.destinations,
+        )  # fmt: skip
     ).first()
     if row is None:
         return None
     study_uid = conn.execute(select(_studies.c.study_instance_uid).where(_studies.c.id == row.study_fk)).scalar_one()
     return Claim(job_id, token, row.attempts, row.model, row.study_fk, study_uid, list(row.series_uids),
-                 row.enqueued_at, now)  # fmt: skip
+                 row.enqueued_at, now, list(row.destinations or []))  # fmt: skip
 
 
 def heartbeat(conn: Connection, claim: Claim) -> bool:

@@ -1,4 +1,4 @@
-"""The node: wires config, storage, catalog, listener, assembler and job scheduler, and runs them."""
+"""The node: wires config, storage, catalog, listener, assembler, job scheduler and exporter, and runs them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dicomnode.assembly import Assembler
 from dicomnode.catalog.db import open_catalog
 from dicomnode.config import Settings
 from dicomnode.dispatch import Dispatcher
+from dicomnode.exporter import Exporter
 from dicomnode.ingest import Ingest
 from dicomnode.jobqueue import open_queue
 from dicomnode.routing import RoutingDispatcher
@@ -32,6 +33,7 @@ class Node:
         self.catalog = open_catalog(settings.catalog.url)
         self.dispatcher = dispatcher
         self.scheduler: JobScheduler | None = None
+        self.exporter: Exporter | None = None
         self._server: ThreadedAssociationServer | None = None
         self._assembler: Assembler | None = None
         self._stopped = threading.Event()
@@ -60,6 +62,8 @@ class Node:
             self.catalog, self.dispatcher, s.assembly.study_quiet_seconds, s.assembly.poll_seconds
         )
         self._assembler.start()
+        self.exporter = Exporter(self.catalog, self.storage, s.export, s.dicom.ae_title)
+        self.exporter.start()
         self._server = start_listener(s.dicom, policy, ingest)
         host, port = self._server.server_address[:2]
         log.info(
@@ -93,6 +97,8 @@ class Node:
             self._assembler.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.exporter is not None:
+            self.exporter.stop()
         self.catalog.dispose()
         self._stopped.set()
         log.info("stopped")

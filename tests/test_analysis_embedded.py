@@ -37,7 +37,7 @@ def test_study_is_routed_analysed_and_its_result_recorded(start_node, tmp_path: 
     [job] = wait_jobs(catalog, 1, {"done"}, timeout=90)
     assert (job.model, job.attempts, job.model_version) == ("standin-hyperdense", 1, STANDIN.version)
     assert job.priority == 0 and job.series_uids == [spec.series_uid] and job.rules == ["ct"]
-    assert set(job.timings) == {"queued_s", "load_s", "infer_s", "store_s", "total_s"}
+    assert set(job.timings) == {"queued_s", "load_s", "infer_s", "encode_s", "store_s", "total_s"}
     [result] = result_rows(catalog)
     assert result.result_uid == result_uid(spec.study_uid, "standin-hyperdense", STANDIN.version)
     assert result.model_uid == STANDIN.uid and result.max_probability == result.findings[0]["probability"]

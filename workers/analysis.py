@@ -1,7 +1,8 @@
 """The analysis task body, the same in a Celery worker and in embedded mode.
 
-claim -> load each series -> run the model -> write the result and mark the
-job done in one transaction. A heartbeat proves the run is alive; errors are
+claim -> load each series -> run the model -> encode SR (and SEG) -> store
+them in the study, write the result, arm the exports and mark the job done in
+one transaction. A heartbeat proves the run is alive; errors are
 recorded on the job (retried with backoff, or failed for good), never raised
 to the queue, so the message is acknowledged once the catalog says what happened.
 """
@@ -14,18 +15,27 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dicomnode import jobs
+from pydicom import Dataset
+
+from dicomnode import exports, jobs
 from dicomnode.catalog.records import series_instance_paths
 from dicomnode.catalog.results import save_result
 from dicomnode.jobs import Claim, LostClaim
+from dicomnode.results.content import AnalysedSeries
+from dicomnode.results.encode import ResultEncodingError, encode_result
+from dicomnode.results.identity import ResultIdentity
+from dicomnode.results.store import store_instances
+from dicomnode.uids import result_uid
 from models.findings import Finding
 from models.image import ImageVolume
 from models.registry import UnknownModel
 from workers.runtime import Runtime
-from workers.volume import StudyUnreadable, load_series
+from workers.volume import StudyUnreadable, load_series_with_sources
+
+Loaded = tuple[ImageVolume, list[Dataset]]
 
 log = logging.getLogger(__name__)
-PERMANENT = (StudyUnreadable, UnknownModel)
+PERMANENT = (StudyUnreadable, UnknownModel, ResultEncodingError)
 
 
 def run_job(rt: Runtime, job_id: int) -> str:
@@ -53,37 +63,46 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
     t0 = time.perf_counter()
     with rt.catalog.connect() as conn:
         paths = series_instance_paths(conn, claim.study_pk, claim.series_uids)
-    volumes = [load_series([rt.storage.absolute(p) for p in ps], uid) for uid, ps in paths.items()]
+    loaded = [load_series_with_sources([rt.storage.absolute(p) for p in ps], uid) for uid, ps in paths.items()]
     spec = rt.registry.get(claim.model)
-    volumes = _accepted(volumes, spec.manifest.modalities if spec.manifest else None, claim)
+    loaded = _accepted(loaded, spec.manifest.modalities if spec.manifest else None, claim)
     t_loaded = time.perf_counter()
     model = rt.model(claim.model)
-    findings = [_as_record(f, v) for v in volumes for f in model.predict(v)]
-    uid = spec.uid
+    analysed = [AnalysedSeries(v.series_uid, sources, model.predict(v)) for v, sources in loaded]
     t_inferred = time.perf_counter()
+    identity = ResultIdentity(result_uid(claim.study_instance_uid, model.name, model.version), model.name,
+                              model.version, spec.uid)  # fmt: skip
+    looked_for = [o.code for o in spec.manifest.outputs] if spec.manifest else []
+    instances = encode_result(analysed, identity, looked_for)
+    t_encoded = time.perf_counter()
+    findings = [_as_record(f, v) for (v, _), a in zip(loaded, analysed, strict=True) for f in a.findings]
     with rt.catalog.begin() as conn:
+        stored = store_instances(conn, rt.storage, claim.study_pk, model.name, instances)
         save_result(conn, study_pk=claim.study_pk, study_instance_uid=claim.study_instance_uid, job_id=claim.job_id,
-                    model=model.name, model_version=model.version, model_uid=uid, findings=findings)  # fmt: skip
+                    model=model.name, model_version=model.version, model_uid=spec.uid, findings=findings)  # fmt: skip
+        exports.enqueue(conn, claim.study_pk, identity.result_uid, stored, claim.destinations)
         t_end = time.perf_counter()
         timings = {
             "queued_s": _seconds(claim.enqueued_at, claim.started_at),
             "load_s": t_loaded - t0,
             "infer_s": t_inferred - t_loaded,
-            "store_s": t_end - t_inferred,
+            "encode_s": t_encoded - t_inferred,
+            "store_s": t_end - t_encoded,
             "total_s": t_end - t0,
         }
         jobs.finish(conn, claim, model.version, {k: round(v, 4) for k, v in timings.items()})
     return timings
 
 
-def _accepted(volumes: list[ImageVolume], modalities: list[str] | None, claim: Claim) -> list[ImageVolume]:
+def _accepted(loaded: list[Loaded], modalities: list[str] | None, claim: Claim) -> list[Loaded]:
     """The series of a modality the model accepts; a routing rule wider than the model must not feed it MR to a
     CT network. None left is a permanent failure that says so."""
     if modalities is None:
-        return volumes
-    kept = [v for v in volumes if v.modality.upper() in modalities]
+        return loaded
+    kept = [(v, s) for v, s in loaded if v.modality.upper() in modalities]
+    volumes = [v for v, _ in loaded]
     for v in volumes:
-        if v not in kept:
+        if all(v is not k for k, _ in kept):
             log.warning("job %d: series %s is %s; %s accepts %s: skipped", claim.job_id, v.series_uid,
                         v.modality or "of no modality", claim.model, ", ".join(modalities))  # fmt: skip
     if not kept:

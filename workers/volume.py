@@ -24,19 +24,31 @@ class StudyUnreadable(Exception):
 
 
 def load_series(paths: list[Path], series_uid: str) -> ImageVolume:
+    return load_series_with_sources(paths, series_uid)[0]
+
+
+def load_series_with_sources(paths: list[Path], series_uid: str) -> tuple[ImageVolume, list[pydicom.Dataset]]:
+    """The volume, and the header of each of its slices in volume order (pixel data dropped): what SR and
+    SEG reference and copy patient and study attributes from."""
     if not paths:
         raise StudyUnreadable(f"series {series_uid}: no stored instances")
     datasets = [_read(p) for p in paths]
     _require_same(datasets, series_uid)
     try:
         if "ImagePositionPatient" in datasets[0]:
-            return _cross_sectional(datasets, series_uid)
-        return _projection(datasets, series_uid)
+            volume = _cross_sectional(datasets, series_uid)
+        else:
+            volume = _projection(datasets, series_uid)
     except StudyUnreadable:
         raise
     except (ValueError, NotImplementedError, RuntimeError, AttributeError, KeyError, TypeError) as exc:
         # pydicom and highdicom report undecodable pixel data and inconsistent geometry this way.
         raise StudyUnreadable(f"series {series_uid}: cannot build a volume: {type(exc).__name__}: {exc}") from exc
+    by_uid = {str(ds.SOPInstanceUID): ds for ds in datasets}
+    sources = [by_uid[uid] for uid in volume.slice_uids]
+    for ds in sources:
+        del ds.PixelData  # decoded into the volume already; keep only the header
+    return volume, sources
 
 
 def _read(path: Path) -> pydicom.Dataset:

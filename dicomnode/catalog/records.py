@@ -66,6 +66,15 @@ def record_instance(conn: Connection, header: InstanceHeader, receipt: Receipt, 
     })  # fmt: skip
 
 
+def record_derived_instance(conn: Connection, study_pk: int, series: dict[str, Any], instance: dict[str, Any]) -> None:
+    """Index an instance we made (an AI result) in an existing study: series and instance only, so the study
+    keeps its state. Caller commits."""
+    stmts = _statements(conn.dialect.name)
+    series_fk = conn.execute(stmts.series, {"study_fk": study_pk, "body_part_examined": None, "station_name": None,
+                                            **series}).scalar_one()  # fmt: skip
+    conn.execute(stmts.instance, {"series_fk": series_fk, **instance})
+
+
 @dataclass(frozen=True)
 class _Upserts:
     patient: Any

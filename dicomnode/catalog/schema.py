@@ -126,6 +126,34 @@ class Job(Base):
     timings: Mapped[dict | None] = mapped_column(JSON)  # seconds per stage of the last run
 
 
+class ExportState:
+    PENDING = "pending"  # waiting to be sent, or to be retried after not_before
+    SENDING = "sending"  # claimed by the exporter; taken back at start-up after a crash
+    SENT = "sent"
+    DEAD = "dead"  # last attempt failed, or the destination refused for good; `dicomnode exports retry`
+
+
+class Export(Base):
+    """The outbox: one instance to one destination. Re-running a result re-arms its rows (same SOP UID)."""
+
+    __tablename__ = "exports"
+    __table_args__ = (UniqueConstraint("sop_instance_uid", "destination"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_fk: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    result_uid: Mapped[str] = mapped_column(UID)
+    sop_instance_uid: Mapped[str] = mapped_column(UID)
+    path: Mapped[str] = mapped_column(String(300))  # relative to storage
+    destination: Mapped[str] = mapped_column(String(300))  # AE@HOST:PORT
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)  # says whether the peer was down or answered a failure
+    last_status: Mapped[int | None] = mapped_column(Integer)  # DIMSE status of the last answer
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 class Result(Base):
     """A model's findings for a study; re-running replaces it in place (same deterministic UID)."""
 

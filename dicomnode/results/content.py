@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import highdicom as hd
 from pydicom import Dataset
 from pydicom.sr.codedict import codes
+from pydicom.valuerep import DA, DT, TM
 
 from models.findings import Finding
 from models.manifest import Code
@@ -28,6 +29,26 @@ class AnalysedSeries:
     series_uid: str
     sources: list[Dataset]
     findings: list[Finding]
+
+
+_TEMPORAL = {"DA": DA, "TM": TM, "DT": DT}
+
+
+def repair_temporal_values(headers: list[Dataset]) -> int:
+    """Blank dates and times a scanner wrote invalidly (highdicom refuses to copy them into the SR and SEG);
+    they are Type 2 or 3 where we copy them. In place; returns how many were blanked."""
+    repaired = 0
+    for ds in headers:
+        for elem in ds:
+            kind = _TEMPORAL.get(elem.VR)
+            if kind is None or elem.VM != 1 or not elem.value:
+                continue
+            try:
+                kind(elem.value)
+            except (ValueError, TypeError):
+                elem.value = ""
+                repaired += 1
+    return repaired
 
 
 def coded(code: Code) -> hd.sr.CodedConcept:

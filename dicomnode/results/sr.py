@@ -22,6 +22,8 @@ from dicomnode.results.seg import contributing_equipment, segment_numbers
 from models.findings import Finding
 from models.manifest import Code
 
+ANY_FINDING = Code(scheme="SCT", value="404684003", meaning="Finding")  # what a model without a manifest looked for
+
 
 def build_sr(
     series: list[AnalysedSeries], identity: ResultIdentity, looked_for: list[Code], segs: list[Dataset]
@@ -37,7 +39,7 @@ def build_sr(
             groups.append(_finding_group(s, f, numbers.get(k), index, identity, algorithm))
             index += 1
     found = {(f.code.scheme, f.code.value) for s in series for f in s.findings}
-    for code in looked_for:
+    for code in looked_for or ([] if groups else [ANY_FINDING]):
         if (code.scheme, code.value) not in found:
             groups.append(_absent_group(code, index, identity, algorithm))
             index += 1

@@ -1,0 +1,47 @@
+"""One result to its DICOM instances: the SEG of each series with masks, then the SR that references them."""
+
+from __future__ import annotations
+
+import logging
+
+from pydicom import Dataset
+
+from dicomnode.results.content import AnalysedSeries, repair_temporal_values
+from dicomnode.results.identity import ResultIdentity
+from dicomnode.results.seg import build_seg
+from dicomnode.results.sr import build_sr
+from models.manifest import Code
+
+log = logging.getLogger(__name__)
+
+
+class ResultEncodingError(Exception):
+    """The result could not be encoded as DICOM. The message names no values: they may be patient data."""
+
+
+def encode_result(series: list[AnalysedSeries], identity: ResultIdentity, looked_for: list[Code]) -> list[Dataset]:
+    """SEGs first, then the SR. Raises ResultEncodingError (retrying will not help)."""
+    for s in series:
+        repaired = repair_temporal_values(s.sources)
+        if repaired:
+            log.warning("series %s: %d invalid date/time values left empty in the results", s.series_uid, repaired)
+    try:
+        return _encode(series, identity, looked_for)
+    except Exception as exc:
+        where = exc.__traceback__
+        while where is not None and where.tb_next is not None:
+            where = where.tb_next
+        origin = where.tb_frame.f_code.co_name if where is not None else "?"
+        raise ResultEncodingError(f"cannot encode the result as SR/SEG: {type(exc).__name__} in {origin} "
+                                  "(details withheld: they may quote patient data)") from None  # fmt: skip
+
+
+def _encode(series: list[AnalysedSeries], identity: ResultIdentity, looked_for: list[Code]) -> list[Dataset]:
+    segs: list[Dataset] = []
+    first_index = 0
+    for s in series:
+        seg = build_seg(s, identity, first_index)
+        if seg is not None:
+            segs.append(seg)
+        first_index += len(s.findings)
+    return [*segs, build_sr(series, identity, looked_for, segs)]
