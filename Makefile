@@ -32,6 +32,7 @@ bench: $(BIN)/dicomnode system-deps
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/results.py
 
 clean:
 	rm -rf $(VENV) var bench/out .pytest_cache

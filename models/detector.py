@@ -122,7 +122,8 @@ class Detector:
         probability = round(output.calibration.apply(float(prob.max())), 4)
         shape = volume.array.shape
         centre = tuple((n - 1) / 2 for n in shape)
-        return Finding(output.label, output.code, probability, (0, 0, 0, *shape), centre)  # type: ignore[arg-type]
+        return Finding(output.label, output.code, probability, (0, 0, 0, *shape), centre,  # type: ignore[arg-type]
+                       site=output.finding_site)  # fmt: skip
 
 
 def prepare(manifest: Manifest, x: torch.Tensor, spacing: tuple[float, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
@@ -217,7 +218,7 @@ def _finding(
         measurements = (Measurement("volume", round(volume_ml, 3), "ml"), diameter)
     centre = tuple(round(lo + float(c), 2) for lo, c in zip(bbox[:3], np.argwhere(mask).mean(axis=0), strict=True))
     return Finding(output.label, output.code, probability, bbox, centre, measurements,  # type: ignore[arg-type]
-                   mask if keep_mask else None)  # fmt: skip
+                   mask if keep_mask else None, output.finding_site)  # fmt: skip
 
 
 def build_network(manifest: Manifest, weights: Path | None, device: str = "cpu") -> torch.nn.Module:

@@ -42,6 +42,7 @@ class Finding:
     centre: tuple[float, float, float]
     measurements: tuple[Measurement, ...] = ()
     mask: np.ndarray | None = field(default=None, compare=False, repr=False)
+    site: Code | None = None  # anatomy, from the model's manifest
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probability <= 1.0:
@@ -62,6 +63,7 @@ class Finding:
         return {
             "label": self.label,
             "code": self.code.model_dump(),
+            "site": self.site.model_dump() if self.site else None,
             "probability": self.probability,
             "bbox": list(self.bbox),
             "centre": list(self.centre),

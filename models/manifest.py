@@ -110,6 +110,7 @@ class Calibration(_Strict):
 class OutputClass(_Strict):
     label: str = Field(min_length=1, max_length=64)
     code: Code
+    finding_site: Code | None = None  # where the finding is (anatomy), e.g. SCT 128319008 Intracranial structure
     threshold: float = Field(ge=0.0, le=1.0)
     urgency: float = Field(ge=0.0, le=1.0)
     mask_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)  # per-voxel network probability that makes a region

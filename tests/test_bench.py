@@ -50,3 +50,15 @@ def test_inference_benchmark_smoke(tmp_path: Path) -> None:
     results = json.loads(out.read_text())
     for name in ("ct-hemorrhage@cpu", "cxr-pneumothorax@cpu"):
         assert results[name]["total_s"] > 0 and results[name]["vs_pydicom_stack"] > 0
+
+
+def test_results_benchmark_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "results.py"), "--runs", "1", "--slices", "40", "--size", "128",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["encode_s"] > 0 and results["deliver_s"] > 0 and results["storescu_s"] > 0

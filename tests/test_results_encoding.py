@@ -63,6 +63,7 @@ def test_ct_findings_become_a_valid_sr_and_seg_linked_by_tracking_uid(ct_case, t
     dump = subprocess.run([require_tool("dsrdump"), str(tmp_path / "sr.dcm")], capture_output=True, text=True,
                           check=False)  # fmt: skip
     assert dump.returncode == 0 and "Imaging Measurement Report" in dump.stdout and "Tracking Unique" in dump.stdout
+    assert '"Finding Site")=(128319008,SCT,"Intracranial structure")' in dump.stdout
 
     # OHIF: root TID 1500, 112039 and 112040 in every group; SEG with ReferencedSeriesSequence
     back = hd.sr.srread(tmp_path / "sr.dcm")

@@ -45,6 +45,7 @@ def build_seg(series: AnalysedSeries, identity: ResultIdentity, first_index: int
             algorithm_identification=algorithm(identity),
             tracking_uid=identity.tracking_uid(first_index + k),
             tracking_id=identity.tracking_id(first_index + k, f.label),
+            anatomic_regions=[coded(f.site)] if f.site else None,
         ))  # fmt: skip
     seg = hd.seg.Segmentation(
         source_images=series.sources,  # in mask order: highdicom does not sort them

@@ -61,6 +61,7 @@ def build_sr(
         contributing_equipment=[contributing_equipment(identity)],
     )
     sr.SeriesDescription = f"{identity.description} findings"[:64]
+    sr.DeviceUID = identity.model_uid
     return sr
 
 
@@ -96,6 +97,7 @@ def _finding_group(
         "finding_type": coded(f.code),
         "algorithm_id": algorithm,
         "measurements": _measurements(f, algorithm),
+        "finding_sites": [hd.sr.FindingSite(coded(f.site))] if f.site else None,
     }
     if segment_number is not None:
         segment = hd.sr.ReferencedSegment(
