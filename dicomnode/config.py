@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import ssl
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -122,6 +123,27 @@ class ExportConfig(_Section):
     retry_backoff_max_s: float = Field(3600, gt=0, description="Longest delay between retries.")
     poll_seconds: float = Field(1, gt=0, description="How often the exporter looks for due sends.")
     timeout_s: float = Field(30, gt=0, description="Association and DIMSE timeout when sending.")
+    tls_ca_file: Path | None = Field(None, description="CA bundle that signs tls: destinations; unset: system CAs.")
+    tls_cert_file: Path | None = Field(None, description="Our client certificate, for destinations that ask one.")
+    tls_key_file: Path | None = Field(None, description="Its private key.")
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> ExportConfig:
+        for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+            path = getattr(self, key)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{key}: file not found: {path}")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The client context for tls: destinations (TLS 1.2 or later, server certificate verified)."""
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.tls_ca_file)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.tls_cert_file and self.tls_key_file:
+            ctx.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+        return ctx
 
 
 class AnalysisConfig(_Section):
@@ -194,7 +216,9 @@ class RoutingRule(_Section):
     name: str = Field(min_length=1, max_length=64)
     match: RuleMatch = Field(default_factory=RuleMatch)
     models: list[str] = Field(min_length=1, description="Models to run on the matching series.")
-    destinations: list[str] = Field(default_factory=list, description="Where results go: AE@HOST:PORT.")
+    destinations: list[str] = Field(
+        default_factory=list, description="Where results go: AE@HOST:PORT, or tls:AE@HOST:PORT for DICOM over TLS."
+    )
 
     @field_validator("destinations")
     @classmethod

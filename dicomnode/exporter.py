@@ -28,6 +28,7 @@ class Exporter(threading.Thread):
         self._storage = storage
         self._policy = policy
         self._calling_ae = calling_ae
+        self._tls = policy.tls_context()
         self._wake = threading.Event()
         self._stopping = threading.Event()
 
@@ -70,7 +71,7 @@ class Exporter(threading.Thread):
     def _send(self, destination: str, sends: list[exports.Send]) -> None:
         paths = {self._storage.absolute(s.path): s for s in sends}
         try:
-            results = send_files(list(paths), Destination.parse(destination), self._calling_ae,
+            results = send_files(list(paths), Destination.parse(destination, self._tls), self._calling_ae,
                                  timeout_s=self._policy.timeout_s)  # fmt: skip
         except Exception as exc:  # a bug or a malformed destination must not lose the rows: record and retry
             results = [

@@ -23,7 +23,7 @@ from dicomnode.uids import is_valid_uid
 
 _config.STORE_SEND_CHUNKED_DATASET = True
 MAX_CONTEXTS = 128  # PS3.8: at most 128 presentation contexts per association
-_DEST_RE = re.compile(r"^(?P<ae>[^@]{1,16})@(?P<host>\[[^\]]+\]|[^:]+):(?P<port>\d{1,5})$")
+_DEST_RE = re.compile(r"^(?P<tls>tls:)?(?P<ae>[^@]{1,16})@(?P<host>\[[^\]]+\]|[^:]+):(?P<port>\d{1,5})$")
 
 
 @dataclass(frozen=True)
@@ -31,18 +31,21 @@ class Destination:
     ae_title: str
     host: str
     port: int
-    tls: ssl.SSLContext | None = None
+    tls: ssl.SSLContext | None = None  # None with wants_tls: the system's default trust store
+    wants_tls: bool = False
 
     @classmethod
-    def parse(cls, text: str) -> Destination:
-        """Parse 'AE@HOST:PORT' (IPv6 hosts in brackets)."""
+    def parse(cls, text: str, tls: ssl.SSLContext | None = None) -> Destination:
+        """Parse 'AE@HOST:PORT', or 'tls:AE@HOST:PORT' for DICOM over TLS (IPv6 hosts in brackets).
+        `tls` is the client context for TLS destinations (our CA and certificate); default: system CAs."""
         m = _DEST_RE.match(text.strip())
         if not m or not 0 < int(m["port"]) < 65536:
-            raise ValueError(f"destination must look like AE@HOST:PORT, got {text!r}")
-        return cls(m["ae"], m["host"].strip("[]"), int(m["port"]))
+            raise ValueError(f"destination must look like AE@HOST:PORT or tls:AE@HOST:PORT, got {text!r}")
+        wants_tls = bool(m["tls"])
+        return cls(m["ae"], m["host"].strip("[]"), int(m["port"]), tls if wants_tls else None, wants_tls)
 
     def __str__(self) -> str:
-        return f"{self.ae_title}@{self.host}:{self.port}"
+        return f"{'tls:' if self.wants_tls else ''}{self.ae_title}@{self.host}:{self.port}"
 
 
 class AssociationFailed(ConnectionError):
@@ -186,7 +189,8 @@ def _ae(calling_ae: str, timeout_s: float) -> AE:
 
 
 def _associate(ae: AE, dest: Destination) -> Association:
-    tls_args = (dest.tls, dest.host) if dest.tls else None
+    context = dest.tls or (ssl.create_default_context() if dest.wants_tls else None)
+    tls_args = (context, dest.host) if context else None
     try:
         assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title, tls_args=tls_args)
     except OSError as exc:

@@ -3,6 +3,7 @@ answers a chosen failure status (real DIMSE on a real socket, for refusals store
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -40,13 +41,14 @@ class StoreSCP:
 
 
 class RefusingSCP:
-    """Answers every C-STORE with `status`; counts what it was offered."""
+    """Answers every C-STORE with `status` (0: accepts); counts what it was offered. With `tls`, DICOM over TLS."""
 
-    def __init__(self, status: int, ae_title: str = "PACS") -> None:
+    def __init__(self, status: int, ae_title: str = "PACS", tls: ssl.SSLContext | None = None) -> None:
         self.status, self.ae_title, self.port, self.offered = status, ae_title, free_port(), 0
+        self.tls = tls
         ae = AE(ae_title=ae_title)
         ae.supported_contexts = AllStoragePresentationContexts
-        self._server = ae.start_server(("127.0.0.1", self.port), block=False,
+        self._server = ae.start_server(("127.0.0.1", self.port), block=False, ssl_context=tls,
                                        evt_handlers=[(evt.EVT_C_STORE, self._handle)])  # fmt: skip
 
     def _handle(self, event: evt.Event) -> int:
@@ -55,6 +57,8 @@ class RefusingSCP:
 
     @property
     def destination(self) -> str:
+        if self.tls:
+            return f"tls:{self.ae_title}@localhost:{self.port}"  # the name in the server certificate
         return f"{self.ae_title}@127.0.0.1:{self.port}"
 
     def stop(self) -> None:

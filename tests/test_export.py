@@ -4,6 +4,7 @@ destination that is down then back (each result exactly once), refusals told apa
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from tests.dicom_files import series
 from tests.helpers import CHILD_ENV, free_port, storescu, wait_for
 from tests.pacs import RefusingSCP, StoreSCP
 from tests.pipeline import analysis_overrides, rule, wait_jobs
+from tests.test_admission import make_pki
 from tests.test_results_encoding import validate
 
 FAST_RETRIES = {"retry_backoff_s": 0.3, "retry_backoff_max_s": 1, "poll_seconds": 0.2, "timeout_s": 5}
@@ -107,3 +109,35 @@ def test_a_refusal_retrying_cannot_fix_is_dead_at_once_and_retryable_by_hand(sta
     finally:
         wrong.stop()
     wait_jobs(open_catalog(node2.catalog_url), 1, {"done"})
+
+
+def test_results_go_to_a_tls_destination_verified_against_our_ca(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    pki = make_pki(tmp_path)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(pki["server"], pki["server_key"])
+    pacs = RefusingSCP(0x0000, tls=server)
+    try:
+        node = exporting_node(start_node, pacs.destination, tls_ca_file=str(pki["ca"]))
+        _, files = series(tmp_path, 6, lesion_hu=80)
+        assert storescu(node, files).returncode == 0
+        wait_for(lambda: len(exports(node, "sent")) == 2, timeout=90)
+        assert pacs.offered == 2
+    finally:
+        pacs.stop()
+
+
+def test_a_tls_destination_with_an_untrusted_certificate_is_not_sent_to(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    pki = make_pki(tmp_path)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(pki["server"], pki["server_key"])
+    pacs = RefusingSCP(0x0000, tls=server)
+    try:
+        node = exporting_node(start_node, pacs.destination)  # no tls_ca_file: the system CAs do not know ours
+        _, files = series(tmp_path, 6, lesion_hu=80)
+        assert storescu(node, files).returncode == 0
+        failing = wait_for(lambda: (rows := exports(node)) and all(r["attempts"] >= 2 for r in rows) and rows,
+                           timeout=90)  # fmt: skip
+        assert all("not delivered" in (r["last_error"] or "") for r in failing if r["last_error"])
+        assert pacs.offered == 0
+    finally:
+        pacs.stop()
