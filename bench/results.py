@@ -4,7 +4,7 @@
             TID 1500 SR that references it; peer `packbits`: numpy packing the same masks to bytes,
             the least any SEG writer must do
   deliver   the SCU path the outbox uses (dicomnode.scu.send_files) sending SR + SEG to dcmtk storescp;
-            peer `storescu`: dcmtk storescu sending the same two files to the same storescp
+            peer `storescu`: dcmtk storescu -R (needed contexts only), same files, same storescp
 Median of --runs. Target from issue 5: encoding <= 1 s on 2 cores (reported, not asserted).
 
 Usage: python bench/results.py [--runs 5] [--slices 300] [--size 512] [--json PATH]
@@ -122,7 +122,7 @@ def deliver(work: Path, paths: list[Path], runs: int) -> dict:
             assert all(r.ok for r in send_files(paths, Destination("PACS", "127.0.0.1", port)))
             ours.append(time.perf_counter() - start)
             start = time.perf_counter()
-            subprocess.run(["storescu", "-aec", "PACS", "127.0.0.1", str(port), *map(str, paths)], env=DCMTK_ENV,
+            subprocess.run(["storescu", "-R", "-aec", "PACS", "127.0.0.1", str(port), *map(str, paths)], env=DCMTK_ENV,
                            check=True, capture_output=True)  # fmt: skip
             peer.append(time.perf_counter() - start)
     finally:

@@ -9,6 +9,7 @@ from pydicom.sr.codedict import codes
 
 from dicomnode.results.content import AnalysedSeries, coded
 from dicomnode.results.identity import MANUFACTURER, SEG_SERIES_NUMBER, ResultIdentity, software_version
+from models.findings import Finding
 
 
 def algorithm(identity: ResultIdentity) -> hd.AlgorithmIdentificationSequence:
@@ -30,25 +31,23 @@ def build_seg(series: AnalysedSeries, identity: ResultIdentity, first_index: int
     if not numbers:
         return None
     rows, columns = int(series.sources[0].Rows), int(series.sources[0].Columns)
-    pixels = np.zeros((len(series.sources), rows, columns, len(numbers)), dtype=bool)
+    # Only the slices the findings cover, as a label map: highdicom checks and packs every voxel it is given,
+    # and a one-hot array of a 300-slice CT costs seconds. Omitted slices would be empty frames anyway.
+    z_lo = min(series.findings[k].bbox[0] for k in numbers)
+    z_hi = max(series.findings[k].bbox[3] for k in numbers)
+    labels = np.zeros((z_hi - z_lo, rows, columns), dtype=np.uint8)
+    overlap = False
     descriptions = []
     for k, number in numbers.items():
         f = series.findings[k]
         z0, y0, x0, z1, y1, x1 = f.bbox
-        pixels[z0:z1, y0:y1, x0:x1, number - 1] = f.mask
-        descriptions.append(hd.seg.SegmentDescription(
-            segment_number=number,
-            segment_label=identity.tracking_id(first_index + k, f.label),
-            segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-            segmented_property_type=coded(f.code),
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-            algorithm_identification=algorithm(identity),
-            tracking_uid=identity.tracking_uid(first_index + k),
-            tracking_id=identity.tracking_id(first_index + k, f.label),
-            anatomic_regions=[coded(f.site)] if f.site else None,
-        ))  # fmt: skip
+        box = labels[z0 - z_lo : z1 - z_lo, y0:y1, x0:x1]
+        overlap |= bool((box[f.mask] != 0).any())
+        box[f.mask] = number
+        descriptions.append(_description(identity, f, number, first_index + k))
+    pixels = _one_hot(series, numbers, z_lo, z_hi, labels.shape) if overlap else labels
     seg = hd.seg.Segmentation(
-        source_images=series.sources,  # in mask order: highdicom does not sort them
+        source_images=series.sources[z_lo:z_hi],  # in mask order: highdicom does not sort them
         pixel_array=pixels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
@@ -68,6 +67,31 @@ def build_seg(series: AnalysedSeries, identity: ResultIdentity, first_index: int
     seg.SeriesDescription = f"{identity.description} segmentation"[:64]
     seg.DeviceUID = identity.model_uid
     return seg
+
+
+def _description(identity: ResultIdentity, f: Finding, number: int, index: int) -> hd.seg.SegmentDescription:
+    return hd.seg.SegmentDescription(
+        segment_number=number,
+        segment_label=identity.tracking_id(index, f.label),
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=coded(f.code),
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=algorithm(identity),
+        tracking_uid=identity.tracking_uid(index),
+        tracking_id=identity.tracking_id(index, f.label),
+        anatomic_regions=[coded(f.site)] if f.site else None,
+    )
+
+
+def _one_hot(series: AnalysedSeries, numbers: dict[int, int], z_lo: int, z_hi: int,
+             shape: tuple[int, ...]) -> np.ndarray:  # fmt: skip
+    """Overlapping segments (findings of different outputs) need one channel each."""
+    pixels = np.zeros((*shape, len(numbers)), dtype=bool)
+    for k, number in numbers.items():
+        f = series.findings[k]
+        z0, y0, x0, z1, y1, x1 = f.bbox
+        pixels[z0 - z_lo : z1 - z_lo, y0:y1, x0:x1, number - 1] = f.mask
+    return pixels
 
 
 def contributing_equipment(identity: ResultIdentity) -> hd.ContributingEquipment:
