@@ -10,14 +10,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_ingest_benchmark_smoke(tmp_path: Path) -> None:
-    out = tmp_path / "ingest.json"
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "ingest.py"), "--runs", "1", "--slices", "3", "--json", str(out)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+def run_bench(script: str, out: Path, *args: str, timeout: float = 600) -> dict:
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, "--json", str(out)],
+                       capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
-    results = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_ingest_benchmark_smoke(tmp_path: Path) -> None:
+    results = run_bench("ingest.py", tmp_path / "ingest.json", "--runs", "1", "--slices", "3", timeout=300)
     assert results["instances"] == 3
     for receiver in ("storescp", "pynetdicom-durable", "dicomnode"):
         assert results[receiver]["median_s"] > 0
@@ -25,14 +26,8 @@ def test_ingest_benchmark_smoke(tmp_path: Path) -> None:
 
 
 def test_jobs_benchmark_smoke(tmp_path: Path) -> None:
-    out = tmp_path / "jobs.json"
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "jobs.py"), "--studies", "4", "--slices", "4", "--size", "64",
-         "--probes", "2", "--json", str(out)],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    results = json.loads(out.read_text())
+    results = run_bench("jobs.py", tmp_path / "jobs.json", "--studies", "4", "--slices", "4", "--size", "64",
+                        "--probes", "2")  # fmt: skip
     for mode in ("direct", "embedded", "redis-1", "redis-2"):
         assert results[mode]["jobs_per_s"] > 0
     assert results["direct"]["vs_direct"] == 1.0
@@ -40,25 +35,13 @@ def test_jobs_benchmark_smoke(tmp_path: Path) -> None:
 
 
 def test_inference_benchmark_smoke(tmp_path: Path) -> None:
-    out = tmp_path / "models.json"
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "inference.py"), "--runs", "1", "--slices", "40", "--size", "128",
-         "--xr", "512", "--json", str(out)],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    results = json.loads(out.read_text())
+    results = run_bench("inference.py", tmp_path / "inference.json", "--runs", "1", "--slices", "40", "--size",
+                        "128", "--xr", "512")  # fmt: skip
     for name in ("ct-hemorrhage@cpu", "cxr-pneumothorax@cpu"):
         assert results[name]["total_s"] > 0 and results[name]["vs_pydicom_stack"] > 0
 
 
 def test_results_benchmark_smoke(tmp_path: Path) -> None:
-    out = tmp_path / "results.json"
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "results.py"), "--runs", "1", "--slices", "40", "--size", "128",
-         "--json", str(out)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    results = json.loads(out.read_text())
+    results = run_bench("results.py", tmp_path / "results.json", "--runs", "1", "--slices", "40", "--size", "128",
+                        timeout=300)  # fmt: skip
     assert results["encode_s"] > 0 and results["deliver_s"] > 0 and results["storescu_s"] > 0

@@ -111,11 +111,16 @@ def test_a_refusal_retrying_cannot_fix_is_dead_at_once_and_retryable_by_hand(sta
     wait_jobs(open_catalog(node2.catalog_url), 1, {"done"})
 
 
-def test_results_go_to_a_tls_destination_verified_against_our_ca(start_node, tmp_path: Path) -> None:  # noqa: ANN001
-    pki = make_pki(tmp_path)
+def tls_pacs(folder: Path) -> tuple[RefusingSCP, dict[str, Path]]:
+    """An accepting SCP over TLS with a certificate for localhost signed by a test CA."""
+    pki = make_pki(folder)
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(pki["server"], pki["server_key"])
-    pacs = RefusingSCP(0x0000, tls=server)
+    return RefusingSCP(0x0000, tls=server), pki
+
+
+def test_results_go_to_a_tls_destination_verified_against_our_ca(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    pacs, pki = tls_pacs(tmp_path)
     try:
         node = exporting_node(start_node, pacs.destination, tls_ca_file=str(pki["ca"]))
         _, files = series(tmp_path, 6, lesion_hu=80)
@@ -127,10 +132,7 @@ def test_results_go_to_a_tls_destination_verified_against_our_ca(start_node, tmp
 
 
 def test_a_tls_destination_with_an_untrusted_certificate_is_not_sent_to(start_node, tmp_path: Path) -> None:  # noqa: ANN001
-    pki = make_pki(tmp_path)
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(pki["server"], pki["server_key"])
-    pacs = RefusingSCP(0x0000, tls=server)
+    pacs, _ = tls_pacs(tmp_path)
     try:
         node = exporting_node(start_node, pacs.destination)  # no tls_ca_file: the system CAs do not know ours
         _, files = series(tmp_path, 6, lesion_hu=80)
