@@ -18,7 +18,7 @@ $(BIN)/dicomnode: pyproject.toml
 venv: $(BIN)/dicomnode
 
 system-deps:
-	scripts/system-deps.sh dcmtk dicom3tools redis-server postgresql
+	scripts/system-deps.sh dcmtk dicom3tools redis-server postgresql systemd
 
 run: $(BIN)/dicomnode
 	$(BIN)/dicomnode serve $(if $(CONFIG),--config $(CONFIG))
