@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +31,6 @@ from models.regions import connected_regions
 if TYPE_CHECKING:
     from models.registry import ModelSpec
 
-log = logging.getLogger(__name__)
 SLICE_BATCH = 16  # slices per forward pass for 2D models
 
 

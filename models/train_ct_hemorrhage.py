@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.detector import build_network
 from models.phantoms.ct_head import HeadPhantom, ct_head
 from models.registry import builtin_spec
 from models.training import command_line, fit
@@ -50,9 +49,7 @@ def train(config: TrainConfig, out: Path | None = None, log=print) -> dict:  # n
             ys.append(p.bleed_mask[region].astype(np.float32))
         return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None])
 
-    torch.manual_seed(config.seed)
-    net = build_network(manifest, weights=None)
-    return fit(net, batch, config, out or spec.weights_path, log)
+    return fit(spec, batch, config, out, log)
 
 
 def train_seeded(seed: int, steps: int | None = None) -> dict:

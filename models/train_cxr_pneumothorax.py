@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.detector import build_network, prepare
+from models.detector import prepare
 from models.phantoms.chest_xr import chest_radiograph
 from models.registry import builtin_spec
 from models.training import command_line, fit
@@ -45,9 +45,7 @@ def train(config: TrainConfig, out: Path | None = None, log=print) -> dict:  # n
         x[flips], y[flips] = x[flips].flip(-1), y[flips].flip(-1)
         return x, y
 
-    torch.manual_seed(config.seed)
-    net = build_network(manifest, weights=None)
-    return fit(net, batch, config, out or spec.weights_path, log)
+    return fit(spec, batch, config, out, log)
 
 
 def train_seeded(seed: int, steps: int | None = None) -> dict:

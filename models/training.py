@@ -11,27 +11,34 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from models.registry import ModelSpec
 
 Batch = Callable[[], tuple[torch.Tensor, torch.Tensor]]
 
 
-def fit(net: torch.nn.Module, batch: Batch, config: Any, out: Path, log=print) -> dict:  # noqa: ANN001
-    """Train `net` in place; save its state dict to `out` and `config` beside it (.json).
+def fit(spec: ModelSpec, batch: Batch, config: Any, out: Path | None = None, log=print) -> dict:  # noqa: ANN001
+    """Build the network the model's manifest names (seeded), train it, and save its state dict to `out`
+    (default: the model's own weights) with `config` beside it (.json).
 
     `config` is a dataclass with at least `seed`, `steps`, `lr` and `threads` (0: all cores).
     """
+    from models.detector import build_network
+
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    loop = config
-    optimiser = torch.optim.AdamW(net.parameters(), lr=loop.lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=loop.lr, total_steps=loop.steps)
+    net = build_network(spec.manifest, weights=None)
+    out = out or spec.weights_path
+    optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)
     start = time.perf_counter()
     net.train()
-    for step in range(1, loop.steps + 1):
+    for step in range(1, config.steps + 1):
         x, y = batch()
         logits = net(x)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y) + soft_dice_loss(logits, y)
@@ -39,8 +46,8 @@ def fit(net: torch.nn.Module, batch: Batch, config: Any, out: Path, log=print) -
         loss.backward()
         optimiser.step()
         schedule.step()
-        if step % 100 == 0 or step == loop.steps:
-            log(f"step {step}/{loop.steps} loss {loss.item():.4f} {time.perf_counter() - start:.0f}s")
+        if step % 100 == 0 or step == config.steps:
+            log(f"step {step}/{config.steps} loss {loss.item():.4f} {time.perf_counter() - start:.0f}s")
     net.eval()
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), out)

@@ -10,10 +10,10 @@ from pydicom import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.valuerep import DA, DT, TM
 
-from models.findings import Finding
+from models.findings import UNITS, Finding
 from models.manifest import Code
 
-UCUM = {"ml": "milliliter", "mm": "millimeter", "mm2": "square millimeter", "1": "no units"}
+UCUM = {**UNITS, "1": "no units"}  # the units findings are measured in, and the probability's
 MEASUREMENT_NAMES = {
     "volume": codes.SCT.Volume,
     "longest diameter": codes.SCT.LongAxis,
