@@ -18,7 +18,7 @@ $(BIN)/dicomnode: pyproject.toml
 venv: $(BIN)/dicomnode
 
 system-deps:
-	scripts/system-deps.sh dcmtk dicom3tools redis-server postgresql systemd
+	scripts/system-deps.sh dcmtk dicom3tools redis-server postgresql systemd chromium chromium-driver
 
 run: $(BIN)/dicomnode
 	$(BIN)/dicomnode serve $(if $(CONFIG),--config $(CONFIG))

@@ -16,13 +16,25 @@ from typing import TYPE_CHECKING, Annotated
 if TYPE_CHECKING:
     from models.registry import Registry
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from dicomnode.priority import PriorityClass, from_requested_procedure_priority
+from dicomnode.worklist.scoring import ScoringPolicy
 
 ENV_PREFIX = "DICOMNODE_"
 AETitle = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[\x20-\x5b\x5d-\x7e]*\S[\x20-\x5b\x5d-\x7e]*$")]
@@ -115,13 +127,18 @@ class AssemblyConfig(_Section):
     poll_seconds: float = Field(1, gt=0)
 
 
-class ExportConfig(_Section):
-    """The outbox that sends results (SR, SEG) to each routing rule's destinations."""
+class OutboxPolicy(_Section):
+    """How an outbox (DICOM exports, webhook notifications) retries a send."""
 
-    max_attempts: int = Field(10, ge=1, description="Tries per instance and destination before it is dead.")
+    max_attempts: int = Field(10, ge=1, description="Tries per send before it is dead.")
     retry_backoff_s: float = Field(30, gt=0, description="Delay before the first retry; doubles each time.")
     retry_backoff_max_s: float = Field(3600, gt=0, description="Longest delay between retries.")
-    poll_seconds: float = Field(1, gt=0, description="How often the exporter looks for due sends.")
+    poll_seconds: float = Field(1, gt=0, description="How often the outbox looks for due sends.")
+
+
+class ExportConfig(OutboxPolicy):
+    """The outbox that sends results (SR, SEG) to each routing rule's destinations."""
+
     timeout_s: float = Field(30, gt=0, description="Association and DIMSE timeout when sending.")
     tls_ca_file: Path | None = Field(None, description="CA bundle that signs tls: destinations; unset: system CAs.")
     tls_cert_file: Path | None = Field(None, description="Our client certificate, for destinations that ask one.")
@@ -246,6 +263,73 @@ class RoutingConfig(_Section):
     )
 
 
+class NotifyConfig(OutboxPolicy):
+    """Critical-finding webhooks: a JSON POST to each URL when the AI flags a study."""
+
+    webhooks: list[HttpUrl] = Field(default_factory=list, description="URLs that receive the POST.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra request headers, e.g. an Authorization the receiver expects."
+    )
+    min_urgency: float = Field(
+        0.0, ge=0, le=1, description="Notify only findings whose manifest urgency is at least this."
+    )
+    timeout_s: float = Field(10, gt=0, description="HTTP timeout per POST.")
+
+
+class ReaderToken(_Section):
+    """A bearer token for the HTTP API; its name is what the worklist records as the reader."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[\w .@-]+$")
+    token: SecretStr = Field(min_length=16, description="The secret; at least 16 characters.")
+
+
+class HttpConfig(_Section):
+    """The HTTP API (REST, UPS-RS) and the web worklist, served by `dicomnode serve`."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=0, le=65535)
+    tokens: list[ReaderToken] = Field(
+        default_factory=list, description="Who may use the API; none configured: every API request gets 401."
+    )
+    tls_cert_file: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM).")
+    tls_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _unique_and_tls(self) -> HttpConfig:
+        names = [t.name for t in self.tokens]
+        if len(set(names)) != len(names):
+            raise ValueError("token names must be unique")
+        secrets = [t.token.get_secret_value() for t in self.tokens]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("two tokens share the same secret")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        for f in (self.tls_cert_file, self.tls_key_file):
+            if f is not None and not f.is_file():
+                raise ValueError(f"file not found: {f}")
+        return self
+
+
+class WorklistConfig(_Section):
+    default_priority: str = Field(
+        "ROUTINE", description="Class of a study whose order carries no Requested Procedure Priority."
+    )
+    scoring: ScoringPolicy = Field(default_factory=ScoringPolicy)
+    overdue_check_seconds: float = Field(5, gt=0, description="How often items crossing their maximum wait are moved.")
+
+    @field_validator("default_priority")
+    @classmethod
+    def _known_class(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in {"STAT", "HIGH", "ROUTINE", "MEDIUM", "LOW"}:
+            raise ValueError("must be one of STAT, HIGH, ROUTINE, MEDIUM, LOW")
+        return value
+
+    def priority(self, requested_procedure_priority: str | None) -> PriorityClass:
+        return from_requested_procedure_priority(requested_procedure_priority, self.default_priority)
+
+
 class LogConfig(_Section):
     level: str = "INFO"
 
@@ -268,6 +352,9 @@ class Settings(BaseSettings):
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    worklist: WorklistConfig = Field(default_factory=WorklistConfig)
     log: LogConfig = Field(default_factory=LogConfig)
 
     @model_validator(mode="after")

@@ -7,13 +7,12 @@ no broker; `dicomnode send` uses the same SCU code (dicomnode/scu.py).
 from __future__ import annotations
 
 import logging
-import threading
 from collections import defaultdict
 
 from sqlalchemy import Engine
 
-from dicomnode import exports
-from dicomnode.catalog.schema import ExportState
+from dicomnode import exports, outbox
+from dicomnode.catalog.schema import Export, ExportState
 from dicomnode.config import ExportConfig
 from dicomnode.scu import Destination, SendResult, send_files
 from dicomnode.storage import Storage
@@ -21,44 +20,15 @@ from dicomnode.storage import Storage
 log = logging.getLogger(__name__)
 
 
-class Exporter(threading.Thread):
+class Exporter(outbox.OutboxSender):
     def __init__(self, catalog: Engine, storage: Storage, policy: ExportConfig, calling_ae: str) -> None:
-        super().__init__(name="exporter", daemon=True)
-        self._catalog = catalog
+        super().__init__("exporter", catalog, Export.__table__, policy, policy.timeout_s + 5)
         self._storage = storage
         self._policy = policy
         self._calling_ae = calling_ae
         self._tls = policy.tls_context()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-
-    def start(self) -> None:
-        with self._catalog.begin() as conn:
-            taken = exports.take_back_sending(conn)
-        if taken:
-            log.warning("resuming %d sends interrupted by the last stop", taken)
-        super().start()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        self.join(timeout=self._policy.timeout_s + 5)
-
-    def run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                while self.send_due() and not self._stopping.is_set():
-                    pass
-            except Exception:
-                log.exception("export round failed; retrying")
-            self._wake.wait(self._policy.poll_seconds)
 
     def send_due(self) -> int:
-        """One round: claim what is due, send it, record each outcome. Returns how many were tried."""
         with self._catalog.begin() as conn:
             due = exports.claim_due(conn)
         by_destination: dict[str, list[exports.Send]] = defaultdict(list)

@@ -1,20 +1,14 @@
-"""The export outbox in the catalog: every transition a send can make, in one place.
-
-pending --claim--> sending --peer accepted--> sent
-                      |--peer down, or a failure status worth retrying, attempts left--> pending (after backoff)
-                      '--last attempt, or a refusal that retrying cannot fix--> dead --retry by hand--> pending
-
-Rows are created in the transaction that stores the result, so a result is
-never without its sends; a node restart takes back rows left `sending`.
-"""
+"""The export outbox: one row per result instance and destination, armed in the transaction that stores the
+result. Its transitions are the shared outbox's (dicomnode/outbox.py); what is DICOM-specific lives here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
+from dicomnode import outbox
 from dicomnode.catalog.db import insert_for, utcnow
 from dicomnode.catalog.schema import Export, ExportState, Study
 from dicomnode.config import ExportConfig
@@ -53,56 +47,23 @@ def enqueue(conn: Connection, study_pk: int, result_uid: str, instances: list[tu
 
 def claim_due(conn: Connection, limit: int = 200) -> list[Send]:
     """Take due pending sends (state sending, attempts + 1), oldest first."""
-    now = utcnow()
-    ids = conn.execute(
-        select(_exports.c.id)
-        .where(_exports.c.state == ExportState.PENDING, _exports.c.not_before <= now)
-        .order_by(_exports.c.not_before, _exports.c.id)
-        .limit(limit)
-    ).scalars().all()  # fmt: skip
-    if not ids:
-        return []
-    rows = conn.execute(
-        update(_exports)
-        .where(_exports.c.id.in_(ids), _exports.c.state == ExportState.PENDING)
-        .values(state=ExportState.SENDING, attempts=_exports.c.attempts + 1)
-        .returning(
-            _exports.c.id, _exports.c.sop_instance_uid, _exports.c.path, _exports.c.destination, _exports.c.attempts
-        )  # fmt: skip
-    ).all()
-    return [Send(*row) for row in sorted(rows)]
+    c = _exports.c
+    rows = outbox.claim_due(conn, _exports, [c.id, c.sop_instance_uid, c.path, c.destination, c.attempts], limit)
+    return [Send(*row) for row in rows]
 
 
 def mark_sent(conn: Connection, send: Send, status: int) -> None:
-    conn.execute(update(_exports).where(_exports.c.id == send.id).values(
-        state=ExportState.SENT, sent_at=utcnow(), last_status=status, last_error=None))  # fmt: skip
+    outbox.mark_sent(conn, _exports, send.id, status)
 
 
 def record_failure(conn: Connection, send: Send, message: str, status: int | None, policy: ExportConfig) -> str:
     """Back off and retry, or give up (dead) after the last attempt or a permanent refusal; the new state."""
     permanent = status is not None and status in PERMANENT_STATUSES
-    if permanent or send.attempt >= policy.max_attempts:
-        conn.execute(update(_exports).where(_exports.c.id == send.id).values(
-            state=ExportState.DEAD, last_error=message, last_status=status))  # fmt: skip
-        return ExportState.DEAD
-    delay = min(policy.retry_backoff_s * 2 ** (send.attempt - 1), policy.retry_backoff_max_s)
-    conn.execute(update(_exports).where(_exports.c.id == send.id).values(
-        state=ExportState.PENDING, last_error=message, last_status=status,
-        not_before=utcnow() + timedelta(seconds=delay)))  # fmt: skip
-    return ExportState.PENDING
-
-
-def take_back_sending(conn: Connection) -> int:
-    """At start-up: sends a crashed node left `sending` go back to pending (the peer may get one twice; the
-    SOP Instance UID is the same, so a PACS replaces or ignores it)."""
-    return conn.execute(update(_exports).where(_exports.c.state == ExportState.SENDING).values(
-        state=ExportState.PENDING)).rowcount  # fmt: skip
+    return outbox.record_failure(conn, _exports, send.id, send.attempt, message, status, permanent, policy)
 
 
 def retry_dead(conn: Connection, export_id: int) -> bool:
-    result = conn.execute(update(_exports).where(_exports.c.id == export_id, _exports.c.state == ExportState.DEAD)
-                          .values(state=ExportState.PENDING, attempts=0, not_before=utcnow()))  # fmt: skip
-    return result.rowcount == 1
+    return outbox.retry_dead(conn, _exports, export_id)
 
 
 @dataclass(frozen=True)

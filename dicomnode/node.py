@@ -1,10 +1,12 @@
-"""The node: wires config, storage, catalog, listener, assembler, job scheduler and exporter, and runs them."""
+"""The node: wires config, storage, catalog, listener, assembler, job scheduler, exporter, notifier, worklist
+watcher and HTTP server, and runs them."""
 
 from __future__ import annotations
 
 import logging
 import tempfile
 import threading
+from typing import TYPE_CHECKING
 
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -20,6 +22,12 @@ from dicomnode.routing import RoutingDispatcher
 from dicomnode.scheduler import JobScheduler
 from dicomnode.scp import start_listener
 from dicomnode.storage import Storage
+from dicomnode.worklist.enlisting import EnlistingDispatcher
+from dicomnode.worklist.notify import Notifier
+from dicomnode.worklist.watcher import WorklistWatcher
+
+if TYPE_CHECKING:
+    from dicomnode.api.server import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +42,9 @@ class Node:
         self.dispatcher = dispatcher
         self.scheduler: JobScheduler | None = None
         self.exporter: Exporter | None = None
+        self.notifier: Notifier | None = None
+        self.watcher: WorklistWatcher | None = None
+        self.http: HttpServer | None = None
         self._server: ThreadedAssociationServer | None = None
         self._assembler: Assembler | None = None
         self._stopped = threading.Event()
@@ -56,14 +67,21 @@ class Node:
                 self.catalog, open_queue(s), s.analysis, embedded=s.analysis.broker_url is None
             )
             registry = s.analysis.registry()
-            self.dispatcher = RoutingDispatcher(s.routing.rules, registry, self.scheduler.wake)
+            self.dispatcher = RoutingDispatcher(s.routing.rules, registry, self.scheduler.wake, s.worklist.priority)
             self.scheduler.start()
         self._assembler = Assembler(
-            self.catalog, self.dispatcher, s.assembly.study_quiet_seconds, s.assembly.poll_seconds
-        )
+            self.catalog, EnlistingDispatcher(self.dispatcher, s.worklist), s.assembly.study_quiet_seconds,
+            s.assembly.poll_seconds,
+        )  # fmt: skip
         self._assembler.start()
         self.exporter = Exporter(self.catalog, self.storage, s.export, s.dicom.ae_title)
         self.exporter.start()
+        self.notifier = Notifier(self.catalog, s.notify)
+        self.notifier.start()
+        self.watcher = WorklistWatcher(self.catalog, s.worklist)
+        self.watcher.start()
+        if s.http.enabled:
+            self._start_http()
         self._server = start_listener(s.dicom, policy, ingest)
         host, port = self._server.server_address[:2]
         log.info(
@@ -71,6 +89,17 @@ class Node:
             s.dicom.ae_title, host, port, s.dicom.tls.enabled, self.storage.root,
             "celery" if s.analysis.broker_url else f"embedded x{s.analysis.embedded_workers}",
         )  # fmt: skip
+
+    def _start_http(self) -> None:
+        from dicomnode.api.app import create_app
+        from dicomnode.api.server import HttpServer
+
+        assert self.watcher is not None
+        self.http = HttpServer(create_app(self.settings, self.catalog, self.watcher), self.settings.http)
+        self.http.start()
+        if not self.settings.http.tokens:
+            log.warning("http.tokens is empty: every API request is refused (401); add reader tokens to use it")
+        log.info("worklist at %s://%s:%d/", self.http.scheme, self.settings.http.host, self.http.port)
 
     @property
     def port(self) -> int:
@@ -97,8 +126,9 @@ class Node:
             self._assembler.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
-        if self.exporter is not None:
-            self.exporter.stop()
+        for part in (self.http, self.watcher, self.notifier, self.exporter):
+            if part is not None:
+                part.stop()
         self.catalog.dispose()
         self._stopped.set()
         log.info("stopped")

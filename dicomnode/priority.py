@@ -24,6 +24,12 @@ _REQUESTED_PROCEDURE = {
 }
 
 
-def from_requested_procedure_priority(value: str | None) -> PriorityClass:
-    """Unknown or missing priorities are ROUTINE: never promoted, never starved."""
-    return _REQUESTED_PROCEDURE.get((value or "").strip().upper(), PriorityClass.ROUTINE)
+def from_requested_procedure_priority(value: str | None, default: str = "ROUTINE") -> PriorityClass:
+    """Unknown or missing priorities take the default class (ROUTINE unless configured): never promoted by
+    accident, never starved."""
+    return _REQUESTED_PROCEDURE.get((value or "").strip().upper(), _REQUESTED_PROCEDURE[default])
+
+
+# UPS Scheduled Procedure Step Priority (0074,1200) has only HIGH, MEDIUM and LOW.
+UPS_PRIORITY = {PriorityClass.STAT: "HIGH", PriorityClass.HIGH: "HIGH", PriorityClass.ROUTINE: "MEDIUM",
+                PriorityClass.LOW: "LOW"}  # fmt: skip

@@ -13,7 +13,7 @@ from dicomnode import jobs
 from dicomnode.catalog.schema import Instance, Series, Study, StudyAnalysis
 from dicomnode.config import RoutingRule, RuleMatch
 from dicomnode.dispatch import CompletedStudy
-from dicomnode.priority import from_requested_procedure_priority
+from dicomnode.priority import PriorityClass, from_requested_procedure_priority
 from models.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -96,8 +96,15 @@ def plan(rules: list[RoutingRule], series: list[SeriesFacts]) -> list[PlannedJob
 class RoutingDispatcher:
     """Turns a study completion into job rows, in the completion's own transaction."""
 
-    def __init__(self, rules: list[RoutingRule], registry: Registry, on_jobs_committed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        rules: list[RoutingRule],
+        registry: Registry,
+        on_jobs_committed: Callable[[], None],
+        priority_of: Callable[[str | None], PriorityClass] = from_requested_procedure_priority,
+    ) -> None:
         self._rules = rules
+        self._priority_of = priority_of
         self._registry = registry
         self._on_jobs_committed = on_jobs_committed
 
@@ -111,7 +118,7 @@ class RoutingDispatcher:
         order_priority = conn.execute(
             select(_studies.c.requested_procedure_priority).where(_studies.c.id == study.study_pk)
         ).scalar_one()
-        priority = from_requested_procedure_priority(order_priority)
+        priority = self._priority_of(order_priority)
         for job in planned:
             jobs.upsert_job(
                 conn,

@@ -3,7 +3,8 @@
 # Usage: scripts/system-deps.sh PACKAGE...
 set -euo pipefail
 declare -A probe=([dcmtk]=storescu [dicom3tools]=dciodvfy [redis-server]=redis-server
-                  [postgresql]=/usr/lib/postgresql [orthanc]=Orthanc [make]=make [systemd]=systemd-analyze)
+                  [postgresql]=/usr/lib/postgresql [orthanc]=Orthanc [make]=make [systemd]=systemd-analyze
+                  [chromium-driver]=chromedriver)
 missing=()
 for p in "$@"; do
   what=${probe[$p]:-$p}

@@ -21,6 +21,7 @@ from pynetdicom.association import Association
 # Send test files byte for byte as written, broken ones included (no re-encoding).
 _config.STORE_SEND_CHUNKED_DATASET = True
 NODE_AE = "DICOMNODE"
+READERS = [{"name": "dr-ada", "token": "ada-secret-token-0001"}, {"name": "dr-bob", "token": "bob-secret-token-0002"}]
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Subprocesses import test model plugins (tests.plugin_models) like a user's own package.
@@ -86,6 +87,10 @@ class NodeProcess:
         return Path(self.sections["storage"]["path"])
 
     @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.sections['http']['port']}"
+
+    @property
     def catalog_url(self) -> str:
         return self.sections["catalog"]["url"]
 
@@ -139,6 +144,7 @@ def node_sections(workdir: Path, **overrides: dict[str, Any]) -> dict[str, dict[
         "catalog": {"url": f"sqlite:///{workdir / 'catalog.sqlite'}"},
         "assembly": {"study_quiet_seconds": 2, "poll_seconds": 0.2},
         "routing": {"rules": []},  # ingest tests need no analysis; analysis tests set rules
+        "http": {"host": "127.0.0.1", "port": free_port(), "tokens": READERS},
         "log": {"level": "DEBUG"},
     }
     for section, keys in overrides.items():

@@ -1,10 +1,11 @@
 """The analysis task body, the same in a Celery worker and in embedded mode.
 
 claim -> load each series -> run the model -> encode SR (and SEG) -> store
-them in the study, write the result, arm the exports and mark the job done in
-one transaction. A heartbeat proves the run is alive; errors are
-recorded on the job (retried with backoff, or failed for good), never raised
-to the queue, so the message is acknowledged once the catalog says what happened.
+them in the study, write the result, arm the exports, move the study on the
+worklist, arm its webhooks and mark the job done in one transaction. A
+heartbeat proves the run is alive; errors are recorded on the job (retried
+with backoff, or failed for good), never raised to the queue, so the message
+is acknowledged once the catalog says what happened.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dicomnode.results.encode import ResultEncodingError, encode_result
 from dicomnode.results.identity import ResultIdentity
 from dicomnode.results.store import store_instances
 from dicomnode.uids import result_uid
+from dicomnode.worklist.results import record_result
 from models.findings import Finding
 from models.image import ImageVolume
 from models.registry import UnknownModel
@@ -81,6 +83,9 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
         save_result(conn, study_pk=claim.study_pk, study_instance_uid=claim.study_instance_uid, job_id=claim.job_id,
                     model=model.name, model_version=model.version, model_uid=spec.uid, findings=findings)  # fmt: skip
         exports.enqueue(conn, claim.study_pk, identity.result_uid, stored, claim.destinations)
+        urgency = {o.label: o.urgency for o in spec.manifest.outputs} if spec.manifest else {}
+        record_result(conn, claim.study_pk, identity.result_uid, model.name, model.version, findings, urgency,
+                      rt.settings)  # fmt: skip
         t_end = time.perf_counter()
         timings = {
             "queued_s": _seconds(claim.enqueued_at, claim.started_at),

@@ -17,6 +17,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def posix_seconds(moment: datetime) -> float:
+    """A catalog timestamp (naive UTC) as POSIX seconds, for arithmetic in SQL."""
+    return moment.replace(tzinfo=UTC).timestamp()
+
+
 class CatalogSchemaError(RuntimeError):
     """The database holds tables of an older dicomnode whose columns this version needs."""
 

@@ -169,7 +169,7 @@ def list_studies(engine: Engine, limit: int = 200) -> list[StudySummary]:
     )
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()
-        modalities = _modalities_of(conn, [r[0] for r in rows])
+        modalities = modalities_of(conn, [r[0] for r in rows])
     return [
         StudySummary(
             called_ae=r[1],
@@ -189,7 +189,7 @@ def list_studies(engine: Engine, limit: int = 200) -> list[StudySummary]:
     ]
 
 
-def _modalities_of(conn: Connection, study_ids: list[int]) -> dict[int, str]:
+def modalities_of(conn: Connection, study_ids: list[int]) -> dict[int, str]:
     rows = conn.execute(
         select(_series.c.study_fk, _series.c.modality)
         .where(_series.c.study_fk.in_(study_ids), _series.c.modality.is_not(None))

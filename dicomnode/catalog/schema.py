@@ -173,3 +173,73 @@ class Result(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     run_count: Mapped[int] = mapped_column(Integer, default=1)  # times this result was (re)written
+
+
+class WorkItemState:
+    """UPS Procedure Step State values (PS3.4 CC.1.1)."""
+
+    SCHEDULED = "SCHEDULED"
+    IN_PROGRESS = "IN PROGRESS"
+    COMPLETED = "COMPLETED"
+    CANCELED = "CANCELED"
+    OPEN = (SCHEDULED, IN_PROGRESS)  # on the worklist and ranked
+
+
+class WorkItem(Base):
+    """A completed study on the reading worklist. Its rank is computed when read (dicomnode/worklist/order.py)."""
+
+    __tablename__ = "worklist_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_fk: Mapped[int] = mapped_column(ForeignKey("studies.id"), unique=True)
+    workitem_uid: Mapped[str] = mapped_column(UID, unique=True)  # UPS SOP Instance UID, derived from the study
+    state: Mapped[str] = mapped_column(String(16), index=True)  # WorkItemState
+    priority: Mapped[str] = mapped_column(String(8))  # PriorityClass name
+    arrived_at: Mapped[datetime] = mapped_column(DateTime)  # the study's first instance
+    arrived_s: Mapped[float] = mapped_column(Float)  # the same as POSIX seconds, for ordering in SQL
+    modalities: Mapped[str] = mapped_column(String(64))  # backslash-separated, as DICOM multi-values
+    ai_urgency: Mapped[float] = mapped_column(Float, default=0.0)  # max(probability x urgency) over flags
+    # [{label, probability, urgency, model, model_version, result_uid}], one per flagged finding
+    flags: Mapped[list] = mapped_column(JSON, default=list)
+    transaction_uid: Mapped[str | None] = mapped_column(UID)  # UPS Transaction UID of the current claim
+    claimed_by: Mapped[str | None] = mapped_column(String(64))  # reader token name
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)  # completed or canceled
+    overdue_since: Mapped[datetime | None] = mapped_column(DateTime)  # set when its jump to the top was recorded
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class WorkItemEvent(Base):
+    """The item's history: every rank change it made (when, old and new rank, why) and every state change."""
+
+    __tablename__ = "worklist_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_fk: Mapped[int] = mapped_column(ForeignKey("worklist_items.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    event: Mapped[str] = mapped_column(String(16))  # created, ai, overdue, claimed, released, completed, canceled
+    old_rank: Mapped[int | None] = mapped_column(Integer)  # None: not on the worklist before
+    new_rank: Mapped[int | None] = mapped_column(Integer)  # None: left the worklist
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(64))  # reader token name, model, or the node
+
+
+class Notification(Base):
+    """The webhook outbox: one flagged finding to one URL (same transitions as exports, dicomnode/outbox.py)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("result_uid", "label", "url"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_fk: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    result_uid: Mapped[str] = mapped_column(UID)
+    label: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(500))
+    payload: Mapped[dict] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # ExportState values
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status: Mapped[int | None] = mapped_column(Integer)  # HTTP status of the last answer
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)

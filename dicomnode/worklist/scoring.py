@@ -72,7 +72,7 @@ class Ranked:
 def rank(items: Iterable[WorkItem], now: datetime, policy: ScoringPolicy,
          order: Literal["urgency", "arrival"] = "urgency") -> list[Ranked]:  # fmt: skip
     """Items in reading order. `arrival`: first come, first served (what a reader may switch to)."""
-    scored = [_score(item, now, policy) for item in items]
+    scored = [assess(item, now, policy) for item in items]
     if order == "arrival":
         scored.sort(key=lambda r: (r.item.arrived_at, r.item.key))
     else:  # overdue first (longest overdue first), then by score, then first come
@@ -80,7 +80,8 @@ def rank(items: Iterable[WorkItem], now: datetime, policy: ScoringPolicy,
     return [Ranked(r.item, i, r.score, r.overdue_minutes, r.explanation, r.parts) for i, r in enumerate(scored, 1)]
 
 
-def _score(item: WorkItem, now: datetime, policy: ScoringPolicy) -> Ranked:
+def assess(item: WorkItem, now: datetime, policy: ScoringPolicy) -> Ranked:
+    """One item's score, overdue minutes and explanation (rank 0: ranking needs the others)."""
     waited = max(0.0, (now - item.arrived_at).total_seconds() / 60)
     top = max(item.flags, key=lambda f: f.probability * f.urgency, default=None)
     parts = {
@@ -98,4 +99,4 @@ def _score(item: WorkItem, now: datetime, policy: ScoringPolicy) -> Ranked:
     reasons.append(f"{item.priority.name} order")
     if overdue <= 0:
         reasons.append(f"waiting {waited:.0f} min")
-    return Ranked(item, 0, round(sum(parts.values()), 2), max(overdue, 0.0), "; ".join(reasons), parts)
+    return Ranked(item, 0, sum(parts.values()), max(overdue, 0.0), "; ".join(reasons), parts)

@@ -1,0 +1,136 @@
+"""The FastAPI application: the web worklist page, its REST API with live events, and UPS-RS (PS3.18 11)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from importlib.resources import files
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from sqlalchemy import Engine
+
+from dicomnode.api import ups
+from dicomnode.api.auth import Readers, reader
+from dicomnode.api.views import event_json, item_json
+from dicomnode.catalog.db import utcnow
+from dicomnode.catalog.schema import WorkItemState
+from dicomnode.config import Settings
+from dicomnode.worklist import items, order
+from dicomnode.worklist.watcher import WorklistWatcher
+
+log = logging.getLogger(__name__)
+Reader = Annotated[str, Depends(reader)]
+STATES = {"open": WorkItemState.OPEN, "scheduled": (WorkItemState.SCHEDULED,),
+          "in-progress": (WorkItemState.IN_PROGRESS,), "completed": (WorkItemState.COMPLETED,),
+          "canceled": (WorkItemState.CANCELED,)}  # fmt: skip
+
+
+def create_app(settings: Settings, catalog: Engine, watcher: WorklistWatcher) -> FastAPI:
+    app = FastAPI(title="dicomnode", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.state.readers = Readers(settings.http.tokens)
+    app.state.settings = settings
+    app.state.catalog = catalog
+    app.state.watcher = watcher
+    page = files("dicomnode.api").joinpath("worklist.html").read_text()
+
+    @app.exception_handler(items.WorklistError)
+    def _worklist_error(_request: Request, exc: items.WorklistError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def worklist_page() -> str:
+        return page  # holds no data: the page asks for a token and calls the API
+
+    @app.get("/api/me")
+    def me(who: Reader) -> dict[str, str]:
+        """Who the token belongs to (the page uses it to know which claims are the reader's own)."""
+        return {"reader": who}
+
+    @app.get("/api/worklist")
+    def list_items(
+        _reader: Reader,
+        order_by: Annotated[Literal["urgency", "arrival"], Query(alias="order")] = "urgency",
+        state: Literal["open", "scheduled", "in-progress", "completed", "canceled"] = "open",
+        modality: str | None = None,
+        flagged: bool | None = None,
+        limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """Open items in reading order (rank 1 first); filter by state, modality and AI flag."""
+        now = utcnow()
+        filters = order.Filters(modality=modality, states=STATES[state], flagged=flagged)
+        query = order.ranked(settings.worklist.scoring, now, order_by, filters).limit(limit).offset(offset)
+        with catalog.connect() as conn:
+            rows = conn.execute(query).all()
+        return {
+            "order": order_by,
+            "total": rows[0].total if rows else 0,
+            "version": watcher.version,
+            "generated_at": now.isoformat(timespec="seconds") + "Z",
+            "items": [item_json(r, now, settings.worklist.scoring) for r in rows],
+        }
+
+    @app.get("/api/worklist/events")
+    async def events(request: Request, _reader: Reader) -> StreamingResponse:
+        """Server-sent events: `changed` with the new version whenever the worklist changed."""
+
+        async def stream():  # noqa: ANN202
+            seen = -1
+            idle = 0.0
+            while not await request.is_disconnected():
+                if watcher.version != seen:
+                    seen = watcher.version
+                    idle = 0.0
+                    yield f"event: changed\ndata: {json.dumps({'version': seen})}\n\n"
+                elif idle >= 15:
+                    idle = 0.0
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(0.05)
+                idle += 0.05
+
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+    @app.get("/api/worklist/{uid}")
+    def get_item(uid: str, _reader: Reader) -> dict[str, Any]:
+        """One item, open or closed, with its history of rank and state changes."""
+        now = utcnow()
+        row = _one(uid, now)
+        with catalog.connect() as conn:
+            history = items.history(conn, row.id)
+        return {**item_json(row, now, settings.worklist.scoring), "history": [event_json(e) for e in history]}
+
+    @app.post("/api/worklist/{uid}/claim")
+    def claim(uid: str, who: Reader) -> dict[str, Any]:
+        with catalog.begin() as conn:
+            transaction_uid = items.claim(conn, uid, who, None, settings.worklist)
+        log.info("worklist item %s claimed by %s", uid, who)
+        return {"uid": uid, "state": WorkItemState.IN_PROGRESS, "claimed_by": who, "transaction_uid": transaction_uid}
+
+    @app.post("/api/worklist/{uid}/release")
+    def release(uid: str, who: Reader) -> dict[str, Any]:
+        with catalog.begin() as conn:
+            items.release(conn, uid, who, None, settings.worklist)
+        log.info("worklist item %s released by %s", uid, who)
+        return {"uid": uid, "state": WorkItemState.SCHEDULED}
+
+    @app.post("/api/worklist/{uid}/complete")
+    def complete(uid: str, who: Reader) -> dict[str, Any]:
+        with catalog.begin() as conn:
+            items.close(conn, uid, who, None, WorkItemState.COMPLETED, settings.worklist)
+        log.info("worklist item %s completed by %s", uid, who)
+        return {"uid": uid, "state": WorkItemState.COMPLETED}
+
+    def _one(uid: str, now: Any) -> Any:
+        filters = order.Filters(states=tuple(s for v in STATES.values() for s in v), workitem_uid=uid)
+        with catalog.connect() as conn:
+            row = conn.execute(order.ranked(settings.worklist.scoring, now, "urgency", filters)).first()
+        if row is None:
+            raise HTTPException(404, f"no workitem {uid}")
+        return row
+
+    app.include_router(ups.router)
+    return app

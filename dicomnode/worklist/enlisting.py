@@ -1,0 +1,22 @@
+"""Completed studies join the worklist in the transaction that completes them, before routing runs."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from dicomnode.config import WorklistConfig
+from dicomnode.dispatch import CompletedStudy, Dispatcher
+from dicomnode.worklist import items
+
+
+class EnlistingDispatcher:
+    def __init__(self, routing: Dispatcher, config: WorklistConfig) -> None:
+        self._routing = routing
+        self._config = config
+
+    def study_completed(self, conn: Connection, study: CompletedStudy) -> None:
+        items.enlist(conn, study.study_pk, self._config)
+        self._routing.study_completed(conn, study)
+
+    def after_commit(self, study: CompletedStudy) -> None:
+        self._routing.after_commit(study)

@@ -1,0 +1,209 @@
+"""Worklist items in the catalog: every transition an item can make, in one place.
+
+SCHEDULED --claim--> IN PROGRESS --complete--> COMPLETED
+    ^                    |  '------cancel----> CANCELED
+    '-------release------'
+
+A completed study becomes a SCHEDULED item (in the transaction that completes
+it); AI results change its flags and so its rank, never its state. Each
+change an item makes to its own rank, and each state change, is an event with
+the old and new rank and the reason, so "why is this study here" has an answer.
+Items displaced by one because another moved past them record nothing: that
+move is recorded on the item that made it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from dicomnode.catalog.db import posix_seconds, utcnow
+from dicomnode.catalog.records import modalities_of
+from dicomnode.catalog.schema import Study, WorkItem, WorkItemEvent, WorkItemState
+from dicomnode.config import WorklistConfig
+from dicomnode.priority import PriorityClass
+from dicomnode.uids import derived_uid
+from dicomnode.worklist import order, scoring
+
+_items = WorkItem.__table__
+_events = WorkItemEvent.__table__
+_studies = Study.__table__
+NODE = "dicomnode"  # the actor of changes no reader or model made
+
+
+class WorklistError(Exception):
+    """A request the item's state does not allow; `http_status` is what the API answers."""
+
+    http_status = 409
+
+
+class ItemNotFound(WorklistError):
+    http_status = 404
+
+
+class NotTheClaimer(WorklistError):
+    """The item is claimed by another reader, or the Transaction UID is not the claim's."""
+
+    http_status = 409
+
+
+def workitem_uid(called_ae: str, study_instance_uid: str) -> str:
+    return derived_uid("workitem", called_ae, study_instance_uid)
+
+
+def enlist(conn: Connection, study_pk: int, config: WorklistConfig, now: datetime | None = None) -> int:
+    """Put a completed study on the worklist (or refresh its order facts when late instances completed it again)."""
+    now = now or utcnow()
+    study = conn.execute(
+        select(_studies.c.called_ae, _studies.c.study_instance_uid, _studies.c.first_received_at,
+               _studies.c.requested_procedure_priority).where(_studies.c.id == study_pk)
+    ).one()  # fmt: skip
+    facts = {
+        "priority": config.priority(study.requested_procedure_priority).name,
+        "modalities": modalities_of(conn, [study_pk]).get(study_pk, "")[:64],
+        "updated_at": now,
+    }
+    item_id = conn.execute(select(_items.c.id).where(_items.c.study_fk == study_pk)).scalar()
+    if item_id is not None:
+        conn.execute(update(_items).where(_items.c.id == item_id).values(**facts))
+        return item_id
+    item_id = conn.execute(insert(_items).values(
+        study_fk=study_pk, workitem_uid=workitem_uid(study.called_ae, study.study_instance_uid),
+        state=WorkItemState.SCHEDULED, arrived_at=study.first_received_at,
+        arrived_s=posix_seconds(study.first_received_at), ai_urgency=0.0, flags=[], **facts,
+    )).inserted_primary_key[0]  # fmt: skip
+    _event(conn, item_id, "created", None, config, now, NODE, "new study: " + explain(conn, item_id, config, now))
+    return item_id
+
+
+def record_ai(conn: Connection, study_pk: int, flags: list[dict[str, Any]], model: str, model_version: str,
+              config: WorklistConfig, now: datetime | None = None) -> int:  # fmt: skip
+    """Replace this model's flags on the study's item (none: the model found nothing) and record the move.
+
+    `flags`: [{label, probability, urgency, model, model_version, result_uid}], one per reported finding.
+    """
+    now = now or utcnow()
+    item_id = enlist(conn, study_pk, config, now)
+    old_rank = order.rank_of(conn, item_id, config.scoring, now)
+    current = conn.execute(select(_items.c.flags).where(_items.c.id == item_id)).scalar_one()
+    kept = [f for f in current if f["model"] != model] + flags
+    urgency = max((f["probability"] * f["urgency"] for f in kept), default=0.0)
+    conn.execute(update(_items).where(_items.c.id == item_id).values(flags=kept, ai_urgency=urgency, updated_at=now))
+    reason = explain(conn, item_id, config, now)
+    if not flags:
+        reason = f"AI: nothing found ({model} {model_version}); {reason}"
+    _event(conn, item_id, "ai", old_rank, config, now, f"{model} {model_version}", reason)
+    return item_id
+
+
+def claim(conn: Connection, uid: str, reader: str, transaction_uid: str | None, config: WorklistConfig,
+          now: datetime | None = None) -> str:  # fmt: skip
+    """SCHEDULED -> IN PROGRESS for `reader`; returns the claim's Transaction UID (generated when not given)."""
+    now = now or utcnow()
+    item = _get(conn, uid)
+    if item.state != WorkItemState.SCHEDULED:
+        holder = f" by {item.claimed_by}" if item.state == WorkItemState.IN_PROGRESS else ""
+        raise WorklistError(f"workitem is {item.state}{holder}; only a SCHEDULED workitem can be claimed")
+    transaction_uid = transaction_uid or derived_uid("transaction", uid, reader, now.isoformat())
+    done = conn.execute(
+        update(_items).where(_items.c.id == item.id, _items.c.state == WorkItemState.SCHEDULED)
+        .values(state=WorkItemState.IN_PROGRESS, transaction_uid=transaction_uid, claimed_by=reader,
+                claimed_at=now, updated_at=now)
+    ).rowcount  # fmt: skip
+    if not done:  # another claim committed between the read and the update
+        raise WorklistError("workitem was claimed by another reader a moment ago")
+    _event(conn, item.id, "claimed", item_rank(conn, item.id, config, now), config, now, reader, f"claimed by {reader}")
+    return transaction_uid
+
+
+def release(conn: Connection, uid: str, reader: str | None, transaction_uid: str | None, config: WorklistConfig,
+            now: datetime | None = None) -> None:  # fmt: skip
+    """IN PROGRESS -> SCHEDULED: the reader hands the study back, unread."""
+    now = now or utcnow()
+    item = _claimed(conn, uid, reader, transaction_uid)
+    unclaimed = {"transaction_uid": None, "claimed_by": None, "claimed_at": None}
+    conn.execute(update(_items).where(_items.c.id == item.id).values(
+        state=WorkItemState.SCHEDULED, updated_at=now, **unclaimed))  # fmt: skip
+    rank = item_rank(conn, item.id, config, now)
+    _event(conn, item.id, "released", rank, config, now, item.claimed_by, f"released by {item.claimed_by}")
+
+
+def close(conn: Connection, uid: str, reader: str | None, transaction_uid: str | None, state: str,
+          config: WorklistConfig, now: datetime | None = None) -> None:  # fmt: skip
+    """IN PROGRESS -> COMPLETED or CANCELED, by the claim's holder; the item leaves the ranking."""
+    if state not in (WorkItemState.COMPLETED, WorkItemState.CANCELED):
+        raise WorklistError(f"cannot close a workitem as {state}")
+    now = now or utcnow()
+    item = _claimed(conn, uid, reader, transaction_uid)
+    old_rank = item_rank(conn, item.id, config, now)
+    conn.execute(update(_items).where(_items.c.id == item.id).values(
+        state=state, closed_at=now, updated_at=now))  # fmt: skip
+    word = "completed" if state == WorkItemState.COMPLETED else "canceled"
+    _event(conn, item.id, word, old_rank, config, now, item.claimed_by, f"{word} by {item.claimed_by}")
+
+
+def mark_overdue(conn: Connection, config: WorklistConfig, now: datetime | None = None) -> int:
+    """Record the jump to the top of each open item that passed its class's maximum wait; how many did."""
+    now = now or utcnow()
+    policy = config.scoring
+    rows = conn.execute(
+        select(_items.c.id, _items.c.priority, _items.c.arrived_at)
+        .where(_items.c.state.in_(WorkItemState.OPEN), _items.c.overdue_since.is_(None))
+    ).all()  # fmt: skip
+    due = [r for r in rows if (now - r.arrived_at).total_seconds() / 60 > policy.max_wait(PriorityClass[r.priority])]
+    for row in sorted(due, key=lambda r: r.arrived_at):
+        limit = policy.max_wait(PriorityClass[row.priority])
+        just_before = row.arrived_at + timedelta(minutes=limit)
+        old_rank = order.rank_of(conn, row.id, policy, just_before)
+        conn.execute(update(_items).where(_items.c.id == row.id).values(overdue_since=now, updated_at=now))
+        _event(conn, row.id, "overdue", old_rank, config, now, NODE, explain(conn, row.id, config, now))
+    return len(due)
+
+
+def item_rank(conn: Connection, item_id: int, config: WorklistConfig, now: datetime) -> int | None:
+    return order.rank_of(conn, item_id, config.scoring, now)
+
+
+def explain(conn: Connection, item_id: int, config: WorklistConfig, now: datetime) -> str:
+    row = conn.execute(select(_items).where(_items.c.id == item_id)).one()
+    return scoring.assess(as_scored(row), now, config.scoring).explanation
+
+
+def as_scored(row: Row) -> scoring.WorkItem:
+    """A catalog row (worklist_items columns) as the scoring module sees it."""
+    flags = tuple(
+        scoring.AIFlag(f["label"], f["probability"], f["urgency"], f["model"], f["model_version"]) for f in row.flags
+    )
+    return scoring.WorkItem(row.workitem_uid, PriorityClass[row.priority], row.arrived_at, flags)
+
+
+def history(conn: Connection, item_id: int) -> list[Row]:
+    return conn.execute(select(_events).where(_events.c.item_fk == item_id).order_by(_events.c.id)).all()
+
+
+def _event(conn: Connection, item_id: int, event: str, old_rank: int | None, config: WorklistConfig,
+           now: datetime, actor: str | None, reason: str) -> None:  # fmt: skip
+    new_rank = item_rank(conn, item_id, config, now)
+    conn.execute(insert(_events).values(item_fk=item_id, at=now, event=event, old_rank=old_rank, new_rank=new_rank,
+                                        reason=reason, actor=actor))  # fmt: skip
+
+
+def _get(conn: Connection, uid: str) -> Row:
+    row = conn.execute(select(_items).where(_items.c.workitem_uid == uid)).first()
+    if row is None:
+        raise ItemNotFound(f"no workitem {uid}")
+    return row
+
+
+def _claimed(conn: Connection, uid: str, reader: str | None, transaction_uid: str | None) -> Row:
+    """The item, if it is IN PROGRESS and the caller holds the claim (same reader, or same Transaction UID)."""
+    item = _get(conn, uid)
+    if item.state != WorkItemState.IN_PROGRESS:
+        raise WorklistError(f"workitem is {item.state}, not IN PROGRESS")
+    if transaction_uid is not None and transaction_uid != item.transaction_uid:
+        raise NotTheClaimer("the Transaction UID does not match the workitem's claim")
+    if transaction_uid is None and reader != item.claimed_by:
+        raise NotTheClaimer(f"workitem is claimed by {item.claimed_by}")
+    return item

@@ -1,0 +1,112 @@
+"""The worklist order in SQL: the same order as scoring.rank(), computed by the catalog when read.
+
+score = class weight + ai_weight * ai_urgency + aging * minutes waited. Every open item ages at the same rate,
+so the order of items that are not overdue is the order of the time-free part
+`class weight + ai_weight * ai_urgency - aging * arrival minutes`; overdue items (past arrival + max wait) come
+first, earliest deadline first. No stored rank can go stale, and a policy change applies at the next read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Connection, Select, case, func, literal, select
+
+from dicomnode.catalog.db import posix_seconds
+from dicomnode.catalog.schema import Patient, Study, WorkItem, WorkItemState
+from dicomnode.priority import PriorityClass
+from dicomnode.worklist import scoring
+
+Order = Literal["urgency", "arrival"]
+_items = WorkItem.__table__
+_studies = Study.__table__
+_patients = Patient.__table__
+_NEVER = 1e15  # seconds: a class without a maximum wait is never overdue
+
+
+@dataclass(frozen=True)
+class Filters:
+    modality: str | None = None
+    states: tuple[str, ...] = WorkItemState.OPEN
+    flagged: bool | None = None  # True: only AI-flagged; False: only not flagged
+    accession_number: str | None = None
+    workitem_uid: str | None = None
+    priorities: tuple[str, ...] | None = None  # PriorityClass names
+
+
+def _deadline(policy: scoring.ScoringPolicy) -> ColumnElement[float]:
+    waits = {cls.name: policy.max_wait(cls) * 60 for cls in PriorityClass}
+    waits = {name: (s if s != float("inf") else _NEVER) for name, s in waits.items()}
+    return _items.c.arrived_s + case(waits, value=_items.c.priority, else_=_NEVER)
+
+
+def _time_free_score(policy: scoring.ScoringPolicy) -> ColumnElement[float]:
+    weights = {cls.name: policy.weight(cls) for cls in PriorityClass}
+    return (
+        case(weights, value=_items.c.priority, else_=0.0)
+        + policy.ai_weight * _items.c.ai_urgency
+        - (policy.aging_per_minute / 60) * _items.c.arrived_s
+    )
+
+
+def sort_keys(policy: scoring.ScoringPolicy, now_s: float, order: Order) -> list[ColumnElement[Any]]:
+    if order == "arrival":
+        return [_items.c.arrived_s, _items.c.id]
+    deadline = _deadline(policy)
+    overdue = deadline <= now_s
+    return [
+        case((overdue, 0), else_=1),
+        case((overdue, deadline), else_=0.0),
+        _time_free_score(policy).desc(),
+        _items.c.arrived_s,
+        _items.c.id,
+    ]
+
+
+def ranked(policy: scoring.ScoringPolicy, now: datetime, order: Order = "urgency",
+           filters: Filters = Filters()) -> Select:  # fmt: skip
+    """Items with their rank among all open items (1 is read first; closed items have no rank), filtered.
+
+    Columns: every worklist_items column, rank, total (after filtering), and the study's identifying fields.
+    """
+    now_s = posix_seconds(now)
+    is_open = _items.c.state.in_(WorkItemState.OPEN)
+    rank = case((is_open, func.row_number().over(partition_by=is_open, order_by=sort_keys(policy, now_s, order))))
+    inner = select(_items, rank.label("rank")).subquery()
+    query = (
+        select(
+            inner,
+            func.count().over().label("total"),
+            _studies.c.study_instance_uid,
+            _studies.c.accession_number,
+            _studies.c.study_description,
+            _studies.c.requested_procedure_priority,
+            _patients.c.patient_name,
+            _patients.c.patient_id,
+        )
+        .join(_studies, _studies.c.id == inner.c.study_fk)
+        .join(_patients, _patients.c.id == _studies.c.patient_fk)
+        .where(inner.c.state.in_(filters.states))
+    )
+    if filters.modality:
+        separated = literal("/") + inner.c.modalities + literal("/")
+        query = query.where(separated.contains(f"/{filters.modality.strip().upper()}/"))
+    if filters.flagged is not None:
+        query = query.where(inner.c.ai_urgency > 0 if filters.flagged else inner.c.ai_urgency <= 0)
+    if filters.accession_number:
+        query = query.where(_studies.c.accession_number == filters.accession_number)
+    if filters.priorities is not None:
+        query = query.where(inner.c.priority.in_(filters.priorities))
+    if filters.workitem_uid:
+        query = query.where(inner.c.workitem_uid == filters.workitem_uid)
+    # closed items (no rank) after the open ones, most recently closed first
+    return query.order_by(inner.c.rank.is_(None), inner.c.rank, inner.c.closed_at.desc(), inner.c.id)
+
+
+def rank_of(conn: Connection, item_id: int, policy: scoring.ScoringPolicy, now: datetime) -> int | None:
+    """The item's current rank, None when it is not open."""
+    sub = ranked(policy, now, filters=Filters(states=(*WorkItemState.OPEN, WorkItemState.COMPLETED,
+                                                      WorkItemState.CANCELED))).subquery()  # fmt: skip
+    return conn.execute(select(sub.c.rank).where(sub.c.id == item_id)).scalar()

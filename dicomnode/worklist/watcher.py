@@ -1,0 +1,60 @@
+"""Notices worklist changes made by any process (workers write results to the shared catalog) and records
+overdue jumps. Live pages follow `version`; it changes within `poll_seconds` of a committed change."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from sqlalchemy import Engine, func, select
+
+from dicomnode.catalog.schema import WorkItem, WorkItemEvent
+from dicomnode.config import WorklistConfig
+from dicomnode.worklist import items
+
+log = logging.getLogger(__name__)
+_items = WorkItem.__table__
+_events = WorkItemEvent.__table__
+
+
+class WorklistWatcher(threading.Thread):
+    def __init__(self, catalog: Engine, config: WorklistConfig, poll_seconds: float = 0.2) -> None:
+        super().__init__(name="worklist-watcher", daemon=True)
+        self._catalog = catalog
+        self._config = config
+        self._poll = poll_seconds
+        self._stopping = threading.Event()
+        self.version = 0  # increases whenever the catalog's worklist changed
+        self._seen: tuple | None = None
+
+    def run(self) -> None:
+        next_overdue_check = 0.0
+        while not self._stopping.wait(self._poll):
+            try:
+                if time.monotonic() >= next_overdue_check:
+                    with self._catalog.begin() as conn:
+                        moved = items.mark_overdue(conn, self._config)
+                    if moved:
+                        log.info("worklist: %d items passed their maximum wait and moved to the top", moved)
+                    next_overdue_check = time.monotonic() + self._config.overdue_check_seconds
+                self.check()
+            except Exception:
+                log.exception("worklist watch round failed; retrying")
+
+    def check(self) -> bool:
+        """Look once; True (and version + 1) when the worklist changed since the last look."""
+        with self._catalog.connect() as conn:
+            latest_event = select(func.max(_events.c.id)).scalar_subquery()
+            latest_update = select(func.max(_items.c.updated_at)).scalar_subquery()
+            seen = conn.execute(select(latest_event, latest_update)).one()
+        if tuple(seen) == self._seen:
+            return False
+        self._seen = tuple(seen)
+        self.version += 1  # one writer (this thread); readers only compare
+        return True
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.is_alive():
+            self.join(timeout=10)
