@@ -155,7 +155,7 @@ def mark_overdue(conn: Connection, config: WorklistConfig, now: datetime | None 
     due = [r for r in rows if (now - r.arrived_at).total_seconds() / 60 > policy.max_wait(PriorityClass[r.priority])]
     for row in sorted(due, key=lambda r: r.arrived_at):
         limit = policy.max_wait(PriorityClass[row.priority])
-        just_before = row.arrived_at + timedelta(minutes=limit)
+        just_before = row.arrived_at + timedelta(minutes=limit, milliseconds=-1)
         old_rank = order.rank_of(conn, row.id, policy, just_before)
         conn.execute(update(_items).where(_items.c.id == row.id).values(overdue_since=now, updated_at=now))
         _event(conn, row.id, "overdue", old_rank, config, now, NODE, explain(conn, row.id, config, now))
