@@ -42,8 +42,12 @@ def studies(catalog: Engine) -> dict[str, str]:
     """Three open studies, the routine one AI-flagged; their workitem UIDs by name."""
     now = utcnow()
     with catalog.begin() as conn:
-        pks = {"stat": add_study(conn, "STAT", 20, now=now), "low": add_study(conn, "LOW", 30, now=now),
-               "bleed": add_study(conn, "ROUTINE", 2, now=now), "dx": add_study(conn, "HIGH", 1, "DX", now=now)}  # fmt: skip
+        pks = {
+            "stat": add_study(conn, "STAT", 20, now=now),
+            "low": add_study(conn, "LOW", 30, now=now),
+            "bleed": add_study(conn, "ROUTINE", 2, now=now),
+            "dx": add_study(conn, "HIGH", 1, "DX", now=now),
+        }
         items.record_ai(conn, pks["bleed"], [flag("intracranial hemorrhage", 0.97)], "ct-hemorrhage", "0.2.0",
                         Settings(routing={"rules": []}).worklist, now)  # fmt: skip
         return {name: workitem_of(conn, pk) for name, pk in pks.items()}

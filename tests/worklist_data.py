@@ -15,13 +15,21 @@ NOW = datetime(2026, 11, 22, 12, 0, 0)
 _serial = count(1)
 
 
-def add_study(conn: Connection, priority: str | None, minutes_ago: float, modality: str = "CT",
-              description: str = "CT HEAD", config: WorklistConfig | None = None, now: datetime = NOW) -> int:  # fmt: skip
+def add_study(
+    conn: Connection,
+    priority: str | None,
+    minutes_ago: float,
+    modality: str = "CT",
+    description: str = "CT HEAD",
+    config: WorklistConfig | None = None,
+    now: datetime = NOW,
+) -> int:
     """A completed study on the worklist; returns the study's primary key."""
     n = next(_serial)
     arrived = now - timedelta(minutes=minutes_ago)
     patient = conn.execute(insert(Patient.__table__).values(
-        patient_id=f"PID{n}", issuer_of_patient_id="", patient_name=f"Test^Patient{n}")).inserted_primary_key[0]  # fmt: skip
+        patient_id=f"PID{n}", issuer_of_patient_id="", patient_name=f"Test^Patient{n}")
+    ).inserted_primary_key[0]  # fmt: skip
     study = conn.execute(insert(Study.__table__).values(
         called_ae="DICOMNODE", study_instance_uid=f"1.2.826.0.1.3680043.10.1.{n}", patient_fk=patient,
         accession_number=f"ACC{n}", study_description=description, requested_procedure_priority=priority,
