@@ -18,7 +18,9 @@ from rich.table import Table
 from dicomnode.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from collections.abc import Callable
+
+    from sqlalchemy import Connection, Engine
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console(stderr=True, soft_wrap=True)  # errors stay one line each: logs and tests grep them
@@ -272,12 +274,89 @@ def exports_retry(export_id: int, config: ConfigOption = None) -> None:
     """Give a dead send a fresh set of attempts (the running node sends it at its next round)."""
     from dicomnode.exports import retry_dead
 
+    _retry_dead(config, retry_dead, "export", export_id)
+
+
+def _retry_dead(config: Path | None, retry: Callable[[Connection, int], bool], what: str, row_id: int) -> None:
     settings = _settings(config)
     with _catalog(settings).begin() as conn:
-        if not retry_dead(conn, export_id):
-            console.print(f"[red]error:[/red] export {export_id} does not exist or is not dead", highlight=False)
+        if not retry(conn, row_id):
+            console.print(f"[red]error:[/red] {what} {row_id} does not exist or is not dead", highlight=False)
             raise typer.Exit(1)
-    typer.echo(f"export {export_id} is pending again")
+    typer.echo(f"{what} {row_id} is pending again")
+
+
+notifications_app = typer.Typer(help="The webhook outbox: critical-finding notifications.",
+                                invoke_without_command=True)  # fmt: skip
+app.add_typer(notifications_app, name="notifications")
+
+
+@notifications_app.callback()
+def notifications_list(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    state: Annotated[str | None, typer.Option(help="Only those in this state: pending, sending, sent, dead")] = None,
+    limit: Annotated[int, typer.Option(help="Most recent N")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+) -> None:
+    """List webhook notifications: finding, state, attempts, last error."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dataclasses import asdict
+
+    from dicomnode.worklist.notify import list_notifications
+
+    settings = _settings(config)
+    with _catalog(settings).connect() as conn:
+        rows = list_notifications(conn, state, limit)
+    if as_json:
+        for n in rows:
+            typer.echo(json.dumps(asdict(n), default=str))
+        return
+    table = Table("id", "study UID", "finding", "state", "attempts", "last error")
+    for n in rows:
+        table.add_row(str(n.id), n.study_instance_uid, n.label, n.state, str(n.attempts), n.last_error or "")
+    Console(width=200).print(table)
+
+
+@notifications_app.command("retry")
+def notifications_retry(notification_id: int, config: ConfigOption = None) -> None:
+    """Give a dead notification a fresh set of attempts."""
+    from dicomnode.worklist.notify import retry_dead
+
+    _retry_dead(config, retry_dead, "notification", notification_id)
+
+
+@app.command()
+def worklist(
+    config: ConfigOption = None,
+    order: Annotated[str, typer.Option(help="urgency or arrival")] = "urgency",
+    limit: Annotated[int, typer.Option(help="First N items")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+) -> None:
+    """The reading worklist as readers see it: rank, priority, state and why each study is where it is."""
+    from dicomnode.api.views import item_json
+    from dicomnode.catalog.db import utcnow
+    from dicomnode.worklist.order import ranked
+
+    if order not in ("urgency", "arrival"):
+        console.print("[red]error:[/red] --order is urgency or arrival", highlight=False)
+        raise typer.Exit(2)
+    settings = _settings(config)
+    now = utcnow()
+    with _catalog(settings).connect() as conn:
+        rows = conn.execute(ranked(settings.worklist.scoring, now, order).limit(limit)).all()  # type: ignore[arg-type]
+    views = [item_json(r, now, settings.worklist.scoring) for r in rows]
+    if as_json:
+        for v in views:
+            typer.echo(json.dumps(v))
+        return
+    # no patient names or IDs on a terminal whose output may end up in a ticket: the study UID identifies
+    table = Table("rank", "priority", "state", "modality", "study UID", "waiting (min)", "why")
+    for v in views:
+        table.add_row(str(v["rank"]), v["priority"], v["state"], v["modalities"], v["study_instance_uid"],
+                      f"{v['waiting_minutes']:.0f}", v["explanation"])  # fmt: skip
+    Console(width=240).print(table)
 
 
 models_app = typer.Typer(no_args_is_help=True, help="Detection models: list, check, train, evaluate.")
