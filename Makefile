@@ -33,6 +33,7 @@ bench: $(BIN)/dicomnode system-deps
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/inference.py
 	$(BIN)/python bench/results.py
+	$(BIN)/python bench/worklist.py
 
 clean:
 	rm -rf $(VENV) var bench/out .pytest_cache

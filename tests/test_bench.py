@@ -45,3 +45,10 @@ def test_results_benchmark_smoke(tmp_path: Path) -> None:
     results = run_bench("results.py", tmp_path / "results.json", "--runs", "1", "--slices", "40", "--size", "128",
                         timeout=300)  # fmt: skip
     assert results["encode_s"] > 0 and results["deliver_s"] > 0 and results["storescu_s"] > 0
+
+
+def test_worklist_benchmark_smoke(tmp_path: Path) -> None:
+    results = run_bench("worklist.py", tmp_path / "worklist.json", "--items", "300", "--requests", "10", "--trials",
+                        "2", timeout=300)  # fmt: skip
+    assert results["items"] == 300 and results["list_first_page"]["p99_ms"] > 0
+    assert results["result_to_page"]["p50_ms"] > 0 and results["trials"] == 2

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydicom import Dataset
 from sqlalchemy import Engine
 
 from dicomnode.api.app import create_app
@@ -128,6 +129,10 @@ def test_ups_search_maps_priorities_and_pages(client: TestClient, studies: dict[
     assert bleed["0040A370"]["Value"][0]["00080050"]["Value"][0].startswith("ACC")
     assert "intracranial hemorrhage" in bleed["00400400"]["Value"][0]
     assert "00081195" not in bleed, "the Transaction UID is never returned"
+    parsed = Dataset.from_json(bleed)  # the DICOM JSON is well formed, with the standard's keywords
+    assert parsed.ScheduledProcedureStepPriority == "MEDIUM" and parsed.ProcedureStepLabel == "CT HEAD"
+    assert parsed.ReferencedRequestSequence[0].StudyInstanceUID == parsed.StudyInstanceUID
+    assert parsed.ScheduledProcedureStepStartDateTime.endswith("+0000") and parsed.PatientName
 
     def uids(query: str) -> list[str]:
         response = client.get(f"/workitems?{query}", headers=ADA)
@@ -186,3 +191,35 @@ def test_tokens_never_reach_the_logs(client: TestClient, studies: dict[str, str]
     client.get("/api/worklist", headers={"Authorization": "Bearer wrong-token-0000000"})
     assert "worklist item" in caplog.text and "dr-ada" in caplog.text
     assert READERS[0]["token"] not in caplog.text and "wrong-token" not in caplog.text
+
+
+def test_the_shared_ranking_follows_every_change_and_the_clock(catalog: Engine) -> None:
+    """List requests share one ranking snapshot; a change committed anywhere (seen by the watcher) or an item
+    passing its maximum wait gives the next request a fresh one."""
+    from datetime import timedelta
+
+    from dicomnode.worklist import order
+    from dicomnode.worklist.snapshot import RankedView
+
+    waits = {"STAT": 1000, "HIGH": 1000, "ROUTINE": 1000, "LOW": 720}
+    settings = Settings(routing={"rules": []}, worklist={"scoring": {"max_wait_minutes": waits}})
+    watcher = WorklistWatcher(catalog, settings.worklist)
+    view = RankedView(catalog, settings.worklist.scoring, watcher)
+    now = utcnow()
+    with catalog.begin() as conn:
+        stat, low = add_study(conn, "STAT", 1, now=now), add_study(conn, "LOW", 600, now=now)
+        uids = {workitem_of(conn, stat): "stat", workitem_of(conn, low): "low"}
+    watcher.check()
+
+    def names(at=now) -> list[str]:  # noqa: ANN001
+        rows, total = view.page("urgency", order.Filters(), 10, 0, at)
+        assert total == len(rows)
+        return [uids[r.workitem_uid] for r in rows]
+
+    assert names() == ["low", "stat"], "600 min of aging already lift the LOW study"
+    with catalog.begin() as conn:  # a worker in another process flags the STAT study
+        items.record_ai(conn, stat, [flag("bleed", 0.99)], "ct-hemorrhage", "0.2.0", settings.worklist, now)
+    assert names() == ["low", "stat"], "not yet seen by the watcher"
+    assert watcher.check()
+    assert names() == ["stat", "low"]
+    assert names(now + timedelta(minutes=121)) == ["low", "stat"], "past 720 min the LOW study is overdue: top"

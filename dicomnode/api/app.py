@@ -14,11 +14,13 @@ from sqlalchemy import Engine
 
 from dicomnode.api import ups
 from dicomnode.api.auth import Readers, reader
+from dicomnode.api.listing import find
 from dicomnode.api.views import event_json, item_json
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.schema import WorkItemState
 from dicomnode.config import Settings
 from dicomnode.worklist import items, order
+from dicomnode.worklist.snapshot import RankedView
 from dicomnode.worklist.watcher import WorklistWatcher
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ def create_app(settings: Settings, catalog: Engine, watcher: WorklistWatcher) ->
     app.state.settings = settings
     app.state.catalog = catalog
     app.state.watcher = watcher
+    app.state.view = RankedView(catalog, settings.worklist.scoring, watcher)
     page = files("dicomnode.api").joinpath("worklist.html").read_text()
 
     @app.exception_handler(items.WorklistError)
@@ -62,12 +65,10 @@ def create_app(settings: Settings, catalog: Engine, watcher: WorklistWatcher) ->
         """Open items in reading order (rank 1 first); filter by state, modality and AI flag."""
         now = utcnow()
         filters = order.Filters(modality=modality, states=STATES[state], flagged=flagged)
-        query = order.ranked(settings.worklist.scoring, now, order_by, filters).limit(limit).offset(offset)
-        with catalog.connect() as conn:
-            rows = conn.execute(query).all()
+        rows, total = find(app, order_by, filters, limit, offset, now)
         return {
             "order": order_by,
-            "total": rows[0].total if rows else 0,
+            "total": total,
             "version": watcher.version,
             "generated_at": now.isoformat(timespec="seconds") + "Z",
             "items": [item_json(r, now, settings.worklist.scoring) for r in rows],
@@ -107,6 +108,7 @@ def create_app(settings: Settings, catalog: Engine, watcher: WorklistWatcher) ->
     def claim(uid: str, who: Reader) -> dict[str, Any]:
         with catalog.begin() as conn:
             transaction_uid = items.claim(conn, uid, who, None, settings.worklist)
+        watcher.check()  # the reader's next list shows the claim, without waiting for the watcher's poll
         log.info("worklist item %s claimed by %s", uid, who)
         return {"uid": uid, "state": WorkItemState.IN_PROGRESS, "claimed_by": who, "transaction_uid": transaction_uid}
 
@@ -114,6 +116,7 @@ def create_app(settings: Settings, catalog: Engine, watcher: WorklistWatcher) ->
     def release(uid: str, who: Reader) -> dict[str, Any]:
         with catalog.begin() as conn:
             items.release(conn, uid, who, None, settings.worklist)
+        watcher.check()
         log.info("worklist item %s released by %s", uid, who)
         return {"uid": uid, "state": WorkItemState.SCHEDULED}
 
@@ -121,6 +124,7 @@ def create_app(settings: Settings, catalog: Engine, watcher: WorklistWatcher) ->
     def complete(uid: str, who: Reader) -> dict[str, Any]:
         with catalog.begin() as conn:
             items.close(conn, uid, who, None, WorkItemState.COMPLETED, settings.worklist)
+        watcher.check()
         log.info("worklist item %s completed by %s", uid, who)
         return {"uid": uid, "state": WorkItemState.COMPLETED}
 

@@ -2,7 +2,8 @@
 
 Matching keys: ScheduledProcedureStepPriority (0074,1200) HIGH | MEDIUM | LOW, ProcedureStepState
 (0074,1000), AccessionNumber (0008,0050, also as ReferencedRequestSequence.AccessionNumber), and Modality
-(0008,0060, our extension: UPS has no modality of its own). Results come in reading order.
+(0008,0060, our extension: UPS has no modality of its own). Results come in reading order. Without a
+ProcedureStepState key the search returns open workitems (SCHEDULED, IN PROGRESS) only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydicom import Dataset
 from pydicom.datadict import dictionary_has_tag, tag_for_keyword
 
 from dicomnode.api.auth import reader
+from dicomnode.api.listing import find
 from dicomnode.api.views import ups_dataset
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.schema import WorkItemState
@@ -61,9 +63,7 @@ def search(request: Request, _reader: Reader) -> Response:
     )
     settings = request.app.state.settings
     now = utcnow()
-    query = order.ranked(settings.worklist.scoring, now, "urgency", filters).limit(limit).offset(offset)
-    with request.app.state.catalog.connect() as conn:
-        rows = conn.execute(query).all()
+    rows, _ = find(request.app, "urgency", filters, limit, offset, now)
     headers = {"Warning": ", ".join(warnings)} if warnings else {}
     if not rows:
         return Response(status_code=204, headers=headers)
@@ -99,6 +99,7 @@ async def change_state(uid: str, request: Request, who: Reader) -> Response:
                 raise HTTPException(400, f"a workitem cannot be changed to {wanted}")
     except items.NotTheClaimer as exc:
         raise HTTPException(400, str(exc)) from None
+    request.app.state.watcher.check()
     return Response(status_code=200)
 
 
@@ -119,8 +120,8 @@ def _state_request(body: bytes) -> tuple[str, str]:
 
 
 def _states(value: str | None) -> tuple[str, ...]:
-    if value is None:
-        return _ALL_STATES
+    if value is None:  # the work still to do; closed workitems are asked for by state
+        return WorkItemState.OPEN
     if value not in _ALL_STATES:
         raise HTTPException(400, f"ProcedureStepState must be one of {', '.join(_ALL_STATES)}")
     return (value,)

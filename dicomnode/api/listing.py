@@ -1,0 +1,23 @@
+"""Finding items for a client: the one place the REST list and UPS-RS search get their rows from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI
+
+from dicomnode.worklist import order
+from dicomnode.worklist.snapshot import is_open_only
+
+
+def find(app: FastAPI, how: order.Order, filters: order.Filters, limit: int, offset: int,
+         now: datetime) -> tuple[list[Any], int]:  # fmt: skip
+    """A page of items in reading order and the number matching: open items from the shared ranking snapshot,
+    closed ones (no rank) straight from the catalog."""
+    if is_open_only(filters):
+        return app.state.view.page(how, filters, limit, offset, now)
+    query = order.ranked(app.state.settings.worklist.scoring, now, how, filters).limit(limit).offset(offset)
+    with app.state.catalog.connect() as conn:
+        rows = conn.execute(query).all()
+    return rows, rows[0].total if rows else 0
