@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= $(wildcard dicomnode.toml)
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: run test bench lint system-deps clean
+.PHONY: run test bench demo lint system-deps clean
 
 $(BIN)/dicomnode: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ system-deps:
 
 run: $(BIN)/dicomnode
 	$(BIN)/dicomnode serve $(if $(CONFIG),--config $(CONFIG))
+
+demo: $(BIN)/dicomnode
+	scripts/system-deps.sh dcmtk
+	$(BIN)/dicomnode demo --keep --http-port 8080
 
 test: $(BIN)/dicomnode system-deps
 	$(BIN)/ruff check .

@@ -57,7 +57,7 @@ def serve(config: ConfigOption = None) -> None:
     from dicomnode.node import Node
 
     settings = _settings(config)
-    setup_logging(settings.log.level)
+    setup_logging(settings.log.level, settings.log.format)
     from dicomnode.catalog.db import CatalogSchemaError
 
     try:
@@ -357,6 +357,77 @@ def worklist(
         table.add_row(str(v["rank"]), v["priority"], v["state"], v["modalities"], v["study_instance_uid"],
                       f"{v['waiting_minutes']:.0f}", v["explanation"])  # fmt: skip
     Console(width=240).print(table)
+
+
+@app.command()
+def audit(
+    study_uid: Annotated[str | None, typer.Argument(help="One study's trail; omitted: the most recent acts")] = None,
+    config: ConfigOption = None,
+    limit: Annotated[int, typer.Option(help="Most recent N acts (without a study UID)")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+) -> None:
+    """Who or what touched a study: received from, analysed by, exported to, claimed and completed by, deleted."""
+    from dicomnode.audit import trail
+
+    settings = _settings(config)
+    with _catalog(settings).connect() as conn:
+        rows = trail(conn, study_uid, limit)
+    if study_uid and not rows:
+        console.print(f"[red]error:[/red] no audit trail for study {study_uid}", highlight=False)
+        raise typer.Exit(1)
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps({k: str(v) if k == "at" else v for k, v in r._mapping.items()}))
+        return
+    table = Table("when (UTC)", "study UID", "action", "by", "detail")
+    for r in rows:
+        table.add_row(r.at.isoformat(timespec="seconds"), r.study_instance_uid, r.action, r.actor, r.detail)
+    Console(width=240).print(table)
+
+
+@app.command()
+def retention(
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing")] = False,
+) -> None:
+    """Apply the [retention] policy once: delete old studies (or, with --dry-run, list them)."""
+    from dicomnode.retention import apply, plan
+    from dicomnode.storage import Storage
+
+    settings = _settings(config)
+    if not settings.retention.enabled:
+        console.print("[red]error:[/red] no retention policy: set retention.max_age_days or "
+                      "retention.disk_high_watermark_percent", highlight=False)  # fmt: skip
+        raise typer.Exit(2)
+    catalog, storage = _catalog(settings), Storage(settings.storage.path)
+    doomed = plan(catalog, storage, settings.retention)
+    for d in doomed:
+        when = d.last_received_at.isoformat(timespec="seconds")
+        typer.echo(f"{'would delete' if dry_run else 'deleting'} {d.study_instance_uid} last received {when} "
+                   f"{d.size_bytes} bytes: {d.reason}")  # fmt: skip
+    if dry_run:
+        typer.echo(f"{len(doomed)} studies would be deleted (dry run: nothing deleted)")
+        return
+    typer.echo(f"{apply(catalog, storage, doomed)} studies deleted")
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Emptied and used for the demo's node, PACS and studies")] = Path(
+        "var/demo"
+    ),
+    keep: Annotated[bool, typer.Option("--keep", help="Keep running afterwards to look at the web worklist")] = False,
+    http_port: Annotated[int, typer.Option(help="Web worklist port (0: any free port)")] = 0,
+) -> None:
+    """Push synthetic studies (CT heads, chest X-rays, routine and acute) to a node with dcmtk, and show the SR/SEG
+    reaching a PACS stand-in and the worklist reordered."""
+    from dicomnode.demo import DemoError, run_demo
+
+    try:
+        run_demo(workdir.resolve(), typer.echo, keep_running=keep, http_port=http_port)
+    except DemoError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 models_app = typer.Typer(no_args_is_help=True, help="Detection models: list, check, train, evaluate.")

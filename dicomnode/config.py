@@ -330,8 +330,36 @@ class WorklistConfig(_Section):
         return from_requested_procedure_priority(requested_procedure_priority, self.default_priority)
 
 
+class RetentionConfig(_Section):
+    """Deleting stored studies: after max_age_days, or oldest first while the disk is above the high watermark.
+    Studies with open jobs, sends or worklist items are never deleted."""
+
+    max_age_days: float = Field(0, ge=0, description="Delete studies last received this many days ago; 0: never.")
+    disk_high_watermark_percent: float = Field(
+        0, ge=0, lt=100, description="Above this disk use, delete oldest studies first; 0: off."
+    )
+    disk_low_watermark_percent: float = Field(
+        0, ge=0, lt=100, description="... until disk use is below this (default: high watermark minus 5)."
+    )
+    interval_minutes: float = Field(60, gt=0, description="How often the node applies retention.")
+    dry_run: bool = Field(False, description="Only log what would be deleted.")
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> RetentionConfig:
+        if self.disk_high_watermark_percent and not self.disk_low_watermark_percent:
+            self.disk_low_watermark_percent = max(0.0, self.disk_high_watermark_percent - 5)
+        if self.disk_high_watermark_percent and self.disk_low_watermark_percent >= self.disk_high_watermark_percent:
+            raise ValueError("disk_low_watermark_percent must be below disk_high_watermark_percent")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.max_age_days or self.disk_high_watermark_percent)
+
+
 class LogConfig(_Section):
     level: str = "INFO"
+    format: str = Field("text", pattern="^(text|json)$", description="json: one JSON object per line.")
 
     @field_validator("level")
     @classmethod
@@ -355,6 +383,7 @@ class Settings(BaseSettings):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     worklist: WorklistConfig = Field(default_factory=WorklistConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     log: LogConfig = Field(default_factory=LogConfig)
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select
 
-from dicomnode import outbox
+from dicomnode import audit, outbox
 from dicomnode.catalog.db import insert_for, utcnow
 from dicomnode.catalog.schema import Export, ExportState, Study
 from dicomnode.config import ExportConfig
@@ -23,6 +23,7 @@ PERMANENT_STATUSES = frozenset({0x0122, 0x0124, 0xA900}) | frozenset(range(0xC00
 @dataclass(frozen=True)
 class Send:
     id: int
+    study_pk: int
     sop_instance_uid: str
     path: str
     destination: str
@@ -48,12 +49,14 @@ def enqueue(conn: Connection, study_pk: int, result_uid: str, instances: list[tu
 def claim_due(conn: Connection, limit: int = 200) -> list[Send]:
     """Take due pending sends (state sending, attempts + 1), oldest first."""
     c = _exports.c
-    rows = outbox.claim_due(conn, _exports, [c.id, c.sop_instance_uid, c.path, c.destination, c.attempts], limit)
+    columns = [c.id, c.study_fk, c.sop_instance_uid, c.path, c.destination, c.attempts]
+    rows = outbox.claim_due(conn, _exports, columns, limit)
     return [Send(*row) for row in rows]
 
 
 def mark_sent(conn: Connection, send: Send, status: int) -> None:
     outbox.mark_sent(conn, _exports, send.id, status)
+    audit.record(conn, send.study_pk, send.destination, "exported", f"{send.sop_instance_uid} (attempt {send.attempt})")
 
 
 def record_failure(conn: Connection, send: Send, message: str, status: int | None, policy: ExportConfig) -> str:

@@ -16,8 +16,11 @@ from dicomnode.catalog.db import open_catalog
 from dicomnode.config import Settings
 from dicomnode.dispatch import Dispatcher
 from dicomnode.exporter import Exporter
+from dicomnode.health import check_all
 from dicomnode.ingest import Ingest
 from dicomnode.jobqueue import open_queue
+from dicomnode.metrics import NodeMetrics
+from dicomnode.retention import RetentionThread
 from dicomnode.routing import RoutingDispatcher
 from dicomnode.scheduler import JobScheduler
 from dicomnode.scp import start_listener
@@ -39,6 +42,8 @@ class Node:
         # pynetdicom and pydicom spool through tempfile; keep that on the storage filesystem.
         tempfile.tempdir = str(self.storage.tmp_dir)
         self.catalog = open_catalog(settings.catalog.url)
+        self.metrics = NodeMetrics(self.catalog)
+        self.retention: RetentionThread | None = None
         self.dispatcher = dispatcher
         self.scheduler: JobScheduler | None = None
         self.exporter: Exporter | None = None
@@ -82,7 +87,10 @@ class Node:
         self.watcher.start()
         if s.http.enabled:
             self._start_http()
-        self._server = start_listener(s.dicom, policy, ingest)
+        self._server = start_listener(s.dicom, policy, ingest, self.metrics)
+        if s.retention.enabled:
+            self.retention = RetentionThread(self.catalog, self.storage, s.retention)
+            self.retention.start()
         host, port = self._server.server_address[:2]
         log.info(
             "listening ae=%s on %s:%d tls=%s storage=%s analysis=%s",
@@ -91,15 +99,24 @@ class Node:
         )  # fmt: skip
 
     def _start_http(self) -> None:
-        from dicomnode.api.app import create_app
+        from dicomnode.api.app import Operations, create_app
         from dicomnode.api.server import HttpServer
 
         assert self.watcher is not None
-        self.http = HttpServer(create_app(self.settings, self.catalog, self.watcher), self.settings.http)
+        operations = Operations(self.metrics.registry, self.health)
+        self.http = HttpServer(create_app(self.settings, self.catalog, self.watcher, operations), self.settings.http)
         self.http.start()
         if not self.settings.http.tokens:
             log.warning("http.tokens is empty: every API request is refused (401); add reader tokens to use it")
         log.info("worklist at %s://%s:%d/", self.http.scheme, self.settings.http.host, self.http.port)
+
+    def health(self) -> dict:
+        return check_all(self.settings, self.catalog, self._listening, self.storage.free_bytes)
+
+    def _listening(self) -> bool:
+        server = self._server
+        acceptor = any(t.name.startswith("AcceptorServer") and t.is_alive() for t in threading.enumerate())
+        return server is not None and server.socket.fileno() != -1 and acceptor and not self._stopped.is_set()
 
     @property
     def port(self) -> int:
@@ -126,7 +143,7 @@ class Node:
             self._assembler.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
-        for part in (self.http, self.watcher, self.notifier, self.exporter):
+        for part in (self.http, self.retention, self.watcher, self.notifier, self.exporter):
             if part is not None:
                 part.stop()
         self.catalog.dispose()

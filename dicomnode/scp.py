@@ -15,6 +15,7 @@ from dicomnode import dimse_status as status
 from dicomnode.admission import AdmissionPolicy
 from dicomnode.config import DicomConfig, TLSConfig
 from dicomnode.ingest import Ingest, StoreRequest
+from dicomnode.metrics import NodeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,16 @@ def build_ae(dicom: DicomConfig) -> AE:
     return ae
 
 
-def start_listener(dicom: DicomConfig, policy: AdmissionPolicy, ingest: Ingest) -> ThreadedAssociationServer:
+def start_listener(dicom: DicomConfig, policy: AdmissionPolicy, ingest: Ingest,
+                   metrics: NodeMetrics) -> ThreadedAssociationServer:  # fmt: skip
     ae = build_ae(dicom)
     handlers = [
-        (evt.EVT_REQUESTED, handle_requested, [policy]),
+        (evt.EVT_REQUESTED, handle_requested, [policy, metrics]),
         (evt.EVT_C_ECHO, handle_echo),
-        (evt.EVT_C_STORE, handle_store, [ingest]),
+        (evt.EVT_C_STORE, handle_store, [ingest, metrics]),
         (evt.EVT_ABORTED, handle_aborted),
+        (evt.EVT_CONN_OPEN, handle_connection_opened, [metrics]),
+        (evt.EVT_CONN_CLOSE, handle_connection_closed, [metrics]),
     ]
     server = ae.start_server(
         (dicom.host, dicom.port),
@@ -70,14 +74,16 @@ def server_tls_context(tls: TLSConfig) -> ssl.SSLContext | None:
     return ctx
 
 
-def handle_requested(event: evt.Event, policy: AdmissionPolicy) -> None:
+def handle_requested(event: evt.Event, policy: AdmissionPolicy, metrics: NodeMetrics) -> None:
     """Accept or reject an A-ASSOCIATE-RQ before pynetdicom negotiates it."""
     rq = event.assoc.requestor
     calling, called = rq.primitive.calling_ae_title, rq.primitive.called_ae_title
     rejection = policy.decide(calling, called, rq.address)
     if rejection is None:
+        metrics.associations.labels("accepted").inc()
         log.info("association from %s@%s:%s to %s", calling, rq.address, rq.port, called)
         return
+    metrics.associations.labels("rejected").inc()
     log.warning(
         "association rejected from %s@%s to %s: %s",
         calling, rq.address, called, rejection.reason,
@@ -92,8 +98,9 @@ def handle_echo(event: evt.Event) -> int:
     return status.SUCCESS
 
 
-def handle_store(event: evt.Event, ingest: Ingest) -> Dataset | int:
+def handle_store(event: evt.Event, ingest: Ingest, metrics: NodeMetrics) -> Dataset | int:
     rq = event.assoc.requestor
+    dataset = event.encoded_dataset(include_meta=False)
     outcome = ingest.store(
         StoreRequest(
             sop_class_uid=str(event.request.AffectedSOPClassUID),
@@ -102,9 +109,14 @@ def handle_store(event: evt.Event, ingest: Ingest) -> Dataset | int:
             calling_ae=rq.primitive.calling_ae_title.strip(),
             called_ae=rq.primitive.called_ae_title.strip(),
             peer_address=rq.address,
-            dataset=event.encoded_dataset(include_meta=False),
+            dataset=dataset,
         )
     )
+    if outcome.status == status.SUCCESS:
+        metrics.instances.inc()
+        metrics.bytes.inc(len(dataset))
+    else:
+        metrics.refused.labels(f"0x{outcome.status:04X}").inc()
     if outcome.comment is None:
         return outcome.status
     rsp = Dataset()
@@ -117,3 +129,11 @@ def handle_aborted(event: Any) -> None:
     rq = event.assoc.requestor
     calling = rq.primitive.calling_ae_title if rq.primitive else "?"
     log.warning("association aborted with %s@%s", calling, rq.address)
+
+
+def handle_connection_opened(event: Any, metrics: NodeMetrics) -> None:
+    metrics.active_associations.inc()
+
+
+def handle_connection_closed(event: Any, metrics: NodeMetrics) -> None:
+    metrics.active_associations.dec()

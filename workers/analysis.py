@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from pydicom import Dataset
 
-from dicomnode import exports, jobs
+from dicomnode import audit, exports, jobs
 from dicomnode.catalog.records import series_instance_paths
 from dicomnode.catalog.results import save_result
 from dicomnode.jobs import Claim, LostClaim
@@ -86,6 +86,8 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
         urgency = {o.label: o.urgency for o in spec.manifest.outputs} if spec.manifest else {}
         record_result(conn, claim.study_pk, identity.result_uid, model.name, model.version, findings, urgency,
                       rt.settings)  # fmt: skip
+        audit.record(conn, claim.study_pk, f"{model.name} {model.version}", "analysed",
+                     f"{len(findings)} findings; weights {spec.uid}; result {identity.result_uid}")  # fmt: skip
         t_end = time.perf_counter()
         timings = {
             "queued_s": _seconds(claim.enqueued_at, claim.started_at),

@@ -23,7 +23,7 @@ FAMILIES_ENV = "DICOMNODE_WORKER_FAMILIES"  # set by `dicomnode worker`: the mod
 settings = load_settings(Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
 if not settings.analysis.broker_url:
     raise SystemExit("analysis.broker_url is not set: workers need a broker (without one, `dicomnode serve` analyses)")
-setup_logging(settings.log.level)
+setup_logging(settings.log.level, settings.log.format)
 app.conf.update(celery_settings(settings.analysis))
 runtime.configure(runtime.Runtime(settings))
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import Engine
 
 from dicomnode.api import ups
@@ -30,7 +33,16 @@ STATES = {"open": WorkItemState.OPEN, "scheduled": (WorkItemState.SCHEDULED,),
           "canceled": (WorkItemState.CANCELED,)}  # fmt: skip
 
 
-def create_app(settings: Settings, catalog: Engine, watcher: WorklistWatcher) -> FastAPI:
+@dataclass(frozen=True)
+class Operations:
+    """What /metrics and /healthz read: the node's metrics and its health checks."""
+
+    metrics: CollectorRegistry
+    health: Callable[[], dict[str, Any]]
+
+
+def create_app(settings: Settings, catalog: Engine, watcher: WorklistWatcher,
+               operations: Operations | None = None) -> FastAPI:  # fmt: skip
     app = FastAPI(title="dicomnode", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.readers = Readers(settings.http.tokens)
     app.state.settings = settings
@@ -46,6 +58,19 @@ def create_app(settings: Settings, catalog: Engine, watcher: WorklistWatcher) ->
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def worklist_page() -> str:
         return page  # holds no data: the page asks for a token and calls the API
+
+    if operations is not None:
+
+        @app.get("/healthz", include_in_schema=False)
+        def healthz() -> JSONResponse:
+            """No token needed (load balancers, orchestrators): the answer holds no patient data."""
+            report = operations.health()
+            return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+
+        @app.get("/metrics", include_in_schema=False)
+        def metrics() -> Response:
+            """Prometheus text format; no token needed and no patient data in it."""
+            return Response(generate_latest(operations.metrics), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/me")
     def me(who: Reader) -> dict[str, str]:

@@ -243,3 +243,18 @@ class Notification(Base):
     last_status: Mapped[int | None] = mapped_column(Integer)  # HTTP status of the last answer
     created_at: Mapped[datetime] = mapped_column(DateTime)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AuditEvent(Base):
+    """Who or what touched a study (dicomnode/audit.py). Keyed by the study's UID, not its row: it outlives
+    the study when retention deletes it."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_instance_uid: Mapped[str] = mapped_column(UID, index=True)
+    called_ae: Mapped[str] = mapped_column(AE)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(128))  # calling AE, model + version, destination, reader token name
+    action: Mapped[str] = mapped_column(String(16))  # received, analysed, exported, notified, claimed, ..., deleted
+    detail: Mapped[str] = mapped_column(Text)

@@ -1,9 +1,11 @@
-"""Completed studies join the worklist in the transaction that completes them, before routing runs."""
+"""Completed studies join the worklist (and the audit trail says who sent them) in the transaction that completes
+them, before routing runs."""
 
 from __future__ import annotations
 
 from sqlalchemy import Connection
 
+from dicomnode import audit
 from dicomnode.config import WorklistConfig
 from dicomnode.dispatch import CompletedStudy, Dispatcher
 from dicomnode.worklist import items
@@ -16,6 +18,7 @@ class EnlistingDispatcher:
 
     def study_completed(self, conn: Connection, study: CompletedStudy) -> None:
         items.enlist(conn, study.study_pk, self._config)
+        audit.record_received(conn, study.study_pk)
         self._routing.study_completed(conn, study)
 
     def after_commit(self, study: CompletedStudy) -> None:

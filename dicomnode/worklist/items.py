@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
+from dicomnode import audit
 from dicomnode.catalog.db import posix_seconds, utcnow
 from dicomnode.catalog.records import modalities_of
 from dicomnode.catalog.schema import Study, WorkItem, WorkItemEvent, WorkItemState
@@ -115,6 +116,7 @@ def claim(conn: Connection, uid: str, reader: str, transaction_uid: str | None, 
     if not done:  # another claim committed between the read and the update
         raise WorklistError("workitem was claimed by another reader a moment ago")
     _event(conn, item.id, "claimed", item_rank(conn, item.id, config, now), config, now, reader, f"claimed by {reader}")
+    audit.record(conn, item.study_fk, reader, "claimed", f"workitem {uid}", at=now)
     return transaction_uid
 
 
@@ -128,6 +130,7 @@ def release(conn: Connection, uid: str, reader: str | None, transaction_uid: str
         state=WorkItemState.SCHEDULED, updated_at=now, **unclaimed))  # fmt: skip
     rank = item_rank(conn, item.id, config, now)
     _event(conn, item.id, "released", rank, config, now, item.claimed_by, f"released by {item.claimed_by}")
+    audit.record(conn, item.study_fk, item.claimed_by, "released", f"workitem {uid}", at=now)
 
 
 def close(conn: Connection, uid: str, reader: str | None, transaction_uid: str | None, state: str,
@@ -142,6 +145,7 @@ def close(conn: Connection, uid: str, reader: str | None, transaction_uid: str |
         state=state, closed_at=now, updated_at=now))  # fmt: skip
     word = "completed" if state == WorkItemState.COMPLETED else "canceled"
     _event(conn, item.id, word, old_rank, config, now, item.claimed_by, f"{word} by {item.claimed_by}")
+    audit.record(conn, item.study_fk, item.claimed_by, word, f"workitem {uid}", at=now)
 
 
 def mark_overdue(conn: Connection, config: WorklistConfig, now: datetime | None = None) -> int:

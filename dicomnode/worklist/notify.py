@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from dicomnode import outbox
+from dicomnode import audit, outbox
 from dicomnode.catalog.db import insert_for, utcnow
 from dicomnode.catalog.schema import ExportState, Notification, Study
 from dicomnode.config import NotifyConfig
@@ -68,6 +68,7 @@ def enqueue(conn: Connection, study_pk: int, workitem_uid: str, flags: list[dict
 @dataclass(frozen=True)
 class Post:
     id: int
+    study_pk: int
     url: str
     payload: dict[str, Any]
     attempt: int
@@ -81,12 +82,17 @@ class Notifier(outbox.OutboxSender):
     def send_due(self) -> int:
         c = _notifications.c
         with self._catalog.begin() as conn:
-            due = [Post(*row) for row in outbox.claim_due(conn, _notifications, [c.id, c.url, c.payload, c.attempts])]
+            due = [
+                Post(*row)
+                for row in outbox.claim_due(conn, _notifications, [c.id, c.study_fk, c.url, c.payload, c.attempts])
+            ]
         for post in due:
             status, error = self._post(post)
             with self._catalog.begin() as conn:
                 if error is None:
                     outbox.mark_sent(conn, _notifications, post.id, status)
+                    audit.record(conn, post.study_pk, f"webhook #{post.id}", "notified",
+                                 f"{post.payload['finding']} p={post.payload['probability']:.2f}")  # fmt: skip
                     log.info("notification sent id=%d attempt=%d status=%d", post.id, post.attempt, status)
                     continue
                 permanent = status is not None and 400 <= status < 500 and status not in _RETRYABLE_4XX

@@ -1,0 +1,81 @@
+"""Prometheus metrics. Counters of what this process saw on the wire; gauges and the inference histogram are
+read from the catalog at scrape time, so they count the work of every process (workers included)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, case, func, select
+
+from dicomnode.catalog.db import posix_seconds, utcnow
+from dicomnode.catalog.schema import Export, Job, JobState, Notification, WorkItem, WorkItemState
+
+disable_created_metrics()  # *_created samples only add noise to a node's counters
+INFERENCE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+class NodeMetrics:
+    """What the DICOM listener counts; one per node (its own registry, so tests may run several nodes)."""
+
+    def __init__(self, catalog: Engine | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.associations = Counter("dicomnode_associations", "Associations requested, by outcome.", ["outcome"],
+                                    registry=self.registry)  # fmt: skip
+        self.active_associations = Gauge("dicomnode_associations_active", "Associations open now.",
+                                         registry=self.registry)  # fmt: skip
+        self.instances = Counter("dicomnode_instances_received", "Instances stored (C-STORE success).",
+                                 registry=self.registry)  # fmt: skip
+        self.bytes = Counter("dicomnode_received_bytes", "Bytes of instances stored.", registry=self.registry)
+        self.refused = Counter("dicomnode_instances_refused", "C-STOREs answered with a failure, by status.",
+                               ["status"], registry=self.registry)  # fmt: skip
+        if catalog is not None:
+            self.registry.register(CatalogCollector(catalog))
+
+
+class CatalogCollector(Collector):
+    def __init__(self, catalog: Engine) -> None:
+        self._catalog = catalog
+
+    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
+        with self._catalog.connect() as conn:
+            jobs = dict(conn.execute(select(Job.state, func.count()).group_by(Job.state)).all())
+            exports = dict(conn.execute(select(Export.state, func.count()).group_by(Export.state)).all())
+            notes = dict(conn.execute(select(Notification.state, func.count()).group_by(Notification.state)).all())
+            items = dict(conn.execute(select(WorkItem.state, func.count()).group_by(WorkItem.state)).all())
+            oldest = conn.execute(
+                select(func.min(WorkItem.arrived_s)).where(WorkItem.state == WorkItemState.SCHEDULED)
+            ).scalar()  # fmt: skip
+            infer = Job.timings["infer_s"].as_float()
+            done = Job.state == JobState.DONE
+            row = conn.execute(
+                select(func.count(infer), func.coalesce(func.sum(infer), 0.0),
+                       *[func.sum(case((infer <= b, 1), else_=0)) for b in INFERENCE_BUCKETS]).where(done)
+            ).one()  # fmt: skip
+        yield _by_state("dicomnode_jobs", "Analysis jobs by state.", jobs,
+                        (JobState.PENDING, JobState.RUNNING, JobState.DONE, JobState.FAILED))  # fmt: skip
+        yield _by_state("dicomnode_exports", "Result sends to PACS by state.", exports,
+                        ("pending", "sending", "sent", "dead"))  # fmt: skip
+        yield _by_state("dicomnode_notifications", "Critical-finding webhooks by state.", notes,
+                        ("pending", "sending", "sent", "dead"))  # fmt: skip
+        yield _by_state("dicomnode_worklist_items", "Worklist items by state.", items,
+                        (*WorkItemState.OPEN, WorkItemState.COMPLETED, WorkItemState.CANCELED))  # fmt: skip
+        age = GaugeMetricFamily("dicomnode_worklist_oldest_waiting_seconds",
+                                "How long the oldest unclaimed worklist item has waited (0: none).")  # fmt: skip
+        age.add_metric([], max(0.0, posix_seconds(utcnow()) - oldest) if oldest is not None else 0.0)
+        yield age
+        count, total, *cumulative = row
+        buckets = [(str(b), int(c or 0)) for b, c in zip(INFERENCE_BUCKETS, cumulative, strict=True)]
+        histogram = HistogramMetricFamily("dicomnode_inference_seconds",
+                                          "Model inference time of finished jobs (all workers).")  # fmt: skip
+        histogram.add_metric([], [*buckets, ("+Inf", int(count))], float(total))
+        yield histogram
+
+
+def _by_state(name: str, doc: str, counts: dict[str, int], states: tuple[str, ...]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=["state"])
+    for state in states:
+        family.add_metric([state], counts.get(state, 0))
+    return family
