@@ -38,6 +38,7 @@ bench: $(BIN)/dicomnode system-deps
 	$(BIN)/python bench/inference.py
 	$(BIN)/python bench/results.py
 	$(BIN)/python bench/worklist.py
+	$(BIN)/python bench/triage.py
 
 clean:
 	rm -rf $(VENV) var bench/out .pytest_cache

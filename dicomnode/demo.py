@@ -94,12 +94,12 @@ def run_demo(workdir: Path, say: Callable[[str], None], keep_running: bool = Fal
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     token = secrets.token_urlsafe(18)
-    pacs_port, node_port, http_port = _free_port(), _free_port(), http_port or _free_port()
-    config = _write_config(workdir, node_port, http_port, pacs_port, token)
+    pacs_port, node_port, http_port = free_port(), free_port(), http_port or free_port()
+    config = write_config(workdir, node_port, http_port, pacs_port, token)
     processes: list[subprocess.Popen] = []
     try:
-        processes.append(_start_pacs(workdir / "pacs", pacs_port))
-        processes.append(_start_node(workdir, config))
+        processes.append(start_pacs(workdir / "pacs", pacs_port))
+        processes.append(start_node(workdir, config))
         say(f"node {NODE_AE}@127.0.0.1:{node_port} and PACS stand-in {PACS_AE}@127.0.0.1:{pacs_port} (dcmtk "
             f"storescp) are running in {workdir}")  # fmt: skip
         titles = {}
@@ -188,7 +188,7 @@ def _received(pacs: Path) -> dict[str, list[str]]:
     return found
 
 
-def _write_config(workdir: Path, node_port: int, http_port: int, pacs_port: int, token: str) -> Path:
+def write_config(workdir: Path, node_port: int, http_port: int, pacs_port: int, token: str) -> Path:
     destination = f"{PACS_AE}@127.0.0.1:{pacs_port}"
     text = f"""
 [dicom]
@@ -229,7 +229,7 @@ body_part = ["CHEST"]
     return path
 
 
-def _start_pacs(folder: Path, port: int) -> subprocess.Popen:
+def start_pacs(folder: Path, port: int) -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(["storescp", "-aet", PACS_AE, "-od", str(folder), "+xa", str(port)], env=DCMTK_ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -238,7 +238,7 @@ def _start_pacs(folder: Path, port: int) -> subprocess.Popen:
     return proc
 
 
-def _start_node(workdir: Path, config: Path) -> subprocess.Popen:
+def start_node(workdir: Path, config: Path) -> subprocess.Popen:
     log = open(workdir / "node.log", "ab")  # noqa: SIM115 - the child owns it
     proc = subprocess.Popen([sys.executable, "-m", "dicomnode", "serve", "--config", str(config)], cwd=workdir,
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
@@ -254,7 +254,7 @@ def _wait(ready: Callable[[], bool], proc: subprocess.Popen, name: str, timeout_
         time.sleep(0.1)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -52,3 +52,11 @@ def test_worklist_benchmark_smoke(tmp_path: Path) -> None:
                         "2", timeout=300)  # fmt: skip
     assert results["items"] == 300 and results["list_first_page"]["p99_ms"] > 0
     assert results["result_to_page"]["p50_ms"] > 0 and results["trials"] == 2
+
+
+def test_triage_benchmark_smoke(tmp_path: Path) -> None:
+    results = run_bench("triage.py", tmp_path / "triage.json", "--runs", "1", "--slices", "40", "--size", "128",
+                        timeout=400)  # fmt: skip
+    median = results["median"]
+    assert results["runs"] == 1 and median["total_s"] >= median["quiet_wait_s"] > 0
+    assert {"queueing_s", "load_s", "infer_s", "encode_s", "export_s", "worklist_visible_s"} <= set(median)

@@ -1,0 +1,152 @@
+"""Time to triage: from the C-STORE response of the last instance of a 300-slice CT head to its SR and SEG
+accepted by the PACS stand-in and the worklist listing the study as flagged (reordered).
+
+A real `dicomnode serve` (embedded analysis, study_quiet_seconds = 2, the built-in ct-hemorrhage model, the
+config `dicomnode demo` uses) and dcmtk storescp as PACS; each run pushes a new 300 x 512 x 512 study with a
+bleed with dcmtk storescu (one association) and polls the PACS folder and the worklist API. One warm-up run
+(model loading) is not counted. Breakdown from the catalog's timestamps: quiet wait, queueing (completion ->
+routing -> claim), volume load, inference (+ findings), encoding, storing, export, worklist visible.
+Peer in the same run: the model alone, in-process on the same files (load + analyse), what any tool must spend.
+
+Usage: python bench/triage.py [--runs 5] [--slices 300] [--size 512] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pydicom
+from sqlalchemy import func, select
+
+from dicomnode.catalog.db import open_catalog
+from dicomnode.catalog.schema import Export, Job, Study, WorkItem, WorkItemEvent
+from dicomnode.demo import DCMTK_ENV, NODE_AE, free_port, start_node, start_pacs, write_config
+from models.registry import builtin_spec
+from workers.volume import load_series
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from inference import write_ct  # noqa: E402 - the sibling benchmark's phantom CT
+
+OUT = Path(__file__).resolve().parent / "out"
+TOKEN = "triage-bench-token-000000"
+
+
+def model_alone(files: list[Path]) -> float:
+    model = builtin_spec("ct-hemorrhage").load("cpu")
+    model.analyse(load_series(files, "warm"))
+    t0 = time.perf_counter()
+    found = model.analyse(load_series(files, "peer")).findings
+    assert found, "the planted bleed is found"
+    return time.perf_counter() - t0
+
+
+def one_run(files: list[Path], node_port: int, api: httpx.Client, pacs: Path, catalog) -> dict:  # noqa: ANN001
+    study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+    sent = subprocess.run(["storescu", "-aec", NODE_AE, "127.0.0.1", str(node_port), *map(str, files)],
+                          env=DCMTK_ENV, capture_output=True, check=False)  # fmt: skip
+    t_last = time.time()  # storescu has its last C-STORE response (and released the association)
+    assert sent.returncode == 0, sent.stderr
+    seen_pacs = seen_list = None
+    while seen_pacs is None or seen_list is None:
+        now = time.time()
+        if seen_pacs is None and {"SR", "SEG"} <= _received(pacs, study_uid):
+            seen_pacs = now
+        if seen_list is None and _flagged(api, study_uid):
+            seen_list = now
+        if now - t_last > 120:
+            raise SystemExit(f"no result within 120 s (PACS: {seen_pacs is not None}, list: {seen_list is not None}; "
+                             f"PACS folder: {sorted(p.name[:4] for p in pacs.glob('*'))})")
+        time.sleep(0.02)
+    return {"total_s": max(seen_pacs, seen_list) - t_last, "pacs_s": seen_pacs - t_last,
+            "worklist_s": seen_list - t_last, **_breakdown(catalog, study_uid, t_last, seen_list)}  # fmt: skip
+
+
+def _received(pacs: Path, study_uid: str) -> set[str]:
+    kinds = set()
+    for path in pacs.glob("*"):
+        if path.name.startswith(("SR", "SG")):  # storescp prefixes file names: SR3 (3D SR), SG (SEG)
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=True)
+            except Exception:  # still being written
+                continue
+            if ds.StudyInstanceUID == study_uid:
+                kinds.add(str(ds.Modality))
+    return kinds
+
+
+def _flagged(api: httpx.Client, study_uid: str) -> bool:
+    """The page's list (flagged filter) shows the study: reordered by its AI result."""
+    items = api.get("/api/worklist", params={"flagged": "true"}).json()["items"]
+    return any(i["study_instance_uid"] == study_uid for i in items)
+
+
+def _breakdown(catalog, study_uid: str, t_last: float, seen_list: float) -> dict:  # noqa: ANN001
+    with catalog.connect() as conn:
+        study = conn.execute(select(Study.id, Study.completed_at, Study.last_received_at)
+                             .where(Study.study_instance_uid == study_uid)).one()  # fmt: skip
+        last_instance = study.last_received_at  # the scanner's last instance (our SR/SEG do not touch it)
+        job = conn.execute(select(Job).where(Job.study_fk == study.id)).one()
+        exported = conn.execute(select(func.max(Export.sent_at)).where(Export.study_fk == study.id)).scalar()
+        ai_at = conn.execute(select(WorkItemEvent.at).join(WorkItem).where(WorkItem.study_fk == study.id,
+                             WorkItemEvent.event == "ai")).scalar()  # fmt: skip
+    t = job.timings
+    return {
+        "quiet_wait_s": _s(study.completed_at) - _s(last_instance),
+        "queueing_s": _s(job.started_at) - _s(study.completed_at),
+        "load_s": t["load_s"], "infer_s": t["infer_s"], "encode_s": t["encode_s"], "store_s": t["store_s"],
+        "export_s": _s(exported) - _s(job.finished_at),
+        "worklist_visible_s": seen_list - _s(ai_at),
+        "instances_to_response_s": t_last - _s(last_instance),  # last instance stored -> storescu done
+    }  # fmt: skip
+
+
+def _s(moment: datetime) -> float:
+    return moment.replace(tzinfo=UTC).timestamp()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--json", type=Path, default=OUT / "triage.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dicomnode-triage-") as tmp:
+        work = Path(tmp)
+        studies = [write_ct(work / "studies" / str(i), args.slices, args.size) for i in range(args.runs + 1)]
+        peer_s = model_alone(studies[0])
+        node_port, http_port, pacs_port = free_port(), free_port(), free_port()
+        config = write_config(work, node_port, http_port, pacs_port, TOKEN)
+        pacs = start_pacs(work / "pacs", pacs_port)
+        node = start_node(work, config)
+        api = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", headers={"Authorization": f"Bearer {TOKEN}"},
+                           timeout=30)  # fmt: skip
+        catalog = open_catalog(f"sqlite:///{work / 'catalog.sqlite'}")
+        try:
+            one_run(studies[0], node_port, api, work / "pacs", catalog)  # warm-up: the model loads
+            runs = [one_run(s, node_port, api, work / "pacs", catalog) for s in studies[1:]]
+        finally:
+            for proc in (node, pacs):
+                proc.terminate()
+                proc.wait(timeout=30)
+    median = {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
+    results = {"runs": args.runs, "slices": args.slices, "size": args.size, "median": median,
+               "all_total_s": [round(r["total_s"], 2) for r in runs], "peer_model_alone_s": round(peer_s, 3),
+               "vs_model_alone": round(median["total_s"] / peer_s, 2), "target_s": 8.0}  # fmt: skip
+    print(json.dumps(results, indent=2))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
+    print(f"target (<= 8 s): {'met' if median['total_s'] <= 8 else 'NOT met'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
