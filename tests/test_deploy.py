@@ -54,6 +54,6 @@ def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck() -> None:
     assert {"build", "base-cpu", "base-cuda", "runtime"} <= set(stages)
     users = re.findall(r"^USER (\S+)$", text, re.MULTILINE)
     assert users and users[-1] not in ("root", "0")
-    assert re.search(r"^HEALTHCHECK .*\n\s+CMD dicomnode echo", text, re.MULTILINE)
+    assert re.search(r"^HEALTHCHECK .*\n\s+CMD python -c .*/healthz", text, re.MULTILINE)
     assert text.index("torch>=2.4") < text.index("/wheels/"), "torch from the variant's index before the project"
     assert 'ENTRYPOINT ["dicomnode"]' in text
