@@ -63,8 +63,10 @@ def one_run(files: list[Path], node_port: int, api: httpx.Client, pacs: Path, ca
         if seen_list is None and _flagged(api, study_uid):
             seen_list = now
         if now - t_last > 120:
-            raise SystemExit(f"no result within 120 s (PACS: {seen_pacs is not None}, list: {seen_list is not None}; "
-                             f"PACS folder: {sorted(p.name[:4] for p in pacs.glob('*'))})")
+            raise SystemExit(
+                f"no result within 120 s (PACS: {seen_pacs is not None}, list: {seen_list is not None}; "
+                f"PACS folder: {sorted(p.name[:4] for p in pacs.glob('*'))})"
+            )
         time.sleep(0.02)
     return {"total_s": max(seen_pacs, seen_list) - t_last, "pacs_s": seen_pacs - t_last,
             "worklist_s": seen_list - t_last, **_breakdown(catalog, study_uid, t_last, seen_list)}  # fmt: skip

@@ -152,3 +152,14 @@ def test_filters_by_modality_state_and_flag(any_catalog: Engine) -> None:
         ranks = {r.workitem_uid: r.rank for r in conn.execute(order.ranked(CONFIG.scoring, NOW,
                  filters=order.Filters(modality="CT")))}  # fmt: skip
         assert ranks == {uid_of(conn, ct): 2}, "filtered rows keep their place in the whole worklist"
+
+
+def test_overdue_jumps_are_recorded_in_short_batches_longest_waiting_first(any_catalog: Engine) -> None:
+    with any_catalog.begin() as conn:
+        older, newer = add_study(conn, "STAT", 50), add_study(conn, "STAT", 40)
+        assert items.mark_overdue(conn, CONFIG, NOW, limit=1) == 1
+        first = conn.execute(select(_items.c.study_fk).where(_items.c.overdue_since.is_not(None))).scalars().all()
+        assert first == [older]
+        assert items.mark_overdue(conn, CONFIG, NOW, limit=1) == 1
+        assert items.mark_overdue(conn, CONFIG, NOW, limit=1) == 0
+        assert conn.execute(select(_items.c.overdue_since).where(_items.c.study_fk == newer)).scalar() is not None

@@ -148,8 +148,9 @@ def close(conn: Connection, uid: str, reader: str | None, transaction_uid: str |
     audit.record(conn, item.study_fk, item.claimed_by, word, f"workitem {uid}", at=now)
 
 
-def mark_overdue(conn: Connection, config: WorklistConfig, now: datetime | None = None) -> int:
-    """Record the jump to the top of each open item that passed its class's maximum wait; how many did."""
+def mark_overdue(conn: Connection, config: WorklistConfig, now: datetime | None = None, limit: int = 50) -> int:
+    """Record the jump to the top of each open item that passed its class's maximum wait, longest waiting first,
+    at most `limit` per call (a short transaction; the rest at the next call); how many were recorded."""
     now = now or utcnow()
     policy = config.scoring
     rows = conn.execute(
@@ -157,7 +158,8 @@ def mark_overdue(conn: Connection, config: WorklistConfig, now: datetime | None 
         .where(_items.c.state.in_(WorkItemState.OPEN), _items.c.overdue_since.is_(None))
     ).all()  # fmt: skip
     due = [r for r in rows if (now - r.arrived_at).total_seconds() / 60 > policy.max_wait(PriorityClass[r.priority])]
-    for row in sorted(due, key=lambda r: r.arrived_at):
+    due = sorted(due, key=lambda r: r.arrived_at)[:limit]
+    for row in due:
         limit = policy.max_wait(PriorityClass[row.priority])
         just_before = row.arrived_at + timedelta(minutes=limit, milliseconds=-1)
         old_rank = order.rank_of(conn, row.id, policy, just_before)

@@ -76,16 +76,7 @@ def ranked(policy: scoring.ScoringPolicy, now: datetime, order: Order = "urgency
     rank = case((is_open, func.row_number().over(partition_by=is_open, order_by=sort_keys(policy, now_s, order))))
     inner = select(_items, rank.label("rank")).subquery()
     query = (
-        select(
-            inner,
-            func.count().over().label("total"),
-            _studies.c.study_instance_uid,
-            _studies.c.accession_number,
-            _studies.c.study_description,
-            _studies.c.requested_procedure_priority,
-            _patients.c.patient_name,
-            _patients.c.patient_id,
-        )
+        select(inner, func.count().over().label("total"), *_shown())
         .join(_studies, _studies.c.id == inner.c.study_fk)
         .join(_patients, _patients.c.id == _studies.c.patient_fk)
         .where(inner.c.state.in_(filters.states))
@@ -119,22 +110,19 @@ def ranked_ids(policy: scoring.ScoringPolicy, now: datetime, order: Order = "urg
 def detail_query() -> Select:
     """Every column a client is shown of an item (filter it by id)."""
     return (
-        select(
-            _items,
-            _studies.c.study_instance_uid,
-            _studies.c.accession_number,
-            _studies.c.study_description,
-            _studies.c.requested_procedure_priority,
-            _patients.c.patient_name,
-            _patients.c.patient_id,
-        )
+        select(_items, *_shown())
         .join(_studies, _studies.c.id == _items.c.study_fk)
         .join(_patients, _patients.c.id == _studies.c.patient_fk)
     )
 
 
+def _shown() -> tuple[ColumnElement[Any], ...]:
+    """The study's and patient's columns a client sees with an item."""
+    return (_studies.c.study_instance_uid, _studies.c.accession_number, _studies.c.study_description,
+            _studies.c.requested_procedure_priority, _patients.c.patient_name, _patients.c.patient_id)  # fmt: skip
+
+
 def rank_of(conn: Connection, item_id: int, policy: scoring.ScoringPolicy, now: datetime) -> int | None:
     """The item's current rank, None when it is not open."""
-    sub = ranked(policy, now, filters=Filters(states=(*WorkItemState.OPEN, WorkItemState.COMPLETED,
-                                                      WorkItemState.CANCELED))).subquery()  # fmt: skip
+    sub = ranked_ids(policy, now).subquery()
     return conn.execute(select(sub.c.rank).where(sub.c.id == item_id)).scalar()
