@@ -43,6 +43,17 @@ def test_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         ('[[dicom.peers]]\nae_title = "CT1"\nhosts = ["10.0.0.0/33"]\n', "dicom.peers.0.hosts"),
         ("[dicom.tls]\nenabled = true\n", "dicom.tls"),
         ('[log]\nlevel = "LOUD"\n', "log.level"),
+        ('[log]\nformat = "xml"\n', "log.format"),
+        ('[notify]\nwebhooks = ["not a url"]\n', "notify.webhooks.0"),
+        ('[[http.tokens]]\nname = "a"\ntoken = "short"\n', "http.tokens.0.token"),
+        (
+            '[[http.tokens]]\nname = "a"\ntoken = "0123456789abcdef"\n[[http.tokens]]\nname = "a"\n'
+            'token = "0123456789abcdeg"\n',
+            "token names must be unique",
+        ),
+        ('[worklist]\ndefault_priority = "URGENT"\n', "worklist.default_priority"),
+        ("[worklist.scoring]\nai_weight = -1\n", "worklist.scoring.ai_weight"),
+        ("[retention]\ndisk_high_watermark_percent = 80\ndisk_low_watermark_percent = 90\n", "retention"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, toml: str, named: str) -> None:

@@ -5,6 +5,7 @@ a real HTTP receiver through the outbox (retried after a failure, refused ones d
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -114,3 +115,13 @@ def test_a_refused_notification_is_dead_until_retried_and_nothing_is_lost(start_
 def _history(node, item: dict) -> str:  # noqa: ANN001
     detail = httpx.get(f"{node.http_url}/api/worklist/{item['uid']}", headers=ADA, timeout=10).json()
     return " | ".join(h["reason"] for h in detail["history"])
+
+
+def test_http_port_in_use_stops_the_node_with_a_clear_error(start_node) -> None:  # noqa: ANN001
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RuntimeError) as failed:
+            start_node(http={"port": port})
+    assert "node exited with 1" in str(failed.value) and f"port {port} in use?" in str(failed.value)
