@@ -73,6 +73,7 @@ def test_a_flagged_study_moves_to_the_top_is_announced_live_and_notified(start_n
     assert storescu(node, bleed).returncode == 0
     top = wait_for(lambda: (w := worklist(node)) and w[0]["study_instance_uid"] == spec.study_uid and w[0], timeout=90)
     assert top["flagged"] and top["rank"] == 1 and top["priority"] == "ROUTINE"
+    assert top["modalities"] == "CT", "our own SR in the study is not an imaging modality of the item"
     assert top["explanation"].startswith("AI: hyperdense region p=") and "(standin-hyperdense" in top["explanation"]
     assert len(events) >= 2, "the event stream announced the changes"
     stop.set()

@@ -32,6 +32,7 @@ _items = WorkItem.__table__
 _events = WorkItemEvent.__table__
 _studies = Study.__table__
 NODE = "dicomnode"  # the actor of changes no reader or model made
+NON_IMAGE_MODALITIES = frozenset({"SR", "SEG", "KO", "PR", "DOC", "REG", "RTSTRUCT"})
 
 
 class WorklistError(Exception):
@@ -63,7 +64,7 @@ def enlist(conn: Connection, study_pk: int, config: WorklistConfig, now: datetim
     ).one()  # fmt: skip
     facts = {
         "priority": config.priority(study.requested_procedure_priority).name,
-        "modalities": modalities_of(conn, [study_pk]).get(study_pk, "")[:64],
+        "modalities": _imaging_modalities(modalities_of(conn, [study_pk]).get(study_pk, ""))[:64],
         "updated_at": now,
     }
     item_id = conn.execute(select(_items.c.id).where(_items.c.study_fk == study_pk)).scalar()
@@ -166,6 +167,13 @@ def mark_overdue(conn: Connection, config: WorklistConfig, now: datetime | None 
         conn.execute(update(_items).where(_items.c.id == row.id).values(overdue_since=now, updated_at=now))
         _event(conn, row.id, "overdue", old_rank, config, now, NODE, explain(conn, row.id, config, now))
     return len(due)
+
+
+def _imaging_modalities(joined: str) -> str:
+    """What readers filter by: the image modalities, without reports and objects (our own SR and SEG among them)."""
+    found = [m for m in joined.split("/") if m]
+    images = [m for m in found if m not in NON_IMAGE_MODALITIES]
+    return "/".join(images or found)
 
 
 def item_rank(conn: Connection, item_id: int, config: WorklistConfig, now: datetime) -> int | None:
