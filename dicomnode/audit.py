@@ -1,6 +1,7 @@
 """The audit trail: who or what touched a study, one row per act, kept after the study itself is deleted.
 
 Acts: received (from which AE, how many instances, at completion), analysed (model, version, weights UID),
+failed (the analysis, for good),
 exported (what, to where), notified (webhook), claimed / released / completed / canceled (by which reader),
 deleted (by retention, and why). Rows carry UIDs, AE titles, model and reader token names, never patient data.
 """

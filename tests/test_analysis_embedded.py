@@ -73,6 +73,8 @@ def test_unreadable_study_fails_its_job_clearly_and_the_node_keeps_running(start
     assert "StudyUnreadable" in job.last_error and "evenly spaced" in job.last_error
     [listed] = [json.loads(line) for line in cli(node, "jobs", "--state", "failed", "--json").stdout.splitlines()]
     assert listed["last_error"] == job.last_error and listed["state"] == "failed"
+    trail = cli(node, "audit", "--json").stdout
+    assert '"action": "failed"' in trail and "evenly spaced" in trail, "the audit trail says the analysis failed"
     assert node.alive()
 
     _, good = series(tmp_path, 6)

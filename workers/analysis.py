@@ -128,6 +128,8 @@ def _record_error(rt: Runtime, claim: Claim, exc: Exception) -> str:
     message = f"{type(exc).__name__}: {exc}"
     with rt.catalog.begin() as conn:
         state = jobs.record_error(conn, claim, message, permanent, rt.policy)
+        if state == "failed":
+            audit.record(conn, claim.study_pk, claim.model, "failed", f"analysis failed: {message}"[:1000])
     if permanent:
         log.error("job %d failed (not retried): %s", claim.job_id, message)
     elif state == "pending":
