@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import Engine
 
 from dicomnode.api import ups
 from dicomnode.api.auth import Readers, reader
-from dicomnode.api.listing import find
+from dicomnode.api.listing import find, one
 from dicomnode.api.views import event_json, item_json
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.schema import WorkItemState
@@ -124,7 +124,7 @@ def create_app(settings: Settings, catalog: Engine, watcher: WorklistWatcher,
     def get_item(uid: str, _reader: Reader) -> dict[str, Any]:
         """One item, open or closed, with its history of rank and state changes."""
         now = utcnow()
-        row = _one(uid, now)
+        row = one(app, uid, now)
         with catalog.connect() as conn:
             history = items.history(conn, row.id)
         return {**item_json(row, now, settings.worklist.scoring), "history": [event_json(e) for e in history]}
@@ -152,14 +152,6 @@ def create_app(settings: Settings, catalog: Engine, watcher: WorklistWatcher,
         watcher.check()
         log.info("worklist item %s completed by %s", uid, who)
         return {"uid": uid, "state": WorkItemState.COMPLETED}
-
-    def _one(uid: str, now: Any) -> Any:
-        filters = order.Filters(states=tuple(s for v in STATES.values() for s in v), workitem_uid=uid)
-        with catalog.connect() as conn:
-            row = conn.execute(order.ranked(settings.worklist.scoring, now, "urgency", filters)).first()
-        if row is None:
-            raise HTTPException(404, f"no workitem {uid}")
-        return row
 
     app.include_router(ups.router)
     return app

@@ -13,9 +13,6 @@ class Readers:
     def __init__(self, tokens: list[ReaderToken]) -> None:
         self._tokens = [(t.name, t.token.get_secret_value().encode()) for t in tokens]
 
-    def __bool__(self) -> bool:
-        return bool(self._tokens)
-
     def name_of(self, authorization: str | None) -> str | None:
         """The reader whose token the Authorization header carries, or None."""
         scheme, _, presented = (authorization or "").partition(" ")

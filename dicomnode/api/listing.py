@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 
 from dicomnode.worklist import order
 from dicomnode.worklist.snapshot import is_open_only
@@ -21,3 +22,15 @@ def find(app: FastAPI, how: order.Order, filters: order.Filters, limit: int, off
     with app.state.catalog.connect() as conn:
         rows = conn.execute(query).all()
     return rows, rows[0].total if rows else 0
+
+
+def one(app: FastAPI, uid: str, now: datetime) -> Any:
+    """One item by workitem UID, open (with its rank, from the snapshot) or closed (rank None); 404 if unknown."""
+    rows, _ = app.state.view.page("urgency", order.Filters(workitem_uid=uid), 1, 0, now)
+    if rows:
+        return rows[0]
+    with app.state.catalog.connect() as conn:
+        row = conn.execute(order.detail_query().where(order.ITEMS.c.workitem_uid == uid)).first()
+    if row is None:
+        raise HTTPException(404, f"no workitem {uid}")
+    return SimpleNamespace(**row._mapping, rank=None)

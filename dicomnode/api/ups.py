@@ -17,7 +17,7 @@ from pydicom import Dataset
 from pydicom.datadict import dictionary_has_tag, tag_for_keyword
 
 from dicomnode.api.auth import reader
-from dicomnode.api.listing import find
+from dicomnode.api.listing import find, one
 from dicomnode.api.views import ups_dataset
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.schema import WorkItemState
@@ -73,14 +73,9 @@ def search(request: Request, _reader: Reader) -> Response:
 
 @router.get("/workitems/{uid}")
 def retrieve(uid: str, request: Request, _reader: Reader) -> Response:
-    settings = request.app.state.settings
     now = utcnow()
-    filters = order.Filters(states=_ALL_STATES, workitem_uid=uid)
-    with request.app.state.catalog.connect() as conn:
-        row = conn.execute(order.ranked(settings.worklist.scoring, now, "urgency", filters)).first()
-    if row is None:
-        raise HTTPException(404, f"no workitem {uid}")
-    return JSONResponse([ups_dataset(row, now, settings.worklist.scoring)], media_type=DICOM_JSON)
+    row = one(request.app, uid, now)
+    return JSONResponse([ups_dataset(row, now, request.app.state.settings.worklist.scoring)], media_type=DICOM_JSON)
 
 
 @router.put("/workitems/{uid}/state")
