@@ -83,7 +83,7 @@ class Node:
         self.exporter.start()
         self.notifier = Notifier(self.catalog, s.notify)
         self.notifier.start()
-        self.watcher = WorklistWatcher(self.catalog, s.worklist)
+        self.watcher = WorklistWatcher(self.catalog, s.worklist, on_change=(self.exporter.wake, self.notifier.wake))
         self.watcher.start()
         if s.http.enabled:
             self._start_http()

@@ -223,3 +223,18 @@ def test_the_shared_ranking_follows_every_change_and_the_clock(catalog: Engine) 
     assert watcher.check()
     assert names() == ["stat", "low"]
     assert names(now + timedelta(minutes=121)) == ["low", "stat"], "past 720 min the LOW study is overdue: top"
+
+
+def test_a_change_seen_by_the_watcher_wakes_the_senders(catalog: Engine) -> None:
+    """A stored result touches its item; the watcher's look that sees it wakes the exporter and notifier (the
+    node passes their wake), once per change and not on a quiet look."""
+    settings = Settings(routing={"rules": []})
+    woken: list[int] = []
+    watcher = WorklistWatcher(catalog, settings.worklist, on_change=[lambda: woken.append(watcher.version)])
+    with catalog.begin() as conn:
+        pk = add_study(conn, "ROUTINE", 1)
+    assert watcher.check() and woken == [1]
+    assert not watcher.check() and woken == [1], "nothing changed: no wake"
+    with catalog.begin() as conn:  # a worker's result transaction
+        items.record_ai(conn, pk, [], "ct-hemorrhage", "0.2.0", settings.worklist)
+    assert watcher.check() and woken == [1, 2], "a result with no findings still wakes the exporter"

@@ -75,7 +75,7 @@ def test_a_flagged_study_moves_to_the_top_is_announced_live_and_notified(start_n
     assert top["flagged"] and top["rank"] == 1 and top["priority"] == "ROUTINE"
     assert top["modalities"] == "CT", "our own SR in the study is not an imaging modality of the item"
     assert top["explanation"].startswith("AI: hyperdense region p=") and "(standin-hyperdense" in top["explanation"]
-    assert len(events) >= 2, "the event stream announced the changes"
+    wait_for(lambda: len(events) >= 2, timeout=5)  # the stream announced the changes (its reader is a thread)
     stop.set()
 
     [post] = wait_for(receiver.accepted, timeout=30)
@@ -84,8 +84,13 @@ def test_a_flagged_study_moves_to_the_top_is_announced_live_and_notified(start_n
     assert post["finding"] == "hyperdense region" and post["probability"] > 0.9 and post["urgency"] == 0.5
     assert post["model"] == "standin-hyperdense" and post["workitem_uid"] == top["uid"]
     assert receiver.posts[1][2]["X-Hospital-Key"] == "k1"
-    [listed] = [json.loads(line) for line in cli(node, "notifications", "--json").stdout.splitlines()]
-    assert (listed["state"], listed["attempts"]) == ("sent", 2)
+
+    def listed() -> list[dict]:  # the receiver saw the POST before the notifier commits it as sent
+        rows = [json.loads(line) for line in cli(node, "notifications", "--json").stdout.splitlines()]
+        return [r for r in rows if r["state"] == "sent"]
+
+    [sent] = wait_for(listed, timeout=10)
+    assert sent["attempts"] == 2
     printed = [json.loads(line)["uid"] for line in cli(node, "worklist", "--json").stdout.splitlines()]
     assert printed == [i["uid"] for i in worklist(node)], "the CLI shows the same order"
     assert spec.study_uid in cli(node, "worklist").stdout

@@ -1,11 +1,16 @@
 """Notices worklist changes made by any process (workers write results to the shared catalog) and records
-overdue jumps. Live pages follow `version`; it changes within `poll_seconds` of a committed change."""
+overdue jumps. Live pages follow `version`; it changes within `poll_seconds` of a committed change.
+
+Every stored AI result touches its study's item, so a change here is also the moment a worker's exports and
+webhooks were committed: `on_change` callbacks (the node passes the exporter's and notifier's wake) run then,
+instead of those senders waiting for their own poll."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine, func, select
 
@@ -19,11 +24,18 @@ _events = WorkItemEvent.__table__
 
 
 class WorklistWatcher(threading.Thread):
-    def __init__(self, catalog: Engine, config: WorklistConfig, poll_seconds: float = 0.2) -> None:
+    def __init__(
+        self,
+        catalog: Engine,
+        config: WorklistConfig,
+        poll_seconds: float = 0.2,
+        on_change: Sequence[Callable[[], None]] = (),
+    ) -> None:
         super().__init__(name="worklist-watcher", daemon=True)
         self._catalog = catalog
         self._config = config
         self._poll = poll_seconds
+        self._on_change = tuple(on_change)
         self._stopping = threading.Event()
         self.version = 0  # increases whenever the catalog's worklist changed
         self._seen: tuple | None = None
@@ -51,7 +63,9 @@ class WorklistWatcher(threading.Thread):
         if tuple(seen) == self._seen:
             return False
         self._seen = tuple(seen)
-        self.version += 1  # one writer (this thread); readers only compare
+        self.version += 1
+        for callback in self._on_change:
+            callback()
         return True
 
     def stop(self) -> None:
