@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dicomnode.catalog.schema import ExportState
 from tests.dicom_files import series
 from tests.helpers import CHILD_ENV, READERS, storescu, wait_for
 from tests.pipeline import analysis_overrides
@@ -85,12 +86,12 @@ def test_a_flagged_study_moves_to_the_top_is_announced_live_and_notified(start_n
     assert post["model"] == "standin-hyperdense" and post["workitem_uid"] == top["uid"]
     assert receiver.posts[1][2]["X-Hospital-Key"] == "k1"
 
-    def listed() -> list[dict]:  # the receiver saw the POST before the notifier commits it as sent
+    def settled() -> list[dict]:  # the receiver saw the POST before the notifier commits its outcome
         rows = [json.loads(line) for line in cli(node, "notifications", "--json").stdout.splitlines()]
-        return [r for r in rows if r["state"] == "sent"]
+        return [] if any(r["state"] == ExportState.SENDING for r in rows) else rows
 
-    [sent] = wait_for(listed, timeout=10)
-    assert sent["attempts"] == 2
+    [listed] = wait_for(settled, timeout=10)
+    assert (listed["state"], listed["attempts"]) == ("sent", 2)
     printed = [json.loads(line)["uid"] for line in cli(node, "worklist", "--json").stdout.splitlines()]
     assert printed == [i["uid"] for i in worklist(node)], "the CLI shows the same order"
     assert spec.study_uid in cli(node, "worklist").stdout
