@@ -3,7 +3,7 @@
 For each built-in detector, one synthetic study is written as DICOM (a CT head phantom of
 300 x 512 x 512 at 0.53 x 0.375 mm; a 2048 x 2048 chest radiograph at 0.175 mm), then each run
 times what a worker does with it:
-  load       workers.volume.load_series: read, decode, sort along the normal, rescale, geometry
+  load       dicomnode.analysis.volume.load_series: read, decode, sort along the normal, rescale, geometry
   infer      the detector's probability maps: resample, window/normalise, network
   findings   regions back on the volume grid, masks, measurements, calibration
 The peer is `pydicom-stack`: pydicom reads every file and stacks the raw pixel arrays, the least
@@ -26,11 +26,11 @@ import numpy as np
 import pydicom
 import torch
 
-from dicomnode.synthetic import SeriesSpec, radiograph, write_volume_series
+from dicomnode.analysis.volume import load_series
+from dicomnode.demo.synthetic import SeriesSpec, radiograph, write_volume_series
 from models.phantoms.chest_xr import chest_radiograph
 from models.phantoms.ct_head import ct_head
 from models.registry import builtin_spec
-from workers.volume import load_series
 
 OUT = Path(__file__).resolve().parent / "out"
 TARGETS_S = {"ct-hemorrhage": 3.0, "cxr-pneumothorax": 0.5}

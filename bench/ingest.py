@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from dicomnode.synthetic import SeriesSpec, write_ct_series
+from dicomnode.demo.synthetic import SeriesSpec, write_ct_series
 
 OUT = Path(__file__).resolve().parent / "out"
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}

@@ -33,14 +33,14 @@ from pathlib import Path
 from pynetdicom.dsutils import split_dataset
 from sqlalchemy import Engine, select
 
-from dicomnode.assembly import complete_quiet_studies
+from dicomnode.assembly.completion import complete_quiet_studies
 from dicomnode.catalog.db import open_catalog
 from dicomnode.catalog.schema import Job
-from dicomnode.config import load_settings
-from dicomnode.ingest import Ingest, StoreRequest
-from dicomnode.routing import RoutingDispatcher
-from dicomnode.storage import Storage
-from dicomnode.synthetic import SeriesSpec, write_ct_series
+from dicomnode.config.settings import load_settings
+from dicomnode.demo.synthetic import SeriesSpec, write_ct_series
+from dicomnode.receive.ingest import Ingest, StoreRequest
+from dicomnode.receive.storage import Storage
+from dicomnode.routing.router import RoutingDispatcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import free_port, stop  # noqa: E402 - the sibling benchmark script
@@ -163,8 +163,8 @@ def run_direct(work: Path, source: list[list[Path]]) -> dict:
 
 
 def drain_directly(config: Path) -> None:
-    from workers.analysis import run_job
     from workers.runtime import Runtime
+    from workers.task import run_job
 
     rt = Runtime(load_settings(config))
     for row in job_rows(rt.catalog):

@@ -3,7 +3,7 @@
   encode    dicomnode.results.encode_result (highdicom): the binary SEG (empty frames omitted) and the
             TID 1500 SR that references it; peer `packbits`: numpy packing the same masks to bytes,
             the least any SEG writer must do
-  deliver   the SCU path the outbox uses (dicomnode.scu.send_files) sending SR + SEG to dcmtk storescp;
+  deliver   the SCU path the outbox uses (dicomnode.dicom.scu.send_files) sending SR + SEG to dcmtk storescp;
             peer `storescu`: dcmtk storescu -R (needed contexts only), same files, same storescp
 Median of --runs. Target from issue 5: encoding <= 1 s on 2 cores (reported, not asserted).
 
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from dicomnode.demo.synthetic import SeriesSpec, ct_slice
+from dicomnode.dicom.scu import Destination, send_files
+from dicomnode.dicom.uids import result_uid
 from dicomnode.results.content import AnalysedSeries
 from dicomnode.results.encode import encode_result
 from dicomnode.results.identity import ResultIdentity
-from dicomnode.scu import Destination, send_files
-from dicomnode.synthetic import SeriesSpec, ct_slice
-from dicomnode.uids import result_uid
 from models.findings import Finding, Measurement
 from models.registry import builtin_spec
 

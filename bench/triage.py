@@ -27,11 +27,11 @@ import httpx
 import pydicom
 from sqlalchemy import func, select
 
+from dicomnode.analysis.volume import load_series
 from dicomnode.catalog.db import open_catalog
 from dicomnode.catalog.schema import Export, Job, Study, WorkItem, WorkItemEvent
-from dicomnode.demo import DCMTK_ENV, NODE_AE, free_port, start_node, start_pacs, write_config
+from dicomnode.demo.run import DCMTK_ENV, NODE_AE, free_port, start_node, start_pacs, write_config
 from models.registry import builtin_spec
-from workers.volume import load_series
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inference import write_ct  # noqa: E402 - the sibling benchmark's phantom CT

@@ -35,8 +35,8 @@ from dicomnode.api.app import create_app
 from dicomnode.api.server import HttpServer
 from dicomnode.catalog.db import open_catalog, posix_seconds, utcnow
 from dicomnode.catalog.schema import Patient, Series, Study, StudyState, WorkItem, WorkItemState
-from dicomnode.config import Settings
-from dicomnode.uids import derived_uid
+from dicomnode.config.settings import Settings
+from dicomnode.dicom.uids import derived_uid
 from dicomnode.worklist import items, order
 from dicomnode.worklist.watcher import WorklistWatcher
 

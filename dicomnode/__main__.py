@@ -1,3 +1,3 @@
-from dicomnode.cli import app
+from dicomnode.cli.main import app
 
 app()

@@ -10,23 +10,23 @@ from typing import TYPE_CHECKING
 
 from pynetdicom.transport import ThreadedAssociationServer
 
-from dicomnode.admission import AdmissionPolicy
-from dicomnode.assembly import Assembler
+from dicomnode.assembly.completion import Assembler
+from dicomnode.assembly.hooks import Dispatcher
 from dicomnode.catalog.db import open_catalog
-from dicomnode.config import Settings
-from dicomnode.dispatch import Dispatcher
-from dicomnode.exporter import Exporter
-from dicomnode.health import check_all
-from dicomnode.ingest import Ingest
-from dicomnode.jobqueue import open_queue
-from dicomnode.metrics import NodeMetrics
-from dicomnode.retention import RetentionThread
-from dicomnode.routing import RoutingDispatcher
-from dicomnode.scheduler import JobScheduler
-from dicomnode.scp import start_listener
-from dicomnode.storage import Storage
+from dicomnode.config.settings import Settings
+from dicomnode.dicom.admission import AdmissionPolicy
+from dicomnode.dicom.scp import start_listener
+from dicomnode.export.sender import Exporter
+from dicomnode.export.webhook import Notifier
+from dicomnode.jobs.queue import open_queue
+from dicomnode.jobs.scheduler import JobScheduler
+from dicomnode.ops.health import check_all
+from dicomnode.ops.metrics import NodeMetrics
+from dicomnode.ops.retention import RetentionThread
+from dicomnode.receive.ingest import Ingest
+from dicomnode.receive.storage import Storage
+from dicomnode.routing.router import RoutingDispatcher
 from dicomnode.worklist.enlisting import EnlistingDispatcher
-from dicomnode.worklist.notify import Notifier
 from dicomnode.worklist.watcher import WorklistWatcher
 
 if TYPE_CHECKING:

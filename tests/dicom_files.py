@@ -10,7 +10,7 @@ from pydicom.dataset import Dataset
 from pydicom.filewriter import write_file_meta_info
 from pynetdicom.dsutils import split_dataset
 
-from dicomnode.synthetic import SeriesSpec, ct_slice, write_ct_series
+from dicomnode.demo.synthetic import SeriesSpec, ct_slice, write_ct_series
 
 DISTINCT_PHI = {
     "name": "ZZPHINAME^QQSENTINEL",

@@ -9,8 +9,8 @@ from pathlib import Path
 from celery import Celery
 
 from dicomnode.catalog.db import open_catalog
-from dicomnode.celery_config import ANALYZE_TASK
-from dicomnode.priority import PriorityClass
+from dicomnode.jobs.broker import ANALYZE_TASK
+from dicomnode.routing.priority import PriorityClass
 from tests.dicom_files import series
 from tests.helpers import CHILD_ENV, free_port, storescu, wait_for
 from tests.pipeline import RedisServer, analysis_overrides, job_rows, result_rows, rule, wait_jobs

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from sqlalchemy import Connection, select
 
-from dicomnode.assembly import complete_quiet_studies
+from dicomnode.assembly.completion import complete_quiet_studies
+from dicomnode.assembly.hooks import CompletedStudy
 from dicomnode.catalog.db import open_catalog, utcnow
 from dicomnode.catalog.records import Receipt, record_instance
 from dicomnode.catalog.schema import Instance, Study, StudyState
-from dicomnode.dispatch import CompletedStudy
-from dicomnode.header import InstanceHeader
+from dicomnode.receive.header import InstanceHeader
 from tests.dicom_files import series
 from tests.helpers import NODE_AE, storescu, wait_for
 

@@ -12,8 +12,8 @@ from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import build_context
 
-from dicomnode import dimse_status as status
 from dicomnode.catalog.db import open_catalog
+from dicomnode.dicom import status
 from tests.dicom_files import DISTINCT_PHI, dataset_bytes, one_instance, with_raw_dataset
 from tests.helpers import NODE_AE, run_dcmtk, storescu
 
@@ -145,9 +145,9 @@ def test_free_space_floor_refuses_new_associations(start_node) -> None:  # noqa:
 
 def test_free_space_floor_refuses_instances(tmp_path: Path) -> None:
     # The per-instance check, for space that runs out during an association.
-    from dicomnode.config import DuplicatePolicy
-    from dicomnode.ingest import Ingest, StoreRequest
-    from dicomnode.storage import Storage
+    from dicomnode.config.settings import DuplicatePolicy
+    from dicomnode.receive.ingest import Ingest, StoreRequest
+    from dicomnode.receive.storage import Storage
 
     path = one_instance(tmp_path, "a.dcm")
     ingest = Ingest(Storage(tmp_path / "s"), open_catalog("sqlite://"), DuplicatePolicy.KEEP_FIRST, 10**9, 10**18)

@@ -15,7 +15,7 @@ import httpx
 import pydicom
 import pytest
 
-from dicomnode.demo import STUDIES, write_study
+from dicomnode.demo.run import STUDIES, write_study
 from tests.helpers import CHILD_ENV, READERS, storescu, wait_for
 from tests.pacs import StoreSCP
 from tests.pipeline import analysis_overrides, rule

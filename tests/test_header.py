@@ -10,13 +10,13 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-from dicomnode.header import (
+from dicomnode.demo.synthetic import SeriesSpec, ct_slice
+from dicomnode.receive.header import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
     file_meta_bytes,
     read_header,
 )
-from dicomnode.synthetic import SeriesSpec, ct_slice
 from tests.dicom_files import dataset_bytes
 
 

@@ -19,7 +19,7 @@ from pydicom.uid import (
 from sqlalchemy import select
 
 from dicomnode.catalog.schema import Instance, Patient, Series, Study
-from dicomnode.scu import Destination, send_files
+from dicomnode.dicom.scu import Destination, send_files
 from tests.dicom_files import dataset_bytes, one_instance, same_instance_as, series
 from tests.helpers import NODE_AE, run_dcmtk, storescu
 
@@ -83,7 +83,7 @@ def test_every_transfer_syntax_is_stored_as_received(node, catalog, tmp_path: Pa
 def _encoded_as(tmp: Path, ts: str) -> Path:
     from pydicom.encaps import encapsulate
 
-    from dicomnode.synthetic import SeriesSpec, ct_slice
+    from dicomnode.demo.synthetic import SeriesSpec, ct_slice
 
     ds = ct_slice(SeriesSpec(rows=16, columns=16), 0)
     ds.file_meta.TransferSyntaxUID = ts

@@ -9,13 +9,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, select, update
 
-from dicomnode import jobs
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.records import Receipt, record_instance
 from dicomnode.catalog.schema import Job, Study
-from dicomnode.config import AnalysisConfig
-from dicomnode.jobqueue import EmbeddedQueue
-from dicomnode.priority import PriorityClass, from_requested_procedure_priority
+from dicomnode.config.settings import AnalysisConfig
+from dicomnode.jobs import lifecycle as jobs
+from dicomnode.jobs.queue import EmbeddedQueue
+from dicomnode.routing.priority import PriorityClass, from_requested_procedure_priority
 from tests.test_assembly import header
 
 POLICY = AnalysisConfig(max_attempts=3, retry_backoff_s=10, retry_backoff_max_s=25, heartbeat_s=1,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dicomnode.synthetic import SeriesSpec, radiograph, write_volume_series
+from dicomnode.demo.synthetic import SeriesSpec, radiograph, write_volume_series
 from models.phantoms.chest_xr import chest_radiograph
 from models.phantoms.ct_head import ct_head
 from tests.helpers import CHILD_ENV

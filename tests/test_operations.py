@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 
 from dicomnode.api.app import Operations, create_app
 from dicomnode.catalog.db import open_catalog
-from dicomnode.config import Settings
-from dicomnode.health import check_all
-from dicomnode.metrics import NodeMetrics
+from dicomnode.config.settings import Settings
+from dicomnode.ops.health import check_all
+from dicomnode.ops.metrics import NodeMetrics
 from dicomnode.worklist.watcher import WorklistWatcher
 from tests.helpers import free_port
 from tests.worklist_data import add_study

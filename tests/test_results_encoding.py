@@ -11,17 +11,17 @@ import numpy as np
 import pydicom
 import pytest
 
+from dicomnode.analysis.volume import load_series
+from dicomnode.demo.synthetic import SeriesSpec, radiograph, write_volume_series
+from dicomnode.dicom.uids import result_uid
 from dicomnode.results.content import AnalysedSeries
 from dicomnode.results.identity import ResultIdentity
 from dicomnode.results.seg import build_seg
 from dicomnode.results.sr import build_sr
-from dicomnode.synthetic import SeriesSpec, radiograph, write_volume_series
-from dicomnode.uids import result_uid
 from models.phantoms.chest_xr import chest_radiograph
 from models.phantoms.ct_head import ct_head
 from models.registry import ModelSpec, builtin_spec
 from tests.helpers import require_tool
-from workers.volume import load_series
 
 
 def validate(path: Path) -> None:

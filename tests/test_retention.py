@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
-from dicomnode import audit
 from dicomnode.catalog.db import open_catalog, utcnow
 from dicomnode.catalog.schema import (
     Export,
@@ -24,9 +23,10 @@ from dicomnode.catalog.schema import (
     WorkItem,
     WorkItemState,
 )
-from dicomnode.config import RetentionConfig
-from dicomnode.retention import apply, plan
-from dicomnode.storage import Storage
+from dicomnode.config.settings import RetentionConfig
+from dicomnode.ops import audit
+from dicomnode.ops.retention import apply, plan
+from dicomnode.receive.storage import Storage
 from tests.helpers import CHILD_ENV, write_config
 from tests.worklist_data import add_study
 

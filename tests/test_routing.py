@@ -8,13 +8,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from dicomnode.assembly import complete_quiet_studies
+from dicomnode.assembly.completion import complete_quiet_studies
 from dicomnode.catalog.db import open_catalog, utcnow
 from dicomnode.catalog.records import Receipt, record_instance
 from dicomnode.catalog.schema import Job, Study
-from dicomnode.config import ConfigError, RoutingRule, RuleMatch, load_settings
-from dicomnode.priority import PriorityClass
-from dicomnode.routing import RoutingDispatcher, SeriesFacts, matches, plan
+from dicomnode.config.settings import ConfigError, RoutingRule, RuleMatch, load_settings
+from dicomnode.routing.priority import PriorityClass
+from dicomnode.routing.router import RoutingDispatcher, SeriesFacts, matches, plan
 from models.registry import build_registry
 from tests.test_assembly import header
 
@@ -116,8 +116,8 @@ def test_configuration_errors_name_the_bad_rule(tmp_path) -> None:  # noqa: ANN0
 
 
 def test_default_rules_send_ct_heads_and_chest_radiographs_to_the_built_in_detectors() -> None:
-    from dicomnode.config import Settings
-    from dicomnode.routing import SeriesFacts, plan
+    from dicomnode.config.settings import Settings
+    from dicomnode.routing.router import SeriesFacts, plan
 
     rules = Settings().routing.rules
     series = [

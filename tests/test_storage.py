@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dicomnode.storage import Storage
-from dicomnode.uids import InvalidUIDError, is_valid_uid, require_uid
+from dicomnode.dicom.uids import InvalidUIDError, is_valid_uid, require_uid
+from dicomnode.receive.storage import Storage
 
 
 @pytest.mark.parametrize("uid", ["0", "1.2.840.10008.1.2.1", "2.25.1" + "0" * 57, "1.0.3"])

@@ -11,9 +11,9 @@ import pytest
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
-from dicomnode.synthetic import SeriesSpec, ct_slice
+from dicomnode.analysis.volume import StudyUnreadable, load_series
+from dicomnode.demo.synthetic import SeriesSpec, ct_slice
 from tests.helpers import run_dcmtk
-from workers.volume import StudyUnreadable, load_series
 
 SLOPE, INTERCEPT = 2.0, -1000.0
 

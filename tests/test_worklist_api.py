@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from dicomnode.api.app import create_app
 from dicomnode.catalog.db import open_catalog, utcnow
-from dicomnode.config import Settings
+from dicomnode.config.settings import Settings
 from dicomnode.worklist import items
 from dicomnode.worklist.watcher import WorklistWatcher
 from tests.helpers import READERS

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from dicomnode.catalog.schema import WorkItem, WorkItemState
-from dicomnode.config import WorklistConfig
+from dicomnode.config.settings import WorklistConfig
 from dicomnode.worklist import items, order, scoring
 from tests.worklist_data import NOW, add_study, flag, workitem_of
 

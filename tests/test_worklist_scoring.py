@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from dicomnode.priority import PriorityClass
+from dicomnode.routing.priority import PriorityClass
 from dicomnode.worklist.scoring import AIFlag, ScoringPolicy, WorkItem, rank
 
 NOW = datetime(2026, 11, 22, 12, 0, 0)

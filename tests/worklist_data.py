@@ -8,7 +8,7 @@ from itertools import count
 from sqlalchemy import Connection, insert, select
 
 from dicomnode.catalog.schema import Patient, Series, Study, StudyState, WorkItem
-from dicomnode.config import WorklistConfig
+from dicomnode.config.settings import WorklistConfig
 from dicomnode.worklist import items
 
 NOW = datetime(2026, 11, 22, 12, 0, 0)

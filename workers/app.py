@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from celery import Celery
 
-from dicomnode.celery_config import ANALYZE_TASK
+from dicomnode.jobs.broker import ANALYZE_TASK
 from workers import runtime
-from workers.analysis import run_job
+from workers.task import run_job
 
 app = Celery("dicomnode", set_as_current=False)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dicomnode.config import Settings
+from dicomnode.config.settings import Settings
 from workers import runtime
 from workers.app import analyze
 

@@ -13,8 +13,8 @@ import threading
 from sqlalchemy import Engine
 
 from dicomnode.catalog.db import open_catalog
-from dicomnode.config import Settings
-from dicomnode.storage import Storage
+from dicomnode.config.settings import Settings
+from dicomnode.receive.storage import Storage
 from models.interface import Model
 
 log = logging.getLogger(__name__)

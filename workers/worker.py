@@ -11,9 +11,9 @@ from pathlib import Path
 
 from celery.signals import worker_process_init
 
-from dicomnode.celery_config import celery_settings
-from dicomnode.config import load_settings
-from dicomnode.logs import setup_logging
+from dicomnode.config.settings import load_settings
+from dicomnode.jobs.broker import celery_settings
+from dicomnode.ops.logs import setup_logging
 from workers import runtime
 from workers.app import app
 

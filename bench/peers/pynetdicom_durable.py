@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 
-from dicomnode.storage import Storage
+from dicomnode.receive.storage import Storage
 
 
 def main() -> None:

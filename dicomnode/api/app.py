@@ -15,13 +15,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import Engine
 
-from dicomnode.api import ups
 from dicomnode.api.auth import Readers, reader
 from dicomnode.api.listing import find, one
-from dicomnode.api.views import event_json, item_json
+from dicomnode.api.routes import ups
+from dicomnode.api.serializers import event_json, item_json
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.schema import WorkItemState
-from dicomnode.config import Settings
+from dicomnode.config.settings import Settings
 from dicomnode.worklist import items, order
 from dicomnode.worklist.snapshot import RankedView
 from dicomnode.worklist.watcher import WorklistWatcher

@@ -6,7 +6,7 @@ import hmac
 
 from fastapi import HTTPException, Request
 
-from dicomnode.config import ReaderToken
+from dicomnode.config.settings import ReaderToken
 
 
 class Readers:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, select
 
 from dicomnode.catalog.db import insert_for
 from dicomnode.catalog.schema import Instance, Patient, Series, Study, StudyState
-from dicomnode.header import InstanceHeader
+from dicomnode.receive.header import InstanceHeader
 
 _patients = Patient.__table__
 _studies = Study.__table__

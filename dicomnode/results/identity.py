@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
-from dicomnode.uids import derived_uid
+from dicomnode.dicom.uids import derived_uid
 
 MANUFACTURER = "dicomnode"
 SR_SERIES_NUMBER = 9901
@@ -21,7 +21,7 @@ def software_version() -> str:
 
 @dataclass(frozen=True)
 class ResultIdentity:
-    result_uid: str  # study + model + model version (dicomnode.uids.result_uid)
+    result_uid: str  # study + model + model version (dicomnode.dicom.uids.result_uid)
     model: str
     model_version: str
     model_uid: str  # changes whenever the weights change: the Device UID

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.records import record_derived_instance
-from dicomnode.storage import Storage
+from dicomnode.receive.storage import Storage
 
 
 def store_instances(conn: Connection, storage: Storage, study_pk: int, producer: str,

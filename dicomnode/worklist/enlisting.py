@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from dicomnode import audit
-from dicomnode.config import WorklistConfig
-from dicomnode.dispatch import CompletedStudy, Dispatcher
+from dicomnode.assembly.hooks import CompletedStudy, Dispatcher
+from dicomnode.config.settings import WorklistConfig
+from dicomnode.ops import audit
 from dicomnode.worklist import items
 
 

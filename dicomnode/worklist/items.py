@@ -19,13 +19,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
-from dicomnode import audit
 from dicomnode.catalog.db import posix_seconds, utcnow
 from dicomnode.catalog.records import modalities_of
 from dicomnode.catalog.schema import Study, WorkItem, WorkItemEvent, WorkItemState
-from dicomnode.config import WorklistConfig
-from dicomnode.priority import PriorityClass
-from dicomnode.uids import derived_uid
+from dicomnode.config.settings import WorklistConfig
+from dicomnode.dicom.uids import derived_uid
+from dicomnode.ops import audit
+from dicomnode.routing.priority import PriorityClass
 from dicomnode.worklist import order, scoring
 
 _items = WorkItem.__table__

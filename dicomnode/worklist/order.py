@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Connection, Select, case, func, literal, s
 
 from dicomnode.catalog.db import posix_seconds
 from dicomnode.catalog.schema import Patient, Study, WorkItem, WorkItemState
-from dicomnode.priority import PriorityClass
+from dicomnode.routing.priority import PriorityClass
 from dicomnode.worklist import scoring
 
 Order = Literal["urgency", "arrival"]

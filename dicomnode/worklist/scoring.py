@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dicomnode.priority import PriorityClass
+from dicomnode.routing.priority import PriorityClass
 
 
 class ScoringPolicy(BaseModel):

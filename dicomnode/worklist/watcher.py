@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import Engine, func, select
 
 from dicomnode.catalog.schema import WorkItem, WorkItemEvent
-from dicomnode.config import WorklistConfig
+from dicomnode.config.settings import WorklistConfig
 from dicomnode.worklist import items
 
 log = logging.getLogger(__name__)

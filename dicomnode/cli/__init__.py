@@ -1,0 +1,1 @@
+"""The dicomnode command line: one module per command group, one rendering helper."""

@@ -1,0 +1,1 @@
+"""The demo: synthetic studies pushed by dcmtk to a node, results to a PACS stand-in."""

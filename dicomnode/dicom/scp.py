@@ -1,0 +1,139 @@
+"""The DICOM listener: a pynetdicom AE and one small handler per event."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
+
+from dicomnode.config.settings import DicomConfig, TLSConfig
+from dicomnode.dicom import status
+from dicomnode.dicom.admission import AdmissionPolicy
+from dicomnode.ops.metrics import NodeMetrics
+from dicomnode.receive.ingest import Ingest, StoreRequest
+
+log = logging.getLogger(__name__)
+
+# pynetdicom logs association details and, at DEBUG, DIMSE messages; keep it quiet
+# unless asked, and never let it print data sets or query identifiers (PHI).
+logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+_config.LOG_REQUEST_IDENTIFIERS = False
+_config.LOG_RESPONSE_IDENTIFIERS = False
+# Accept private and not-yet-known storage SOP classes too: a hospital's scanners send
+# them, and the node stores bytes without interpreting them. pynetdicom then accepts the
+# first proposed transfer syntax; Ingest refuses one it cannot read.
+_config.UNRESTRICTED_STORAGE_SERVICE = True
+
+
+def build_ae(dicom: DicomConfig) -> AE:
+    """An AE that accepts C-ECHO, and C-STORE for every storage SOP class (private ones too)."""
+    ae = AE(ae_title=dicom.ae_title)
+    ae.maximum_pdu_size = dicom.max_pdu_bytes
+    ae.maximum_associations = dicom.max_associations
+    ae.acse_timeout = dicom.acse_timeout_s
+    ae.dimse_timeout = dicom.dimse_timeout_s
+    ae.network_timeout = dicom.network_timeout_s
+    ae.require_called_aet = False  # AdmissionPolicy checks against all our titles
+    # Storage contexts need no listing: UNRESTRICTED_STORAGE_SERVICE accepts them all.
+    ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+    return ae
+
+
+def start_listener(dicom: DicomConfig, policy: AdmissionPolicy, ingest: Ingest,
+                   metrics: NodeMetrics) -> ThreadedAssociationServer:  # fmt: skip
+    ae = build_ae(dicom)
+    handlers = [
+        (evt.EVT_REQUESTED, handle_requested, [policy, metrics]),
+        (evt.EVT_C_ECHO, handle_echo),
+        (evt.EVT_C_STORE, handle_store, [ingest, metrics]),
+        (evt.EVT_ABORTED, handle_aborted),
+        (evt.EVT_CONN_OPEN, handle_connection_opened, [metrics]),
+        (evt.EVT_CONN_CLOSE, handle_connection_closed, [metrics]),
+    ]
+    server = ae.start_server(
+        (dicom.host, dicom.port),
+        block=False,
+        evt_handlers=handlers,
+        ssl_context=server_tls_context(dicom.tls),
+    )
+    return server  # type: ignore[return-value]
+
+
+def server_tls_context(tls: TLSConfig) -> ssl.SSLContext | None:
+    if not tls.enabled:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=tls.ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(tls.cert_file, tls.key_file)  # type: ignore[arg-type]
+    ctx.verify_mode = ssl.CERT_REQUIRED if tls.require_client_cert else ssl.CERT_NONE
+    return ctx
+
+
+def handle_requested(event: evt.Event, policy: AdmissionPolicy, metrics: NodeMetrics) -> None:
+    """Accept or reject an A-ASSOCIATE-RQ before pynetdicom negotiates it."""
+    rq = event.assoc.requestor
+    calling, called = rq.primitive.calling_ae_title, rq.primitive.called_ae_title
+    rejection = policy.decide(calling, called, rq.address)
+    if rejection is None:
+        metrics.associations.labels("accepted").inc()
+        log.info("association from %s@%s:%s to %s", calling, rq.address, rq.port, called)
+        return
+    metrics.associations.labels("rejected").inc()
+    log.warning(
+        "association rejected from %s@%s to %s: %s",
+        calling, rq.address, called, rejection.reason,
+    )  # fmt: skip
+    event.assoc.acse.send_reject(rejection.result, rejection.source, rejection.diagnostic)
+    # As pynetdicom's own reject path does: kill() waits until the DUL has sent
+    # the A-ASSOCIATE-RJ, else the socket may close before the peer reads it.
+    event.assoc.kill()
+
+
+def handle_echo(event: evt.Event) -> int:
+    return status.SUCCESS
+
+
+def handle_store(event: evt.Event, ingest: Ingest, metrics: NodeMetrics) -> Dataset | int:
+    rq = event.assoc.requestor
+    dataset = event.encoded_dataset(include_meta=False)
+    outcome = ingest.store(
+        StoreRequest(
+            sop_class_uid=str(event.request.AffectedSOPClassUID),
+            sop_instance_uid=str(event.request.AffectedSOPInstanceUID),
+            transfer_syntax_uid=str(event.context.transfer_syntax),
+            calling_ae=rq.primitive.calling_ae_title.strip(),
+            called_ae=rq.primitive.called_ae_title.strip(),
+            peer_address=rq.address,
+            dataset=dataset,
+        )
+    )
+    if outcome.status == status.SUCCESS:
+        metrics.instances.inc()
+        metrics.bytes.inc(len(dataset))
+    else:
+        metrics.refused.labels(f"0x{outcome.status:04X}").inc()
+    if outcome.comment is None:
+        return outcome.status
+    rsp = Dataset()
+    rsp.Status = outcome.status
+    rsp.ErrorComment = outcome.comment[:64]
+    return rsp
+
+
+def handle_aborted(event: Any) -> None:
+    rq = event.assoc.requestor
+    calling = rq.primitive.calling_ae_title if rq.primitive else "?"
+    log.warning("association aborted with %s@%s", calling, rq.address)
+
+
+def handle_connection_opened(event: Any, metrics: NodeMetrics) -> None:
+    metrics.active_associations.inc()
+
+
+def handle_connection_closed(event: Any, metrics: NodeMetrics) -> None:
+    metrics.active_associations.dec()

@@ -1,0 +1,1 @@
+"""Export: the durable outbox both senders share, the DICOM sender to PACS and the webhook sender."""

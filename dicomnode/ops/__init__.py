@@ -1,0 +1,1 @@
+"""Operations: audit trail, metrics, health, logging and retention."""

@@ -1,0 +1,142 @@
+"""Receive one instance: check it, store it durably, index it, and only then say Success.
+
+Independent of pynetdicom's event objects so that the rules read top to bottom
+and can be called from tests directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pydicom.uid import UID
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from dicomnode.catalog.db import utcnow
+from dicomnode.catalog.records import Receipt, instance_exists, record_instance
+from dicomnode.config.settings import DuplicatePolicy
+from dicomnode.dicom import status
+from dicomnode.dicom.uids import InvalidUIDError, is_valid_uid, require_uid
+from dicomnode.receive.header import UnreadableDataset, file_meta_bytes, read_header
+from dicomnode.receive.storage import Storage
+from dicomnode.receive.wellformed import MalformedDataset, check_complete, inflated
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoreRequest:
+    """A C-STORE as it arrived: command UIDs, negotiated syntax, peer, and raw data set bytes."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    calling_ae: str
+    called_ae: str
+    peer_address: str
+    dataset: bytes
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    status: int
+    comment: str | None = None
+
+
+class Ingest:
+    def __init__(
+        self,
+        storage: Storage,
+        catalog: Engine,
+        duplicate_policy: DuplicatePolicy,
+        max_instance_bytes: int,
+        min_free_bytes: int,
+    ) -> None:
+        self.storage = storage
+        self.catalog = catalog
+        self.duplicate_policy = duplicate_policy
+        self.max_instance_bytes = max_instance_bytes
+        self.min_free_bytes = min_free_bytes
+
+    def store(self, req: StoreRequest) -> StoreOutcome:
+        refused = self._check_request(req)
+        if refused:
+            return refused
+        meta = file_meta_bytes(req.sop_class_uid, req.sop_instance_uid, req.transfer_syntax_uid, req.calling_ae)
+        try:
+            body, syntax = inflated(req.dataset, req.transfer_syntax_uid)  # once, for both readers
+            check_complete(body, syntax)
+            header = read_header(body, syntax)
+        except (MalformedDataset, UnreadableDataset) as exc:
+            return _refuse(req, status.CANNOT_UNDERSTAND, str(exc))
+        if header.sop_instance_uid != req.sop_instance_uid:
+            return _refuse(req, status.INSTANCE_UID_MISMATCH, "data set SOP Instance UID differs from request")
+        if header.sop_class_uid != req.sop_class_uid:
+            return _refuse(req, status.SOP_CLASS_MISMATCH, "data set SOP Class UID differs from request")
+        try:
+            path = self.storage.relative_path(
+                header.study_instance_uid, header.series_instance_uid, req.sop_instance_uid
+            )  # type: ignore[arg-type]
+        except InvalidUIDError as exc:
+            return _refuse(req, status.INVALID_UID, str(exc))
+        receipt = Receipt(
+            calling_ae=req.calling_ae,
+            called_ae=req.called_ae,
+            peer_address=req.peer_address,
+            transfer_syntax_uid=req.transfer_syntax_uid,
+            received_at=utcnow(),
+        )
+        return self._write_and_index(req, meta, header, receipt, path)
+
+    def _check_request(self, req: StoreRequest) -> StoreOutcome | None:
+        for attribute, uid in (
+            ("Affected SOP Class UID", req.sop_class_uid),
+            ("Affected SOP Instance UID", req.sop_instance_uid),
+        ):
+            try:
+                require_uid(attribute, uid)
+            except InvalidUIDError as exc:
+                return _refuse(req, status.INVALID_UID, str(exc))
+        if not UID(req.transfer_syntax_uid).is_transfer_syntax:
+            return _refuse(req, status.CANNOT_UNDERSTAND, "unknown transfer syntax")
+        if len(req.dataset) > self.max_instance_bytes:
+            return _refuse(
+                req,
+                status.OUT_OF_RESOURCES,
+                f"instance of {len(req.dataset)} bytes exceeds the limit of {self.max_instance_bytes}",
+            )
+        if self.storage.free_bytes() < self.min_free_bytes:
+            return _refuse(req, status.OUT_OF_RESOURCES, "storage below its free-space floor")
+        return None
+
+    def _write_and_index(self, req, meta, header, receipt, path) -> StoreOutcome:  # noqa: ANN001
+        try:
+            with self.catalog.connect() as conn:
+                if self.duplicate_policy is DuplicatePolicy.KEEP_FIRST and instance_exists(conn, req.sop_instance_uid):
+                    log.info("duplicate kept first sop=%s from=%s", req.sop_instance_uid, req.calling_ae)
+                    return StoreOutcome(status.SUCCESS)  # idempotent: same UID, nothing to do
+                # End the read before the write: in SQLite WAL a read transaction that
+                # later writes fails (BUSY_SNAPSHOT) if another association committed.
+                conn.rollback()
+                size = self.storage.write_durably(path, [meta, req.dataset])
+                record_instance(conn, header, receipt, path, size)
+                conn.commit()  # only now, with the file durable, is the instance ours
+        except OSError as exc:
+            return _refuse(req, status.OUT_OF_RESOURCES, f"storage write failed: {exc.strerror}")
+        except SQLAlchemyError as exc:
+            return _refuse(req, status.OUT_OF_RESOURCES, f"catalog unavailable: {type(exc).__name__}")
+        log.debug(
+            "stored sop=%s study=%s from=%s bytes=%d",
+            req.sop_instance_uid, header.study_instance_uid, req.calling_ae, size,
+        )  # fmt: skip
+        return StoreOutcome(status.SUCCESS)
+
+
+def _refuse(req: StoreRequest, code: int, comment: str) -> StoreOutcome:
+    sop = req.sop_instance_uid if is_valid_uid(req.sop_instance_uid) else "<invalid>"
+    log.warning(
+        "refused C-STORE status=0x%04X sop=%s from=%s@%s: %s",
+        code, sop, req.calling_ae, req.peer_address, comment,
+    )  # fmt: skip
+    return StoreOutcome(code, comment)

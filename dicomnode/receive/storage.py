@@ -1,0 +1,119 @@
+"""Instance storage: where an instance lives, and how its bytes become durable.
+
+Layout: <root>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm.
+Temporary files live in <root>/.tmp, on the same filesystem, so the final step
+is a rename. Only UIDs that passed `dicomnode.dicom.uids` become path components.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+from pathlib import Path
+
+from dicomnode.dicom.uids import require_uid
+
+TMP_DIR_NAME = ".tmp"
+
+
+class Storage:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.tmp_dir = self.root / TMP_DIR_NAME
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    def relative_path(self, study_uid: str, series_uid: str, sop_uid: str) -> str:
+        """The catalog's path for an instance, relative to the storage root."""
+        return "/".join(
+            (
+                require_uid("StudyInstanceUID", study_uid),
+                require_uid("SeriesInstanceUID", series_uid),
+                require_uid("SOPInstanceUID", sop_uid) + ".dcm",
+            )
+        )
+
+    def absolute(self, relative_path: str) -> Path:
+        return self.root / relative_path
+
+    def write_durably(self, relative_path: str, chunks: list[bytes]) -> int:
+        """Write `chunks` to `relative_path` so that it survives a power cut; return its size.
+
+        temp file -> fsync -> rename into place -> fsync the directory. On any
+        error the temp file is removed and the OSError propagates; a previous
+        file at the destination is left untouched.
+        """
+        final = self.root / relative_path
+        self._make_dirs_durably(final.parent)
+        fd, tmp_name = _mkstemp(self.tmp_dir)
+        try:
+            try:
+                size = sum(_write_all(fd, chunk) for chunk in chunks)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp_name, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise
+        _fsync_dir(final.parent)
+        return size
+
+    def remove_stale_temp_files(self) -> int:
+        """Delete temp files left by a crash; nothing in .tmp was ever acknowledged."""
+        removed = 0
+        for entry in self.tmp_dir.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                removed += 1
+        return removed
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free
+
+    def _make_dirs_durably(self, directory: Path) -> None:
+        if directory.is_dir():
+            return
+        missing: list[Path] = []
+        d = directory
+        while not d.is_dir():
+            missing.append(d)
+            d = d.parent
+        for new in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                new.mkdir()
+            _fsync_dir(new.parent)
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    # os.write may write less than asked (e.g. at a file-size limit) without
+    # raising; the next call then raises. Never take a short write for success.
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    return len(data)
+
+
+_names = itertools.count()
+
+
+def _mkstemp(directory: Path) -> tuple[int, str]:
+    # tempfile.mkstemp is safe but slow (random names); a pid+counter name in
+    # our private directory is unique (next() on a count is atomic under the
+    # GIL), and O_EXCL keeps it honest.
+    while True:
+        name = os.path.join(directory, f"{os.getpid()}-{next(_names)}.part")
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640), name
+        except FileExistsError:
+            continue
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

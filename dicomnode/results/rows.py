@@ -1,0 +1,46 @@
+"""Catalog writes and reads for model results. One row per study + model + version, replaced on re-run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection
+
+from dicomnode.catalog.db import insert_for, utcnow
+from dicomnode.catalog.schema import Result
+from dicomnode.dicom.uids import result_uid
+
+_results = Result.__table__
+
+
+def save_result(
+    conn: Connection,
+    *,
+    study_pk: int,
+    study_instance_uid: str,
+    job_id: int,
+    model: str,
+    model_version: str,
+    model_uid: str,
+    findings: list[dict[str, Any]],
+) -> str:
+    """Write (or replace) the result and return its deterministic UID. Caller commits."""
+    uid = result_uid(study_instance_uid, model, model_version)
+    now = utcnow()
+    values = {
+        "findings": findings,
+        "max_probability": max((f["probability"] for f in findings), default=0.0),
+        "job_fk": job_id,
+        "model_uid": model_uid,
+    }
+    stmt = insert_for(conn.dialect.name, _results).values(
+        result_uid=uid, study_fk=study_pk, model=model, model_version=model_version,
+        created_at=now, updated_at=now, run_count=1, **values,
+    )  # fmt: skip
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["result_uid"],
+            set_={**values, "updated_at": now, "run_count": _results.c.run_count + 1},
+        )
+    )
+    return uid

@@ -1,0 +1,1 @@
+"""Routing: which models run on a completed study (pure rules), the job rows it plans, order priority."""
