@@ -40,7 +40,7 @@ from dicomnode.config.settings import load_settings
 from dicomnode.demo.synthetic import SeriesSpec, write_ct_series
 from dicomnode.receive.ingest import Ingest, StoreRequest
 from dicomnode.receive.storage import Storage
-from dicomnode.routing.router import RoutingDispatcher
+from dicomnode.routing.router import Router
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import free_port, stop  # noqa: E402 - the sibling benchmark script
@@ -72,9 +72,9 @@ class Backlog:
     def __init__(self, config: Path, source: list[list[Path]]) -> None:
         self.settings = load_settings(config)
         self.catalog = open_catalog(self.settings.catalog.url)
-        self.ingest = Ingest(Storage(self.settings.storage.path), self.catalog, "keep_first", 1 << 32, 0)
-        registry = self.settings.analysis.registry()
-        self.dispatcher = RoutingDispatcher(self.settings.routing.rules, registry, lambda: None)
+        self.ingest = Ingest(Storage(self.settings.storage.path), self.catalog, "keep_first", 1 << 32)
+        registry = self.settings.registry
+        self.hook = Router(self.settings.routing.rules, registry, lambda: None)
         self.source = source
         self.used = 0
 
@@ -87,7 +87,7 @@ class Backlog:
                 self.ingest.store(StoreRequest(meta[0], meta[1], meta[2], "BENCH", "DICOMNODE", "127.0.0.1",
                                                raw[offset:]))  # fmt: skip
         self.used += count
-        complete_quiet_studies(self.catalog, self.dispatcher, quiet_seconds=0)
+        complete_quiet_studies(self.catalog, self.hook, quiet_seconds=0)
 
 
 def _meta_of(path: Path) -> tuple[str, str, str]:

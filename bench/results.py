@@ -27,10 +27,9 @@ import numpy as np
 
 from dicomnode.demo.synthetic import SeriesSpec, ct_slice
 from dicomnode.dicom.scu import Destination, send_files
-from dicomnode.dicom.uids import result_uid
 from dicomnode.results.content import AnalysedSeries
 from dicomnode.results.encode import encode_result
-from dicomnode.results.identity import ResultIdentity
+from dicomnode.results.identity import ResultIdentity, result_uid
 from models.findings import Finding, Measurement
 from models.registry import builtin_spec
 

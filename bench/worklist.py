@@ -34,7 +34,8 @@ from sqlalchemy import Engine, insert, select
 from dicomnode.api.app import create_app
 from dicomnode.api.server import HttpServer
 from dicomnode.catalog.db import open_catalog, posix_seconds, utcnow
-from dicomnode.catalog.schema import Patient, Series, Study, StudyState, WorkItem, WorkItemState
+from dicomnode.catalog.schema import Patient, Series, Study, WorkItem
+from dicomnode.catalog.states import StudyState, WorkItemState
 from dicomnode.config.settings import Settings
 from dicomnode.dicom.uids import derived_uid
 from dicomnode.worklist import items, order

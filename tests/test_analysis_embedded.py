@@ -12,9 +12,9 @@ import numpy as np
 import pydicom
 
 from dicomnode.catalog.db import open_catalog
-from dicomnode.catalog.schema import StudyAnalysis
+from dicomnode.catalog.states import StudyAnalysis
 from dicomnode.demo.synthetic import SeriesSpec, SyntheticPatient, radiograph
-from dicomnode.dicom.uids import result_uid
+from dicomnode.results.identity import result_uid
 from models.registry import builtin_spec
 from tests.dicom_files import DISTINCT_PHI, series
 from tests.helpers import CHILD_ENV, storescu, wait_for

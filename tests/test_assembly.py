@@ -12,7 +12,8 @@ from dicomnode.assembly.completion import complete_quiet_studies
 from dicomnode.assembly.hooks import CompletedStudy
 from dicomnode.catalog.db import open_catalog, utcnow
 from dicomnode.catalog.records import Receipt, record_instance
-from dicomnode.catalog.schema import Instance, Study, StudyState
+from dicomnode.catalog.schema import Instance, Study
+from dicomnode.catalog.states import StudyState
 from dicomnode.receive.header import InstanceHeader
 from tests.dicom_files import series
 from tests.helpers import NODE_AE, storescu, wait_for

@@ -150,7 +150,7 @@ def test_free_space_floor_refuses_instances(tmp_path: Path) -> None:
     from dicomnode.receive.storage import Storage
 
     path = one_instance(tmp_path, "a.dcm")
-    ingest = Ingest(Storage(tmp_path / "s"), open_catalog("sqlite://"), DuplicatePolicy.KEEP_FIRST, 10**9, 10**18)
+    ingest = Ingest(Storage(tmp_path / "s", 10**18), open_catalog("sqlite://"), DuplicatePolicy.KEEP_FIRST, 10**9)
     ds = dcmread(path)
     outcome = ingest.store(
         StoreRequest(CT, ds.SOPInstanceUID, ds.file_meta.TransferSyntaxUID, "A", NODE_AE, "127.0.0.1",

@@ -11,12 +11,8 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 from dicomnode.demo.synthetic import SeriesSpec, ct_slice
-from dicomnode.receive.header import (
-    IMPLEMENTATION_CLASS_UID,
-    IMPLEMENTATION_VERSION_NAME,
-    file_meta_bytes,
-    read_header,
-)
+from dicomnode.dicom.filemeta import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, file_meta_bytes
+from dicomnode.receive.header import read_header
 from tests.dicom_files import dataset_bytes
 
 

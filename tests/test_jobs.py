@@ -65,7 +65,7 @@ def test_a_run_that_lost_its_claim_cannot_finish(any_catalog: Engine) -> None:
         assert not jobs.heartbeat(conn, old)
         with pytest.raises(jobs.LostClaim):
             jobs.finish(conn, old, "1.0", {})
-        assert jobs.record_error(conn, old, "late", False, POLICY) == ""
+        assert jobs.record_error(conn, old, "late", False, POLICY) is None
     with any_catalog.begin() as conn:
         jobs.finish(conn, new, "1.0", {})
     assert row(any_catalog, job_id).generation == 2
@@ -90,7 +90,7 @@ def test_transient_errors_back_off_exponentially_then_fail(any_catalog: Engine) 
         else:
             assert state == "failed" and r.last_error == "OSError: 3" and r.finished_at is not None
     assert 9 <= delays[0] <= 11 and 19 <= delays[1] <= 21
-    assert jobs.retry_delay(3, POLICY) == 25, "capped at retry_backoff_max_s"
+    assert POLICY.retry_delay_s(3) == 25, "capped at retry_backoff_max_s"
 
 
 def test_permanent_errors_fail_at_once_and_an_operator_can_retry(any_catalog: Engine) -> None:

@@ -12,6 +12,7 @@ from dicomnode.catalog.db import open_catalog
 from dicomnode.config.settings import Settings
 from dicomnode.ops.health import check_all
 from dicomnode.ops.metrics import NodeMetrics
+from dicomnode.receive.storage import Storage
 from dicomnode.worklist.watcher import WorklistWatcher
 from tests.helpers import free_port
 from tests.worklist_data import add_study
@@ -23,8 +24,9 @@ def client_for(tmp_path: Path, listening: bool = True, **sections: dict) -> Test
     with catalog.begin() as conn:
         add_study(conn, "STAT", 5)
     metrics = NodeMetrics(catalog)
-    operations = Operations(metrics.registry, lambda: check_all(settings, catalog, lambda: listening,
-                                                                 lambda: 50 * 1024**3))  # fmt: skip
+    storage = Storage(tmp_path / "storage", settings.storage.min_free_bytes)
+    storage.free_bytes = lambda: 50 * 1024**3  # a fixed 50 GiB free: a full disk cannot be made here on demand
+    operations = Operations(metrics.registry, lambda: check_all(settings, catalog, lambda: listening, storage))
     return TestClient(create_app(settings, catalog, WorklistWatcher(catalog, settings.worklist), operations))
 
 

@@ -13,9 +13,8 @@ import pytest
 
 from dicomnode.analysis.volume import load_series
 from dicomnode.demo.synthetic import SeriesSpec, radiograph, write_volume_series
-from dicomnode.dicom.uids import result_uid
 from dicomnode.results.content import AnalysedSeries
-from dicomnode.results.identity import ResultIdentity
+from dicomnode.results.identity import ResultIdentity, result_uid
 from dicomnode.results.seg import build_seg
 from dicomnode.results.sr import build_sr
 from models.phantoms.chest_xr import chest_radiograph

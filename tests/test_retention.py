@@ -12,17 +12,8 @@ import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
 from dicomnode.catalog.db import open_catalog, utcnow
-from dicomnode.catalog.schema import (
-    Export,
-    ExportState,
-    Instance,
-    Job,
-    Patient,
-    Series,
-    Study,
-    WorkItem,
-    WorkItemState,
-)
+from dicomnode.catalog.schema import Export, Instance, Job, Patient, Series, Study, WorkItem
+from dicomnode.catalog.states import OutboxState, WorkItemState
 from dicomnode.config.settings import RetentionConfig
 from dicomnode.ops import audit
 from dicomnode.ops.retention import apply, plan
@@ -91,7 +82,7 @@ def test_a_study_with_anything_open_is_never_deleted(catalog: Engine, storage: S
         elif still_open == "export pending":
             conn.execute(insert(Export.__table__).values(
                 study_fk=pk, result_uid="2.25.1", sop_instance_uid="2.25.2", path="x", destination="P@h:1",
-                state=ExportState.PENDING, not_before=utcnow(), created_at=utcnow()))  # fmt: skip
+                state=OutboxState.PENDING, not_before=utcnow(), created_at=utcnow()))  # fmt: skip
         elif still_open == "study open":
             conn.execute(update(Study).where(Study.id == pk).values(state="open"))
     assert plan(catalog, storage, RetentionConfig(max_age_days=1)) == []

@@ -14,7 +14,8 @@ from dicomnode.catalog.records import Receipt, record_instance
 from dicomnode.catalog.schema import Job, Study
 from dicomnode.config.settings import ConfigError, RoutingRule, RuleMatch, load_settings
 from dicomnode.routing.priority import PriorityClass
-from dicomnode.routing.router import RoutingDispatcher, SeriesFacts, matches, plan
+from dicomnode.routing.router import Router
+from dicomnode.routing.rules import SeriesFacts, matches, plan
 from models.registry import build_registry
 from tests.test_assembly import header
 
@@ -86,8 +87,8 @@ def test_completion_writes_jobs_or_records_no_rule() -> None:
             )
     woken = []
     rules = [RoutingRule(name="head", match=RuleMatch(body_part=["HEAD"]), models=["standin-hyperdense"])]
-    dispatcher = RoutingDispatcher(rules, build_registry(), lambda: woken.append(1))
-    assert len(complete_quiet_studies(catalog, dispatcher, 10)) == 2
+    hook = Router(rules, build_registry(), lambda: woken.append(1))
+    assert len(complete_quiet_studies(catalog, hook, 10)) == 2
     assert len(woken) == 2, "the scheduler is woken after each commit"
     with catalog.connect() as conn:
         analysis = dict(conn.execute(select(Study.study_instance_uid, Study.analysis)).all())

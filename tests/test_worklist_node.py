@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dicomnode.catalog.schema import ExportState
+from dicomnode.catalog.states import OutboxState
 from tests.dicom_files import series
 from tests.helpers import CHILD_ENV, READERS, storescu, wait_for
 from tests.pipeline import analysis_overrides
@@ -88,7 +88,7 @@ def test_a_flagged_study_moves_to_the_top_is_announced_live_and_notified(start_n
 
     def settled() -> list[dict]:  # the receiver saw the POST before the notifier commits its outcome
         rows = [json.loads(line) for line in cli(node, "notifications", "--json").stdout.splitlines()]
-        return [] if any(r["state"] == ExportState.SENDING for r in rows) else rows
+        return [] if any(r["state"] == OutboxState.SENDING for r in rows) else rows
 
     [listed] = wait_for(settled, timeout=10)
     assert (listed["state"], listed["attempts"]) == ("sent", 2)

@@ -7,7 +7,8 @@ from itertools import count
 
 from sqlalchemy import Connection, insert, select
 
-from dicomnode.catalog.schema import Patient, Series, Study, StudyState, WorkItem
+from dicomnode.catalog.schema import Patient, Series, Study, WorkItem
+from dicomnode.catalog.states import StudyState
 from dicomnode.config.settings import WorklistConfig
 from dicomnode.worklist import items
 

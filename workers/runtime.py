@@ -25,7 +25,7 @@ class Runtime:
         self.settings = settings
         self.policy = settings.analysis
         self.storage = Storage(settings.storage.path)
-        self.registry = settings.analysis.registry()
+        self.registry = settings.registry
         self._processes = processes
         self._catalog: Engine | None = None
         self._models: dict[str, Model] = {}

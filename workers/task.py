@@ -1,54 +1,45 @@
 """The analysis task body, the same in a Celery worker and in embedded mode.
 
-claim -> load each series -> run the model -> encode SR (and SEG) -> store
-them in the study, write the result, arm the exports, move the study on the
-worklist, arm its webhooks and mark the job done in one transaction. A
-heartbeat proves the run is alive; errors are recorded on the job (retried
-with backoff, or failed for good), never raised to the queue, so the message
-is acknowledged once the catalog says what happened.
+claim -> load each series -> keep what the model accepts -> predict -> encode SR (and SEG) -> commit (the
+analysis stage's one result transaction). A heartbeat proves the run is alive; errors are recorded on the
+job (retried with backoff, or failed for good), never raised to the queue, so the message is acknowledged
+once the catalog says what happened.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pydicom import Dataset
-
+from dicomnode.analysis.commit import FinishedJob, Timings, commit_result
+from dicomnode.analysis.scope import in_scope
 from dicomnode.analysis.volume import StudyUnreadable, load_series_with_sources
 from dicomnode.catalog.records import series_instance_paths
-from dicomnode.dicom.uids import result_uid
-from dicomnode.export import dicom as exports
+from dicomnode.catalog.states import JobOutcome, JobState
 from dicomnode.jobs import lifecycle as jobs
 from dicomnode.jobs.lifecycle import Claim, LostClaim
 from dicomnode.ops import audit
 from dicomnode.results.content import AnalysedSeries
 from dicomnode.results.encode import ResultEncodingError, encode_result
 from dicomnode.results.identity import ResultIdentity
-from dicomnode.results.rows import save_result
-from dicomnode.results.store import store_instances
-from dicomnode.worklist.flags import record_result
 from models.findings import Finding
 from models.image import ImageVolume
 from models.registry import UnknownModel
 from workers.runtime import Runtime
 
-Loaded = tuple[ImageVolume, list[Dataset]]
-
 log = logging.getLogger(__name__)
 PERMANENT = (StudyUnreadable, UnknownModel, ResultEncodingError)
 
 
-def run_job(rt: Runtime, job_id: int) -> str:
-    """Run one job; return its outcome: done, retry, failed, skipped (not claimable) or lost (claim lost)."""
+def run_job(rt: Runtime, job_id: int) -> JobOutcome:
+    """Run one job and say how it ended."""
     with rt.catalog.begin() as conn:
         claim = jobs.claim(conn, job_id, jobs.worker_identity())
     if claim is None:
         log.info("job %d not claimable (finished, running elsewhere, or not due): skipped", job_id)
-        return "skipped"
+        return JobOutcome.SKIPPED
     log.info("job start job=%d model=%s study=%s attempt=%d", job_id, claim.model, claim.study_instance_uid,
              claim.attempt)  # fmt: skip
     try:
@@ -56,68 +47,32 @@ def run_job(rt: Runtime, job_id: int) -> str:
             timings = _analyse(rt, claim)
     except LostClaim as exc:
         log.warning("job %d: %s; this run's result is discarded", job_id, exc)
-        return "lost"
+        return JobOutcome.LOST
     except Exception as exc:
         return _record_error(rt, claim, exc)
     log.info("job done job=%d model=%s total_s=%.2f", job_id, claim.model, timings["total_s"])
-    return "done"
+    return JobOutcome.DONE
 
 
 def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
-    t0 = time.perf_counter()
+    timings = Timings(queued_s=_seconds(claim.enqueued_at, claim.started_at))
     with rt.catalog.connect() as conn:
         paths = series_instance_paths(conn, claim.study_pk, claim.series_uids)
     loaded = [load_series_with_sources([rt.storage.absolute(p) for p in ps], uid) for uid, ps in paths.items()]
     spec = rt.registry.get(claim.model)
-    loaded = _accepted(loaded, spec.manifest.modalities if spec.manifest else None, claim)
-    t_loaded = time.perf_counter()
+    loaded = in_scope(loaded, spec.manifest.modalities if spec.manifest else None, claim.model, claim.job_id)
+    timings.mark("load_s")
     model = rt.model(claim.model)
     analysed = [AnalysedSeries(v.series_uid, sources, model.predict(v)) for v, sources in loaded]
-    t_inferred = time.perf_counter()
-    identity = ResultIdentity(result_uid(claim.study_instance_uid, model.name, model.version), model.name,
-                              model.version, spec.uid)  # fmt: skip
+    timings.mark("infer_s")
+    identity = ResultIdentity.of(claim.study_instance_uid, model.name, model.version, spec.uid)
     looked_for = [o.code for o in spec.manifest.outputs] if spec.manifest else []
     instances = encode_result(analysed, identity, looked_for)
-    t_encoded = time.perf_counter()
+    timings.mark("encode_s")
     findings = [_as_record(f, v) for (v, _), a in zip(loaded, analysed, strict=True) for f in a.findings]
-    with rt.catalog.begin() as conn:
-        stored = store_instances(conn, rt.storage, claim.study_pk, model.name, instances)
-        save_result(conn, study_pk=claim.study_pk, study_instance_uid=claim.study_instance_uid, job_id=claim.job_id,
-                    model=model.name, model_version=model.version, model_uid=spec.uid, findings=findings)  # fmt: skip
-        exports.enqueue(conn, claim.study_pk, identity.result_uid, stored, claim.destinations)
-        urgency = {o.label: o.urgency for o in spec.manifest.outputs} if spec.manifest else {}
-        record_result(conn, claim.study_pk, identity.result_uid, model.name, model.version, findings, urgency,
-                      rt.settings)  # fmt: skip
-        audit.record(conn, claim.study_pk, f"{model.name} {model.version}", "analysed",
-                     f"{len(findings)} findings; weights {spec.uid}; result {identity.result_uid}")  # fmt: skip
-        t_end = time.perf_counter()
-        timings = {
-            "queued_s": _seconds(claim.enqueued_at, claim.started_at),
-            "load_s": t_loaded - t0,
-            "infer_s": t_inferred - t_loaded,
-            "encode_s": t_encoded - t_inferred,
-            "store_s": t_end - t_encoded,
-            "total_s": t_end - t0,
-        }
-        jobs.finish(conn, claim, model.version, {k: round(v, 4) for k, v in timings.items()})
-    return timings
-
-
-def _accepted(loaded: list[Loaded], modalities: list[str] | None, claim: Claim) -> list[Loaded]:
-    """The series of a modality the model accepts; a routing rule wider than the model must not feed it MR to a
-    CT network. None left is a permanent failure that says so."""
-    if modalities is None:
-        return loaded
-    kept = [(v, s) for v, s in loaded if v.modality.upper() in modalities]
-    volumes = [v for v, _ in loaded]
-    for v in volumes:
-        if all(v is not k for k, _ in kept):
-            log.warning("job %d: series %s is %s; %s accepts %s: skipped", claim.job_id, v.series_uid,
-                        v.modality or "of no modality", claim.model, ", ".join(modalities))  # fmt: skip
-    if not kept:
-        found = ", ".join(sorted({v.modality or "none" for v in volumes}))
-        raise StudyUnreadable(f"model {claim.model} accepts {', '.join(modalities)}; the routed series are {found}")
-    return kept
+    urgency = {o.label: o.urgency for o in spec.manifest.outputs} if spec.manifest else {}
+    finished = FinishedJob(claim, identity, instances, findings, urgency)
+    return commit_result(rt.catalog, rt.storage, rt.settings, finished, timings)
 
 
 def _as_record(finding: Finding, volume: ImageVolume) -> dict:
@@ -125,20 +80,20 @@ def _as_record(finding: Finding, volume: ImageVolume) -> dict:
     return {**finding.to_json(), "series_uid": volume.series_uid, "slice_uids": list(volume.slice_uids[z0:z1])}
 
 
-def _record_error(rt: Runtime, claim: Claim, exc: Exception) -> str:
+def _record_error(rt: Runtime, claim: Claim, exc: Exception) -> JobOutcome:
     permanent = isinstance(exc, PERMANENT)
     message = f"{type(exc).__name__}: {exc}"
     with rt.catalog.begin() as conn:
         state = jobs.record_error(conn, claim, message, permanent, rt.policy)
-        if state == "failed":
+        if state is JobState.FAILED:
             audit.record(conn, claim.study_pk, claim.model, "failed", f"analysis failed: {message}"[:1000])
     if permanent:
         log.error("job %d failed (not retried): %s", claim.job_id, message)
-    elif state == "pending":
+    elif state is JobState.PENDING:
         log.warning("job %d attempt %d failed, will retry: %s", claim.job_id, claim.attempt, message, exc_info=exc)
     else:
         log.error("job %d failed after %d attempts: %s", claim.job_id, claim.attempt, message, exc_info=exc)
-    return {"pending": "retry", "failed": "failed"}.get(state, "lost")
+    return {JobState.PENDING: JobOutcome.RETRY, JobState.FAILED: JobOutcome.FAILED}.get(state, JobOutcome.LOST)
 
 
 @contextmanager

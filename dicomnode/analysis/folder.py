@@ -24,12 +24,13 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from dicomnode.analysis.volume import load_series
+from dicomnode.errors import DicomnodeError
 from models.phantom_evaluation import Case
 
 _TRUE, _FALSE = {"1", "true", "yes"}, {"0", "false", "no"}
 
 
-class FolderError(ValueError):
+class FolderError(DicomnodeError, ValueError):
     """The folder or its labels cannot be evaluated; the message names the file and line."""
 
 

@@ -16,10 +16,11 @@ import pydicom
 from highdicom.spatial import get_series_volume_positions
 from pydicom.errors import InvalidDicomError
 
+from dicomnode.errors import DicomnodeError
 from models.image import ImageVolume
 
 
-class StudyUnreadable(Exception):
+class StudyUnreadable(DicomnodeError):
     """The stored images cannot be analysed as they are; retrying will not help. No patient data in the message."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from dicomnode.catalog.schema import WorkItemState
+from dicomnode.catalog.states import OPEN_WORKITEM
 from dicomnode.config.settings import ScoringPolicy
 from dicomnode.routing.priority import UPS_PRIORITY, PriorityClass
 from dicomnode.worklist import items, scoring
@@ -15,7 +15,7 @@ UPS_PUSH_SOP_CLASS = "1.2.840.10008.5.1.4.34.6.1"
 
 def item_json(row: Any, now: datetime, policy: ScoringPolicy) -> dict[str, Any]:
     assessed = scoring.assess(items.as_scored(row), now, policy)
-    is_open = row.state in WorkItemState.OPEN
+    is_open = row.state in OPEN_WORKITEM
     return {
         "uid": row.workitem_uid,
         "rank": row.rank,

@@ -22,6 +22,8 @@ class HttpServer:
         # access_log off: request lines are ours to write (tokens and PHI stay out of logs)
         self._server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
                                                      access_log=False, lifespan="off", **tls))  # fmt: skip
+        self.name = "http"
+        self._host = config.host
         self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
         self.scheme = "https" if tls else "http"
 
@@ -32,6 +34,7 @@ class HttpServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise OSError(f"HTTP server did not start (port {self._server.config.port} in use?)")
             time.sleep(0.02)
+        log.info("worklist at %s://%s:%d/", self.scheme, self._host, self.port)
 
     @property
     def port(self) -> int:
@@ -39,4 +42,5 @@ class HttpServer:
 
     def stop(self) -> None:
         self._server.should_exit = True
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)

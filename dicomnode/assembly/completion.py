@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select, update
 
-from dicomnode.assembly.hooks import CompletedStudy, Dispatcher
+from dicomnode.assembly.hooks import CompletedStudy, CompletionHook
 from dicomnode.catalog.db import utcnow
-from dicomnode.catalog.schema import Study, StudyState
+from dicomnode.catalog.schema import Study
+from dicomnode.catalog.states import StudyState
+from dicomnode.service import Service
 
 log = logging.getLogger(__name__)
 _studies = Study.__table__
 
 
 def complete_quiet_studies(
-    catalog: Engine, dispatcher: Dispatcher, quiet_seconds: float, now: datetime | None = None
+    catalog: Engine, hook: CompletionHook, quiet_seconds: float, now: datetime | None = None
 ) -> list[CompletedStudy]:
     """Mark every open study quiet since `quiet_seconds` complete and dispatch it.
 
@@ -38,7 +39,7 @@ def complete_quiet_studies(
     completed = []
     for study_pk in candidates:
         try:
-            done = _complete_one(catalog, dispatcher, study_pk, cutoff)
+            done = _complete_one(catalog, hook, study_pk, cutoff)
         except Exception:
             log.exception("dispatch failed; study stays open study_pk=%d", study_pk)
             continue
@@ -47,7 +48,7 @@ def complete_quiet_studies(
     return completed
 
 
-def _complete_one(catalog: Engine, dispatcher: Dispatcher, study_pk: int, cutoff: datetime) -> CompletedStudy | None:
+def _complete_one(catalog: Engine, hook: CompletionHook, study_pk: int, cutoff: datetime) -> CompletedStudy | None:
     with catalog.begin() as conn:
         # Re-checked in the UPDATE: an instance may have arrived since the SELECT.
         row = conn.execute(
@@ -67,29 +68,20 @@ def _complete_one(catalog: Engine, dispatcher: Dispatcher, study_pk: int, cutoff
         if row is None:
             return None
         study = CompletedStudy(study_pk, row[0], row[1], row[2])
-        dispatcher.study_completed(conn, study)
-    dispatcher.after_commit(study)
+        hook.study_completed(conn, study)
+    hook.after_commit(study)
     return study
 
 
-class Assembler(threading.Thread):
+class Assembler(Service):
     """Polls the catalog; works the same after a restart because the catalog holds the state."""
 
-    def __init__(self, catalog: Engine, dispatcher: Dispatcher, quiet_seconds: float, poll_seconds: float) -> None:
-        super().__init__(name="assembler", daemon=True)
+    def __init__(self, catalog: Engine, hook: CompletionHook, quiet_seconds: float, poll_seconds: float) -> None:
+        super().__init__("assembler", interval_s=min(poll_seconds, quiet_seconds))
         self._catalog = catalog
-        self._dispatcher = dispatcher
+        self._hook = hook
         self._quiet = quiet_seconds
-        self._poll = min(poll_seconds, quiet_seconds)
-        self._stopping = threading.Event()
 
-    def run(self) -> None:
-        while not self._stopping.wait(self._poll):
-            try:
-                complete_quiet_studies(self._catalog, self._dispatcher, self._quiet)
-            except Exception:
-                log.exception("study assembly round failed; retrying")
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self.join(timeout=10)
+    def run_round(self) -> bool:
+        complete_quiet_studies(self._catalog, self._hook, self._quiet)
+        return False

@@ -16,7 +16,7 @@ class CompletedStudy:
     completion_count: int  # 1 the first time; higher when late instances reopened it
 
 
-class Dispatcher(Protocol):
+class CompletionHook(Protocol):
     def study_completed(self, conn: Connection, study: CompletedStudy) -> None:
         """Called inside the transaction that marks the study complete.
 

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, Table, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dicomnode.catalog.schema import Base
+from dicomnode.errors import DicomnodeError
 
 
 def utcnow() -> datetime:
@@ -22,7 +23,7 @@ def posix_seconds(moment: datetime) -> float:
     return moment.replace(tzinfo=UTC).timestamp()
 
 
-class CatalogSchemaError(RuntimeError):
+class CatalogSchemaError(DicomnodeError, RuntimeError):
     """The database holds tables of an older dicomnode whose columns this version needs."""
 
 

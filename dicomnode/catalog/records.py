@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, func, select
 
 from dicomnode.catalog.db import insert_for
-from dicomnode.catalog.schema import Instance, Patient, Series, Study, StudyState
+from dicomnode.catalog.schema import Instance, Patient, Series, Study
+from dicomnode.catalog.states import StudyState
 from dicomnode.receive.header import InstanceHeader
 
 _patients = Patient.__table__

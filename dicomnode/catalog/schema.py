@@ -7,29 +7,14 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from dicomnode.catalog.states import StudyState
+
 UID = String(64)
 AE = String(16)
 
 
 class Base(DeclarativeBase):
     pass
-
-
-class StudyState:
-    OPEN = "open"  # instances may still arrive
-    COMPLETE = "complete"  # quiet for study_quiet_seconds; handed to the dispatcher
-
-
-class StudyAnalysis:
-    NO_RULE = "no rule"  # complete, matched no routing rule: visibly not analysed
-    ROUTED = "routed"  # jobs were created; their states tell the rest
-
-
-class JobState:
-    PENDING = "pending"  # waiting for a worker (published or due to be)
-    RUNNING = "running"  # claimed by a worker that keeps heartbeat_at fresh
-    DONE = "done"
-    FAILED = "failed"  # permanent error, or the last attempt failed
 
 
 class Patient(Base):
@@ -126,13 +111,6 @@ class Job(Base):
     timings: Mapped[dict | None] = mapped_column(JSON)  # seconds per stage of the last run
 
 
-class ExportState:
-    PENDING = "pending"  # waiting to be sent, or to be retried after not_before
-    SENDING = "sending"  # claimed by the exporter; taken back at start-up after a crash
-    SENT = "sent"
-    DEAD = "dead"  # last attempt failed, or the destination refused for good; `dicomnode exports retry`
-
-
 class Export(Base):
     """The outbox: one instance to one destination. Re-running a result re-arms its rows (same SOP UID)."""
 
@@ -175,16 +153,6 @@ class Result(Base):
     run_count: Mapped[int] = mapped_column(Integer, default=1)  # times this result was (re)written
 
 
-class WorkItemState:
-    """UPS Procedure Step State values (PS3.4 CC.1.1)."""
-
-    SCHEDULED = "SCHEDULED"
-    IN_PROGRESS = "IN PROGRESS"
-    COMPLETED = "COMPLETED"
-    CANCELED = "CANCELED"
-    OPEN = (SCHEDULED, IN_PROGRESS)  # on the worklist and ranked
-
-
 class WorkItem(Base):
     """A completed study on the reading worklist. Its rank is computed when read (dicomnode/worklist/order.py)."""
 
@@ -193,7 +161,7 @@ class WorkItem(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_fk: Mapped[int] = mapped_column(ForeignKey("studies.id"), unique=True)
     workitem_uid: Mapped[str] = mapped_column(UID, unique=True)  # UPS SOP Instance UID, derived from the study
-    state: Mapped[str] = mapped_column(String(16), index=True)  # WorkItemState
+    state: Mapped[str] = mapped_column(String(16), index=True)  # WorkItemState (catalog/states.py)
     priority: Mapped[str] = mapped_column(String(8))  # PriorityClass name
     arrived_at: Mapped[datetime] = mapped_column(DateTime)  # the study's first instance
     arrived_s: Mapped[float] = mapped_column(Float)  # the same as POSIX seconds, for ordering in SQL
@@ -236,7 +204,7 @@ class Notification(Base):
     label: Mapped[str] = mapped_column(String(64))
     url: Mapped[str] = mapped_column(String(500))
     payload: Mapped[dict] = mapped_column(JSON)
-    state: Mapped[str] = mapped_column(String(16), index=True)  # ExportState values
+    state: Mapped[str] = mapped_column(String(16), index=True)  # OutboxState values
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(DateTime)
     last_error: Mapped[str | None] = mapped_column(Text)

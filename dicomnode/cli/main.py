@@ -176,7 +176,7 @@ def worker(
     if pool not in ("solo", "prefork"):
         console.print("[red]error:[/red] --pool must be solo or prefork", highlight=False)
         raise typer.Exit(2)
-    families = queues.split(",") if queues else settings.analysis.registry().families()
+    families = queues.split(",") if queues else settings.registry.families()
     env = {**os.environ, "DICOMNODE_WORKER_FAMILIES": ",".join(f.strip() for f in families)}
     if config is not None:
         env["DICOMNODE_CONFIG"] = str(config.resolve())
@@ -439,7 +439,7 @@ def models_list(config: ConfigOption = None) -> None:
     """The models this node can run: built-in, from analysis.models_dir, and plugins."""
 
     settings = _settings(config)
-    registry = settings.analysis.registry()
+    registry = settings.registry
     table = Table("model", "version", "family (queue)", "task", "modalities", "weights UID", "trainable")
     for name in registry.names():
         spec = registry.get(name)
@@ -501,7 +501,7 @@ def models_evaluate(
     from models.roc_plot import write_roc_png
 
     try:
-        spec = _settings(config).analysis.registry().get(name)
+        spec = _settings(config).registry.get(name)
         if dicom is not None:
             figures = _evaluate_folder(spec, dicom, labels or dicom / "labels.csv")
         else:

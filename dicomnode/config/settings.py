@@ -11,7 +11,7 @@ import re
 import ssl
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 if TYPE_CHECKING:
     from models.registry import Registry
@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -33,6 +34,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from dicomnode.errors import DicomnodeError
 from dicomnode.routing.priority import PriorityClass, from_requested_procedure_priority
 from dicomnode.worklist.scoring import ScoringPolicy
 
@@ -127,7 +129,19 @@ class AssemblyConfig(_Section):
     poll_seconds: float = Field(1, gt=0)
 
 
-class OutboxPolicy(_Section):
+class RetryPolicy(_Section):
+    """Attempts and exponential backoff: the one retry rule of jobs and outboxes."""
+
+    max_attempts: int
+    retry_backoff_s: float
+    retry_backoff_max_s: float
+
+    def retry_delay_s(self, attempt: int) -> float:
+        """Seconds to wait after the given (1-based) attempt failed: doubling from retry_backoff_s, capped."""
+        return min(self.retry_backoff_max_s, self.retry_backoff_s * 2 ** (attempt - 1))
+
+
+class OutboxPolicy(RetryPolicy):
     """How an outbox (DICOM exports, webhook notifications) retries a send."""
 
     max_attempts: int = Field(10, ge=1, description="Tries per send before it is dead.")
@@ -163,7 +177,7 @@ class ExportConfig(OutboxPolicy):
         return ctx
 
 
-class AnalysisConfig(_Section):
+class AnalysisConfig(RetryPolicy):
     broker_url: str | None = Field(
         None, description="Celery broker, e.g. redis://host:6379/0. Unset: analysis runs inside `dicomnode serve`."
     )
@@ -194,12 +208,6 @@ class AnalysisConfig(_Section):
     model_plugins: list[str] = Field(
         default_factory=list, description="Python models: 'module:attribute' naming a ModelSpec or a list of them."
     )
-
-    def registry(self) -> Registry:
-        """Every model this configuration can run: built-in, models_dir, plugins (torch-free)."""
-        from models.registry import build_registry
-
-        return build_registry(self.model_plugins, self.models_dir)
 
     @model_validator(mode="after")
     def _timeout_above_heartbeat(self) -> AnalysisConfig:
@@ -385,6 +393,13 @@ class Settings(BaseSettings):
     worklist: WorklistConfig = Field(default_factory=WorklistConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    _registry: Any = PrivateAttr(None)
+
+    @property
+    def registry(self) -> Registry:
+        """Every model this configuration can run: built-in, models_dir, plugins (torch-free metadata). Built
+        once, when the settings are read; the node and workers pass this one around."""
+        return self._registry
 
     @model_validator(mode="after")
     def _rules_name_known_models(self) -> Settings:
@@ -406,6 +421,7 @@ class Settings(BaseSettings):
         names = [r.name for r in self.routing.rules]
         if len(set(names)) != len(names):
             raise ValueError("routing rule names must be unique")
+        self._registry = registry
         return self
 
     @classmethod
@@ -421,7 +437,7 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
 
-class ConfigError(Exception):
+class ConfigError(DicomnodeError):
     """A configuration that cannot start the node; the message names each bad key."""
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import pydicom
 
 from dicomnode.demo.synthetic import SeriesSpec, SyntheticPatient, radiograph, write_volume_series
+from dicomnode.errors import DicomnodeError
 
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}  # dcmtk waits on delayed ACKs on loopback without it
 NODE_AE, PACS_AE = "DICOMNODE", "PACS"
@@ -132,7 +133,7 @@ def run_demo(workdir: Path, say: Callable[[str], None], keep_running: bool = Fal
                 proc.kill()
 
 
-class DemoError(RuntimeError):
+class DemoError(DicomnodeError, RuntimeError):
     pass
 
 
@@ -242,7 +243,7 @@ def start_node(workdir: Path, config: Path) -> subprocess.Popen:
     log = open(workdir / "node.log", "ab")  # noqa: SIM115 - the child owns it
     proc = subprocess.Popen([sys.executable, "-m", "dicomnode", "serve", "--config", str(config)], cwd=workdir,
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    _wait(lambda: "worklist at" in (workdir / "node.log").read_text(errors="replace"), proc, "dicomnode serve")
+    _wait(lambda: "listening ae=" in (workdir / "node.log").read_text(errors="replace"), proc, "dicomnode serve")
     return proc
 
 

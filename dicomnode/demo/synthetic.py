@@ -14,8 +14,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from dicomnode.dicom.filemeta import IMPLEMENTATION_CLASS_UID
 from dicomnode.dicom.uids import derived_uid
-from dicomnode.receive.header import IMPLEMENTATION_CLASS_UID
 
 
 @dataclass

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from dicomnode.config.settings import DicomConfig
+from dicomnode.dicom import status
+from dicomnode.receive.storage import BELOW_FLOOR, Storage
 
 log = logging.getLogger(__name__)
 
@@ -22,28 +23,22 @@ class Rejection:
     reason: str
 
 
-CALLING_AE_NOT_RECOGNIZED = (0x01, 0x01, 0x03)  # permanent, service user
-CALLED_AE_NOT_RECOGNIZED = (0x01, 0x01, 0x07)  # permanent, service user
-TEMPORARY_CONGESTION = (0x02, 0x03, 0x01)  # transient, service provider (presentation)
-
-
 class AdmissionPolicy:
-    def __init__(self, dicom: DicomConfig, free_bytes: Callable[[], int], min_free_bytes: int) -> None:
+    def __init__(self, dicom: DicomConfig, storage: Storage) -> None:
         self._called = dicom.called_ae_titles()
         self._peers = [(p.ae_title.strip(), p.networks()) for p in dicom.peers]
-        self._free_bytes = free_bytes
-        self._min_free_bytes = min_free_bytes
+        self._storage = storage
         if not self._peers:
             log.warning("peer allowlist is empty: any calling AE from any address is accepted")
 
     def decide(self, calling_ae: str, called_ae: str, address: str) -> Rejection | None:
         """None to accept, else the rejection to send."""
         if called_ae.strip() not in self._called:
-            return Rejection(*CALLED_AE_NOT_RECOGNIZED, "called AE title is not ours")
+            return Rejection(*status.CALLED_AE_NOT_RECOGNIZED, "called AE title is not ours")
         if self._peers and not self._peer_allowed(calling_ae.strip(), address):
-            return Rejection(*CALLING_AE_NOT_RECOGNIZED, "calling AE/address not in allowlist")
-        if self._free_bytes() < self._min_free_bytes:
-            return Rejection(*TEMPORARY_CONGESTION, "storage below its free-space floor")
+            return Rejection(*status.CALLING_AE_NOT_RECOGNIZED, "calling AE/address not in allowlist")
+        if self._storage.below_floor():
+            return Rejection(*status.TEMPORARY_CONGESTION, BELOW_FLOOR)
         return None
 
     def _peer_allowed(self, calling_ae: str, address: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import threading
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -44,24 +45,50 @@ def build_ae(dicom: DicomConfig) -> AE:
     return ae
 
 
-def start_listener(dicom: DicomConfig, policy: AdmissionPolicy, ingest: Ingest,
-                   metrics: NodeMetrics) -> ThreadedAssociationServer:  # fmt: skip
-    ae = build_ae(dicom)
-    handlers = [
-        (evt.EVT_REQUESTED, handle_requested, [policy, metrics]),
-        (evt.EVT_C_ECHO, handle_echo),
-        (evt.EVT_C_STORE, handle_store, [ingest, metrics]),
-        (evt.EVT_ABORTED, handle_aborted),
-        (evt.EVT_CONN_OPEN, handle_connection_opened, [metrics]),
-        (evt.EVT_CONN_CLOSE, handle_connection_closed, [metrics]),
-    ]
-    server = ae.start_server(
-        (dicom.host, dicom.port),
-        block=False,
-        evt_handlers=handlers,
-        ssl_context=server_tls_context(dicom.tls),
-    )
-    return server  # type: ignore[return-value]
+class Listener:
+    """The node's DICOM port: started last, so that every stage behind it runs before the first C-STORE."""
+
+    def __init__(self, dicom: DicomConfig, policy: AdmissionPolicy, ingest: Ingest, metrics: NodeMetrics) -> None:
+        self.name = "dicom-listener"
+        self._dicom = dicom
+        self._handlers = [
+            (evt.EVT_REQUESTED, handle_requested, [policy, metrics]),
+            (evt.EVT_C_ECHO, handle_echo),
+            (evt.EVT_C_STORE, handle_store, [ingest, metrics]),
+            (evt.EVT_ABORTED, handle_aborted),
+            (evt.EVT_CONN_OPEN, handle_connection_opened, [metrics]),
+            (evt.EVT_CONN_CLOSE, handle_connection_closed, [metrics]),
+        ]
+        self._server: ThreadedAssociationServer | None = None
+
+    def start(self) -> None:
+        self._server = build_ae(self._dicom).start_server(  # type: ignore[assignment]
+            (self._dicom.host, self._dicom.port),
+            block=False,
+            evt_handlers=self._handlers,
+            ssl_context=server_tls_context(self._dicom.tls),
+        )
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._server is not None, "listener not started"
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def is_listening(self) -> bool:
+        server = self._server
+        acceptor = any(t.name.startswith("AcceptorServer") and t.is_alive() for t in threading.enumerate())
+        return server is not None and server.socket.fileno() != -1 and acceptor
+
+    def stop(self) -> None:
+        """Stop accepting and abort open associations: every acknowledged instance is already durable, and a
+        sender resends what was not acknowledged."""
+        if self._server is None:
+            return
+        self._server.shutdown()  # stops accepting and closes the listening socket
+        for assoc in self._server.ae.active_associations:
+            if assoc.is_established:  # released ones are only finishing their thread
+                assoc.abort()
 
 
 def server_tls_context(tls: TLSConfig) -> ssl.SSLContext | None:

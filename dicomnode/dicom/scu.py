@@ -19,7 +19,9 @@ from pynetdicom import AE, _config
 from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
+from dicomnode.dicom import status
 from dicomnode.dicom.uids import is_valid_uid
+from dicomnode.errors import DicomnodeError
 
 _config.STORE_SEND_CHUNKED_DATASET = True
 MAX_CONTEXTS = 128  # PS3.8: at most 128 presentation contexts per association
@@ -48,7 +50,7 @@ class Destination:
         return f"{'tls:' if self.wants_tls else ''}{self.ae_title}@{self.host}:{self.port}"
 
 
-class AssociationFailed(ConnectionError):
+class AssociationFailed(DicomnodeError, ConnectionError):
     """The peer could not be reached or refused the association."""
 
 
@@ -61,7 +63,7 @@ class SendResult:
 
     @property
     def ok(self) -> bool:
-        return self.status is not None and self.status in (0x0000, 0xB000, 0xB007, 0xB006)
+        return status.is_stored(self.status)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,45 @@
-"""C-STORE status codes this node returns (PS3.4 Table B.2-1); one place for each."""
+"""Every status this node sends or interprets, in one place: DIMSE statuses (PS3.4 Annex B, PS3.7 Annex C)
+and A-ASSOCIATE-RJ reasons (PS3.8 9.3.4). Names follow pynetdicom where it has them."""
 
-SUCCESS = 0x0000
+from __future__ import annotations
+
+from pynetdicom.status import Status
+
+SUCCESS = int(Status.SUCCESS)
+
+# C-STORE failures we answer (PS3.4 Table B.2-1).
 OUT_OF_RESOURCES = 0xA700  # disk full, write error, instance too large, below free-space floor
 SOP_CLASS_MISMATCH = 0xA900  # data set does not match the SOP class of the request
 CANNOT_UNDERSTAND = 0xC000  # data set cannot be decoded or lacks required attributes
 INVALID_UID = 0xC001  # a UID breaks the DICOM grammar (nothing written)
 INSTANCE_UID_MISMATCH = 0xC002  # data set SOP Instance UID differs from the request's
+
+# What a peer may answer when we send (PS3.7 C.4.2.1.4, PS3.4 B.2.3).
+SOP_CLASS_NOT_SUPPORTED = 0x0122
+NOT_AUTHORIZED = 0x0124
+COERCION_OF_DATA_ELEMENTS = 0xB000
+ELEMENTS_DISCARDED = 0xB006
+DATA_SET_DOES_NOT_MATCH_SOP_CLASS_WARNING = 0xB007
+STORED = frozenset({SUCCESS, COERCION_OF_DATA_ELEMENTS, ELEMENTS_DISCARDED, DATA_SET_DOES_NOT_MATCH_SOP_CLASS_WARNING})
+# Refusals that retrying cannot fix; others (out of resources, processing failure, ...) may pass later.
+_PERMANENT = frozenset({SOP_CLASS_NOT_SUPPORTED, NOT_AUTHORIZED, SOP_CLASS_MISMATCH})
+_CANNOT_UNDERSTAND_RANGE = range(0xC000, 0xD000)
+
+# A-ASSOCIATE-RJ (result, source, diagnostic).
+CALLING_AE_NOT_RECOGNIZED = (0x01, 0x01, 0x03)  # permanent, service user
+CALLED_AE_NOT_RECOGNIZED = (0x01, 0x01, 0x07)  # permanent, service user
+TEMPORARY_CONGESTION = (0x02, 0x03, 0x01)  # transient, service provider (presentation)
+
+
+def is_stored(status: int | None) -> bool:
+    """The peer took the instance: success, or a warning that says it was stored."""
+    return status is not None and status in STORED
+
+
+def is_permanent_failure(status: int | None) -> bool:
+    """A refusal that the same request will meet again."""
+    return status is not None and (status in _PERMANENT or status in _CANNOT_UNDERSTAND_RANGE)
+
+
+def hex_code(status: int | None) -> str:
+    return "-" if status is None else f"0x{status:04X}"

@@ -3,6 +3,8 @@
 import re
 import uuid
 
+from dicomnode.errors import DicomnodeError
+
 _UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 MAX_UID_LENGTH = 64
 _NAMESPACE = uuid.UUID("8d3c5e0e-4f51-5b7a-9a57-6469636f6d6e")  # fixed forever: changing it changes every result UID
@@ -13,7 +15,7 @@ def is_valid_uid(value: object) -> bool:
     return isinstance(value, str) and len(value) <= MAX_UID_LENGTH and bool(_UID_RE.match(value))
 
 
-class InvalidUIDError(ValueError):
+class InvalidUIDError(DicomnodeError, ValueError):
     """A UID that breaks the DICOM grammar; carries which attribute it was."""
 
     def __init__(self, attribute: str, value: object) -> None:
@@ -37,8 +39,3 @@ def derived_uid(*parts: str) -> str:
     (pydicom's generate_uid ignores its entropy sources when the prefix is 2.25.)
     """
     return f"2.25.{uuid.uuid5(_NAMESPACE, chr(0).join(parts)).int}"
-
-
-def result_uid(study_instance_uid: str, model: str, model_version: str) -> str:
-    """The identity of one model version's result for one study."""
-    return derived_uid("result", study_instance_uid, model, model_version)

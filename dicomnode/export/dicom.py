@@ -1,24 +1,33 @@
-"""The export outbox: one row per result instance and destination, armed in the transaction that stores the
-result. Its transitions are the shared outbox's (dicomnode/outbox.py); what is DICOM-specific lives here."""
+"""Results to PACS: the DICOM export outbox and its sender.
+
+One row per result instance and destination, armed in the transaction that stores the result; its
+transitions are the shared outbox's (export/outbox.py). The Exporter sends due rows over one association
+per destination and round; it polls the catalog (workers in other processes fill the outbox), so it needs
+no broker. `dicomnode send` uses the same SCU code (dicom/scu.py).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 
 from dicomnode.catalog.db import insert_for, utcnow
-from dicomnode.catalog.schema import Export, ExportState, Study
+from dicomnode.catalog.schema import Export, Study
+from dicomnode.catalog.states import OutboxState
 from dicomnode.config.settings import ExportConfig
+from dicomnode.dicom import status as dimse
+from dicomnode.dicom.scu import Destination, SendResult, send_files
 from dicomnode.export import outbox
 from dicomnode.ops import audit
+from dicomnode.receive.storage import Storage
 
+log = logging.getLogger(__name__)
 _exports = Export.__table__
 _studies = Study.__table__
-# Statuses that retrying cannot fix: SOP class not supported, not authorised, data set does not match the SOP
-# class, cannot understand. Others (out of resources, processing failure, ...) may pass later.
-PERMANENT_STATUSES = frozenset({0x0122, 0x0124, 0xA900}) | frozenset(range(0xC000, 0xD000))
 
 
 @dataclass(frozen=True)
@@ -39,9 +48,9 @@ def enqueue(conn: Connection, study_pk: int, result_uid: str, instances: list[tu
         for destination in destinations:
             stmt = insert_for(conn.dialect.name, _exports).values(
                 study_fk=study_pk, result_uid=result_uid, sop_instance_uid=sop_uid, path=path,
-                destination=destination, state=ExportState.PENDING, attempts=0, not_before=now, created_at=now,
+                destination=destination, state=OutboxState.PENDING, attempts=0, not_before=now, created_at=now,
             )  # fmt: skip
-            rearm = {"state": ExportState.PENDING, "attempts": 0, "not_before": now, "path": path,
+            rearm = {"state": OutboxState.PENDING, "attempts": 0, "not_before": now, "path": path,
                      "last_error": None, "last_status": None, "sent_at": None}  # fmt: skip
             conn.execute(stmt.on_conflict_do_update(index_elements=["sop_instance_uid", "destination"], set_=rearm))
     return len(instances) * len(destinations)
@@ -60,9 +69,9 @@ def mark_sent(conn: Connection, send: Send, status: int) -> None:
     audit.record(conn, send.study_pk, send.destination, "exported", f"{send.sop_instance_uid} (attempt {send.attempt})")
 
 
-def record_failure(conn: Connection, send: Send, message: str, status: int | None, policy: ExportConfig) -> str:
+def record_failure(conn: Connection, send: Send, message: str, status: int | None, policy: ExportConfig) -> OutboxState:
     """Back off and retry, or give up (dead) after the last attempt or a permanent refusal; the new state."""
-    permanent = status is not None and status in PERMANENT_STATUSES
+    permanent = dimse.is_permanent_failure(status)
     return outbox.record_failure(conn, _exports, send.id, send.attempt, message, status, permanent, policy)
 
 
@@ -103,3 +112,52 @@ def list_exports(conn: Connection, state: str | None = None, limit: int = 500) -
     if state:
         query = query.where(_exports.c.state == state)
     return [ExportSummary(*row) for row in conn.execute(query)]
+
+
+class Exporter(outbox.OutboxSender):
+    def __init__(self, catalog: Engine, storage: Storage, policy: ExportConfig, calling_ae: str) -> None:
+        super().__init__("exporter", catalog, Export.__table__, policy, policy.timeout_s + 5)
+        self._storage = storage
+        self._policy = policy
+        self._calling_ae = calling_ae
+        self._tls = policy.tls_context()
+
+    def send_due(self) -> int:
+        with self._catalog.begin() as conn:
+            due = claim_due(conn)
+        by_destination: dict[str, list[Send]] = defaultdict(list)
+        for send in due:
+            by_destination[send.destination].append(send)
+        for destination, sends in by_destination.items():
+            self._send(destination, sends)
+        return len(due)
+
+    def _send(self, destination: str, sends: list[Send]) -> None:
+        paths = {self._storage.absolute(s.path): s for s in sends}
+        try:
+            results = send_files(list(paths), Destination.parse(destination, self._tls), self._calling_ae,
+                                 timeout_s=self._policy.timeout_s)  # fmt: skip
+        except Exception as exc:  # a bug or a malformed destination must not lose the rows: record and retry
+            results = [
+                SendResult(p, s.sop_instance_uid, None, f"{type(exc).__name__}: {exc}") for p, s in paths.items()
+            ]
+        with self._catalog.begin() as conn:
+            for result in results:
+                send = paths[result.path]
+                if result.ok:
+                    mark_sent(conn, send, result.status or 0)
+                    log.info("export sent id=%d to=%s attempt=%d", send.id, destination, send.attempt)
+                    continue
+                message = _failure(result)
+                state = record_failure(conn, send, message, result.status, self._policy)
+                level = logging.ERROR if state == OutboxState.DEAD else logging.WARNING
+                log.log(level, "export id=%d to=%s attempt=%d %s: %s", send.id, destination, send.attempt,
+                        "dead" if state == OutboxState.DEAD else "will retry", message)  # fmt: skip
+
+
+def _failure(result: SendResult) -> str:
+    """Tell apart a peer that was not reached from one that answered with a failure."""
+    if result.status is None:
+        return f"not delivered (destination unreachable, association refused or no answer): {result.error}"
+    comment = f" ({result.error})" if result.error else ""
+    return f"destination answered failure status {dimse.hex_code(result.status)}{comment}"

@@ -13,15 +13,15 @@ last_error, last_status and sent_at.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, Table, select, update
 
 from dicomnode.catalog.db import utcnow
-from dicomnode.catalog.schema import ExportState
+from dicomnode.catalog.states import OutboxState
 from dicomnode.config.settings import OutboxPolicy
+from dicomnode.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def claim_due(conn: Connection, table: Table, columns: list[Any], limit: int = 2
     now = utcnow()
     ids = conn.execute(
         select(table.c.id)
-        .where(table.c.state == ExportState.PENDING, table.c.not_before <= now)
+        .where(table.c.state == OutboxState.PENDING, table.c.not_before <= now)
         .order_by(table.c.not_before, table.c.id)
         .limit(limit)
     ).scalars().all()  # fmt: skip
@@ -39,8 +39,8 @@ def claim_due(conn: Connection, table: Table, columns: list[Any], limit: int = 2
         return []
     rows = conn.execute(
         update(table)
-        .where(table.c.id.in_(ids), table.c.state == ExportState.PENDING)
-        .values(state=ExportState.SENDING, attempts=table.c.attempts + 1)
+        .where(table.c.id.in_(ids), table.c.state == OutboxState.PENDING)
+        .values(state=OutboxState.SENDING, attempts=table.c.attempts + 1)
         .returning(table.c.id, *columns)
     ).all()
     return [row[1:] for row in sorted(rows, key=lambda r: r[0])]
@@ -48,72 +48,50 @@ def claim_due(conn: Connection, table: Table, columns: list[Any], limit: int = 2
 
 def mark_sent(conn: Connection, table: Table, row_id: int, status: int) -> None:
     conn.execute(update(table).where(table.c.id == row_id).values(
-        state=ExportState.SENT, sent_at=utcnow(), last_status=status, last_error=None))  # fmt: skip
+        state=OutboxState.SENT, sent_at=utcnow(), last_status=status, last_error=None))  # fmt: skip
 
 
 def record_failure(conn: Connection, table: Table, row_id: int, attempt: int, message: str, status: int | None,
-                   permanent: bool, policy: OutboxPolicy) -> str:  # fmt: skip
+                   permanent: bool, policy: OutboxPolicy) -> OutboxState:  # fmt: skip
     """Back off and retry, or give up (dead) after the last attempt or a permanent refusal; the new state."""
     if permanent or attempt >= policy.max_attempts:
         conn.execute(update(table).where(table.c.id == row_id).values(
-            state=ExportState.DEAD, last_error=message, last_status=status))  # fmt: skip
-        return ExportState.DEAD
-    delay = min(policy.retry_backoff_s * 2 ** (attempt - 1), policy.retry_backoff_max_s)
+            state=OutboxState.DEAD, last_error=message, last_status=status))  # fmt: skip
+        return OutboxState.DEAD
     conn.execute(update(table).where(table.c.id == row_id).values(
-        state=ExportState.PENDING, last_error=message, last_status=status,
-        not_before=utcnow() + timedelta(seconds=delay)))  # fmt: skip
-    return ExportState.PENDING
+        state=OutboxState.PENDING, last_error=message, last_status=status,
+        not_before=utcnow() + timedelta(seconds=policy.retry_delay_s(attempt))))  # fmt: skip
+    return OutboxState.PENDING
 
 
 def take_back_sending(conn: Connection, table: Table) -> int:
     """At start-up: rows a crashed node left `sending` go back to pending (the peer may get one twice)."""
-    return conn.execute(update(table).where(table.c.state == ExportState.SENDING).values(
-        state=ExportState.PENDING)).rowcount  # fmt: skip
+    return conn.execute(update(table).where(table.c.state == OutboxState.SENDING).values(
+        state=OutboxState.PENDING)).rowcount  # fmt: skip
 
 
 def retry_dead(conn: Connection, table: Table, row_id: int) -> bool:
-    result = conn.execute(update(table).where(table.c.id == row_id, table.c.state == ExportState.DEAD)
-                          .values(state=ExportState.PENDING, attempts=0, not_before=utcnow()))  # fmt: skip
+    result = conn.execute(update(table).where(table.c.id == row_id, table.c.state == OutboxState.DEAD)
+                          .values(state=OutboxState.PENDING, attempts=0, not_before=utcnow()))  # fmt: skip
     return result.rowcount == 1
 
 
-class OutboxSender(threading.Thread):
-    """A node thread that polls the catalog (workers in other processes fill outboxes) and sends what is due."""
+class OutboxSender(Service):
+    """A node service that polls the catalog (workers in other processes fill outboxes) and sends what is due."""
 
     def __init__(self, name: str, catalog: Engine, table: Table, policy: OutboxPolicy, stop_timeout_s: float) -> None:
-        super().__init__(name=name, daemon=True)
+        super().__init__(name, interval_s=policy.poll_seconds, join_timeout_s=stop_timeout_s)
         self._catalog = catalog
         self._table = table
-        self._poll = policy.poll_seconds
-        self._stop_timeout = stop_timeout_s
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
 
-    def start(self) -> None:
+    def reconcile(self) -> None:
         with self._catalog.begin() as conn:
             taken = take_back_sending(conn, self._table)
         if taken:
             log.warning("%s: resuming %d sends interrupted by the last stop", self.name, taken)
-        super().start()
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self.is_alive():
-            self.join(timeout=self._stop_timeout)
-
-    def run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                while self.send_due() and not self._stopping.is_set():
-                    pass
-            except Exception:
-                log.exception("%s round failed; retrying", self.name)
-            self._wake.wait(self._poll)
+    def run_round(self) -> bool:
+        return bool(self.send_due())
 
     def send_due(self) -> int:
         """One round: claim what is due, send it, record each outcome. Returns how many were tried."""

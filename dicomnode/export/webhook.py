@@ -19,7 +19,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from dicomnode.catalog.db import insert_for, utcnow
-from dicomnode.catalog.schema import ExportState, Notification, Study
+from dicomnode.catalog.schema import Notification, Study
+from dicomnode.catalog.states import OutboxState
 from dicomnode.config.settings import NotifyConfig
 from dicomnode.export import outbox
 from dicomnode.ops import audit
@@ -60,7 +61,7 @@ def enqueue(conn: Connection, study_pk: int, workitem_uid: str, flags: list[dict
         for url in config.webhooks:
             stmt = insert_for(conn.dialect.name, _notifications).values(
                 study_fk=study_pk, result_uid=flag["result_uid"], label=flag["label"], url=str(url),
-                payload=payload, state=ExportState.PENDING, attempts=0, not_before=now, created_at=now,
+                payload=payload, state=OutboxState.PENDING, attempts=0, not_before=now, created_at=now,
             ).on_conflict_do_nothing(index_elements=["result_uid", "label", "url"])  # fmt: skip
             armed += conn.execute(stmt).rowcount
     return armed
@@ -99,10 +100,10 @@ class Notifier(outbox.OutboxSender):
                 permanent = status is not None and 400 <= status < 500 and status not in _RETRYABLE_4XX
                 state = outbox.record_failure(conn, _notifications, post.id, post.attempt, error, status, permanent,
                                               self._config)  # fmt: skip
-            level = logging.ERROR if state == ExportState.DEAD else logging.WARNING
+            level = logging.ERROR if state == OutboxState.DEAD else logging.WARNING
             # the URL may carry a secret in its query: log the row id, never the URL or the payload
             log.log(level, "notification id=%d attempt=%d %s: %s", post.id, post.attempt,
-                    "dead" if state == ExportState.DEAD else "will retry", error)  # fmt: skip
+                    "dead" if state == OutboxState.DEAD else "will retry", error)  # fmt: skip
         return len(due)
 
     def _post(self, post: Post) -> tuple[int | None, str | None]:

@@ -20,8 +20,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, and_, select, update
 
 from dicomnode.catalog.db import insert_for, utcnow
-from dicomnode.catalog.schema import Job, JobState, Study
+from dicomnode.catalog.schema import Job, Study
+from dicomnode.catalog.states import JobState
 from dicomnode.config.settings import AnalysisConfig
+from dicomnode.errors import DicomnodeError
 
 _jobs = Job.__table__
 _studies = Study.__table__
@@ -50,7 +52,7 @@ class Claim:
     destinations: list[str]  # AE@HOST:PORT the results go to
 
 
-class LostClaim(Exception):
+class LostClaim(DicomnodeError):
     """The job was re-queued or reset while this run worked on it; its result is discarded."""
 
 
@@ -60,11 +62,6 @@ def queue_for(family: str) -> str:
 
 def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def retry_delay(attempt: int, policy: AnalysisConfig) -> float:
-    """Exponential backoff after the given (1-based) attempt failed."""
-    return min(policy.retry_backoff_max_s, policy.retry_backoff_s * 2 ** (attempt - 1))
 
 
 def upsert_job(
@@ -170,20 +167,21 @@ def finish(conn: Connection, claim: Claim, model_version: str, timings: dict[str
         raise LostClaim(f"job {claim.job_id} was re-queued while this run worked on it")
 
 
-def record_error(conn: Connection, claim: Claim, error: str, permanent: bool, policy: AnalysisConfig) -> str:
-    """Retry after a backoff, or fail for good; return the job's new state ('' when the claim was lost)."""
+def record_error(conn: Connection, claim: Claim, error: str, permanent: bool,
+                 policy: AnalysisConfig) -> JobState | None:  # fmt: skip
+    """Retry after a backoff, or fail for good; return the job's new state (None when the claim was lost)."""
     now = utcnow()
     if permanent or claim.attempt >= policy.max_attempts:
         values = {"state": JobState.FAILED, "finished_at": now}
     else:
-        delay = timedelta(seconds=retry_delay(claim.attempt, policy))
+        delay = timedelta(seconds=policy.retry_delay_s(claim.attempt))
         values = {"state": JobState.PENDING, "not_before": now + delay, "enqueued_at": None}
     result = conn.execute(
         update(_jobs)
         .where(_jobs.c.id == claim.job_id, _jobs.c.run_token == claim.token, _jobs.c.state == JobState.RUNNING)
         .values(last_error=error[:4000], run_token=None, **values)
     )
-    return values["state"] if result.rowcount == 1 else ""
+    return values["state"] if result.rowcount == 1 else None
 
 
 def reap_dead_runs(conn: Connection, policy: AnalysisConfig, everything: bool = False) -> int:

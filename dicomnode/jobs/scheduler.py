@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from sqlalchemy import Engine
@@ -11,20 +10,20 @@ from sqlalchemy import Engine
 from dicomnode.config.settings import AnalysisConfig
 from dicomnode.jobs import lifecycle as jobs
 from dicomnode.jobs.queue import JobQueue
+from dicomnode.service import Service
 
 log = logging.getLogger(__name__)
 
 
-class JobScheduler(threading.Thread):
+class JobScheduler(Service):
     def __init__(self, catalog: Engine, queue: JobQueue, policy: AnalysisConfig, embedded: bool) -> None:
-        super().__init__(name="job-scheduler", daemon=True)
+        super().__init__("job-scheduler", interval_s=policy.poll_seconds)
         self._catalog = catalog
         self._queue = queue
         self._policy = policy
         self._embedded = embedded
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
         self._transport_down = False
+        self._next_reap = 0.0
 
     def reconcile(self) -> None:
         """Start-up: nothing queued survives for sure, and in embedded mode no run survives at all."""
@@ -34,29 +33,16 @@ class JobScheduler(threading.Thread):
         if reaped or requeued:
             log.warning("reconciled jobs: %d runs of stopped workers, %d queued jobs re-published", reaped, requeued)
 
-    def start(self) -> None:
-        self.reconcile()
-        super().start()
-
-    def wake(self) -> None:
-        """New jobs were committed: publish them now rather than at the next poll."""
-        self._wake.set()
-
-    def run(self) -> None:
-        next_reap = 0.0
-        while not self._stopping.is_set():
-            self._wake.clear()  # before the round: a wake during it triggers the next one at once
-            try:
-                if time.monotonic() >= next_reap:  # a heartbeat cannot go stale faster than this
-                    next_reap = time.monotonic() + self._policy.heartbeat_s
-                    with self._catalog.begin() as conn:
-                        reaped = jobs.reap_dead_runs(conn, self._policy)
-                    if reaped:
-                        log.warning("re-queued or failed %d jobs whose worker stopped heartbeating", reaped)
-                self.publish_due()
-            except Exception:
-                log.exception("job scheduling round failed; retrying")
-            self._wake.wait(self._policy.poll_seconds)
+    def run_round(self) -> bool:
+        """Reap the runs of dead workers (no more often than a heartbeat can go stale), publish due jobs."""
+        if time.monotonic() >= self._next_reap:
+            self._next_reap = time.monotonic() + self._policy.heartbeat_s
+            with self._catalog.begin() as conn:
+                reaped = jobs.reap_dead_runs(conn, self._policy)
+            if reaped:
+                log.warning("re-queued or failed %d jobs whose worker stopped heartbeating", reaped)
+        self.publish_due()
+        return False
 
     def publish_due(self) -> int:
         published = 0
@@ -83,9 +69,5 @@ class JobScheduler(threading.Thread):
             self._transport_down = False
         return published
 
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self.is_alive():
-            self.join(timeout=10)
+    def close(self) -> None:
         self._queue.close()

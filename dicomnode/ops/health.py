@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from dicomnode.config.settings import Settings
+from dicomnode.receive.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -17,14 +18,13 @@ class Check:
     detail: str
 
 
-def check_all(settings: Settings, catalog: Engine, listener_up: Callable[[], bool],
-              free_bytes: Callable[[], int]) -> dict[str, Any]:  # fmt: skip
+def check_all(settings: Settings, catalog: Engine, listener_up: Callable[[], bool], storage: Storage) -> dict[str, Any]:
     """{"status": "ok" | "failing", "checks": {name: {ok, detail}}}; details hold no patient data."""
     checks = {
         "dicom_listener": _guard(lambda: Check(listener_up(), f"port {settings.dicom.port}")),
         "catalog": _guard(lambda: _catalog(catalog)),
         "broker": _guard(lambda: _broker(settings.analysis.broker_url)),
-        "disk": _guard(lambda: _disk(free_bytes(), settings.storage.min_free_bytes)),
+        "disk": _guard(lambda: _disk(storage)),
     }
     return {"status": "ok" if all(c.ok for c in checks.values()) else "failing",
             "checks": {name: asdict(c) for name, c in checks.items()}}  # fmt: skip
@@ -56,7 +56,8 @@ def _broker(url: str | None) -> Check:
     return Check(True, "redis answers")
 
 
-def _disk(free: int, floor: int) -> Check:
+def _disk(storage: Storage) -> Check:
+    free, floor = storage.free_bytes(), storage.min_free_bytes
     gib = free / 1024**3
     if free < floor:
         return Check(False, f"{gib:.1f} GiB free, below storage.min_free_bytes ({floor / 1024**3:.1f} GiB)")

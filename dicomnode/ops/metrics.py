@@ -11,7 +11,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, case, func, select
 
 from dicomnode.catalog.db import posix_seconds, utcnow
-from dicomnode.catalog.schema import Export, Job, JobState, Notification, WorkItem, WorkItemState
+from dicomnode.catalog.schema import Export, Job, Notification, WorkItem
+from dicomnode.catalog.states import OPEN_WORKITEM, JobState, WorkItemState
 
 disable_created_metrics()  # *_created samples only add noise to a node's counters
 INFERENCE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -61,7 +62,7 @@ class CatalogCollector(Collector):
         yield _by_state("dicomnode_notifications", "Critical-finding webhooks by state.", notes,
                         ("pending", "sending", "sent", "dead"))  # fmt: skip
         yield _by_state("dicomnode_worklist_items", "Worklist items by state.", items,
-                        (*WorkItemState.OPEN, WorkItemState.COMPLETED, WorkItemState.CANCELED))  # fmt: skip
+                        (*OPEN_WORKITEM, WorkItemState.COMPLETED, WorkItemState.CANCELED))  # fmt: skip
         age = GaugeMetricFamily("dicomnode_worklist_oldest_waiting_seconds",
                                 "How long the oldest unclaimed worklist item has waited (0: none).")  # fmt: skip
         age.add_metric([], max(0.0, posix_seconds(utcnow()) - oldest) if oldest is not None else 0.0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,29 +18,27 @@ from sqlalchemy import Connection, Engine, delete, exists, func, select
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.schema import (
     Export,
-    ExportState,
     Instance,
     Job,
-    JobState,
     Notification,
     Patient,
     Result,
     Series,
     Study,
-    StudyState,
     WorkItem,
     WorkItemEvent,
-    WorkItemState,
 )
+from dicomnode.catalog.states import OPEN_WORKITEM, JobState, OutboxState, StudyState
 from dicomnode.config.settings import RetentionConfig
 from dicomnode.ops import audit
 from dicomnode.receive.storage import Storage
+from dicomnode.service import Service
 
 log = logging.getLogger(__name__)
 _studies, _series, _instances = Study.__table__, Series.__table__, Instance.__table__
 _jobs, _results, _exports = Job.__table__, Result.__table__, Export.__table__
 _notes, _items, _events = Notification.__table__, WorkItem.__table__, WorkItemEvent.__table__
-_UNSENT = (ExportState.PENDING, ExportState.SENDING)
+_UNSENT = (OutboxState.PENDING, OutboxState.SENDING)
 
 
 @dataclass(frozen=True)
@@ -109,7 +106,7 @@ def _deletable():  # noqa: ANN202
         exists().where(_jobs.c.study_fk == s.id, _jobs.c.state.in_((JobState.PENDING, JobState.RUNNING))),
         exists().where(_exports.c.study_fk == s.id, _exports.c.state.in_(_UNSENT)),
         exists().where(_notes.c.study_fk == s.id, _notes.c.state.in_(_UNSENT)),
-        exists().where(_items.c.study_fk == s.id, _items.c.state.in_(WorkItemState.OPEN)),
+        exists().where(_items.c.study_fk == s.id, _items.c.state.in_(OPEN_WORKITEM)),
     ]
     return (
         select(s.id, s.study_instance_uid, s.last_received_at, size)
@@ -137,31 +134,21 @@ def _forget(conn: Connection, d: Doomed) -> list[str]:
     return paths
 
 
-class RetentionThread(threading.Thread):
+class RetentionService(Service):
     """Applies retention every interval_minutes (or, with dry_run, logs what it would delete)."""
 
     def __init__(self, catalog: Engine, storage: Storage, config: RetentionConfig) -> None:
-        super().__init__(name="retention", daemon=True)
+        super().__init__("retention", interval_s=config.interval_minutes * 60, join_timeout_s=30)
         self._catalog = catalog
         self._storage = storage
         self._config = config
-        self._stopping = threading.Event()
 
-    def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                doomed = plan(self._catalog, self._storage, self._config)
-                if self._config.dry_run:
-                    for d in doomed:
-                        log.info("retention (dry run) would delete study=%s bytes=%d (%s)", d.study_instance_uid,
-                                 d.size_bytes, d.reason)  # fmt: skip
-                else:
-                    apply(self._catalog, self._storage, doomed)
-            except Exception:
-                log.exception("retention round failed; retrying at the next interval")
-            self._stopping.wait(self._config.interval_minutes * 60)
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self.is_alive():
-            self.join(timeout=30)
+    def run_round(self) -> bool:
+        doomed = plan(self._catalog, self._storage, self._config)
+        if not self._config.dry_run:
+            apply(self._catalog, self._storage, doomed)
+            return False
+        for d in doomed:
+            log.info("retention (dry run) would delete study=%s bytes=%d (%s)", d.study_instance_uid, d.size_bytes,
+                     d.reason)  # fmt: skip
+        return False

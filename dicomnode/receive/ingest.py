@@ -17,9 +17,10 @@ from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.records import Receipt, instance_exists, record_instance
 from dicomnode.config.settings import DuplicatePolicy
 from dicomnode.dicom import status
+from dicomnode.dicom.filemeta import file_meta_bytes
 from dicomnode.dicom.uids import InvalidUIDError, is_valid_uid, require_uid
-from dicomnode.receive.header import UnreadableDataset, file_meta_bytes, read_header
-from dicomnode.receive.storage import Storage
+from dicomnode.receive.header import UnreadableDataset, read_header
+from dicomnode.receive.storage import BELOW_FLOOR, Storage
 from dicomnode.receive.wellformed import MalformedDataset, check_complete, inflated
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,11 @@ class Ingest:
         catalog: Engine,
         duplicate_policy: DuplicatePolicy,
         max_instance_bytes: int,
-        min_free_bytes: int,
     ) -> None:
         self.storage = storage
         self.catalog = catalog
         self.duplicate_policy = duplicate_policy
         self.max_instance_bytes = max_instance_bytes
-        self.min_free_bytes = min_free_bytes
 
     def store(self, req: StoreRequest) -> StoreOutcome:
         refused = self._check_request(req)
@@ -106,8 +105,8 @@ class Ingest:
                 status.OUT_OF_RESOURCES,
                 f"instance of {len(req.dataset)} bytes exceeds the limit of {self.max_instance_bytes}",
             )
-        if self.storage.free_bytes() < self.min_free_bytes:
-            return _refuse(req, status.OUT_OF_RESOURCES, "storage below its free-space floor")
+        if self.storage.below_floor():
+            return _refuse(req, status.OUT_OF_RESOURCES, BELOW_FLOOR)
         return None
 
     def _write_and_index(self, req, meta, header, receipt, path) -> StoreOutcome:  # noqa: ANN001

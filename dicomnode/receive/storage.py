@@ -16,11 +16,13 @@ from pathlib import Path
 from dicomnode.dicom.uids import require_uid
 
 TMP_DIR_NAME = ".tmp"
+BELOW_FLOOR = "storage below its free-space floor"
 
 
 class Storage:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, min_free_bytes: int = 0) -> None:
         self.root = root.resolve()
+        self.min_free_bytes = min_free_bytes  # storage.min_free_bytes: below it, nothing new is accepted
         self.tmp_dir = self.root / TMP_DIR_NAME
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
 
@@ -72,6 +74,10 @@ class Storage:
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free
+
+    def below_floor(self) -> bool:
+        """The free-space rule: associations and instances are refused while this holds."""
+        return self.free_bytes() < self.min_free_bytes
 
     def _make_dirs_durably(self, directory: Path) -> None:
         if directory.is_dir():

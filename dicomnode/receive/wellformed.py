@@ -12,13 +12,15 @@ import zlib
 
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
+from dicomnode.errors import DicomnodeError
+
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 MAX_DEPTH = 32
 
 
-class MalformedDataset(ValueError):
+class MalformedDataset(DicomnodeError, ValueError):
     """The bytes are not one complete data set in the negotiated transfer syntax."""
 
 

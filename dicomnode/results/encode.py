@@ -6,6 +6,7 @@ import logging
 
 from pydicom import Dataset
 
+from dicomnode.errors import DicomnodeError
 from dicomnode.results.content import AnalysedSeries, repair_temporal_values
 from dicomnode.results.identity import ResultIdentity
 from dicomnode.results.seg import build_seg
@@ -15,7 +16,7 @@ from models.manifest import Code
 log = logging.getLogger(__name__)
 
 
-class ResultEncodingError(Exception):
+class ResultEncodingError(DicomnodeError):
     """The result could not be encoded as DICOM. The message names no values: they may be patient data."""
 
 

@@ -19,12 +19,21 @@ def software_version() -> str:
         return "0+unknown"
 
 
+def result_uid(study_instance_uid: str, model: str, model_version: str) -> str:
+    """The identity of one model version's result for one study: a re-run replaces it, never adds to it."""
+    return derived_uid("result", study_instance_uid, model, model_version)
+
+
 @dataclass(frozen=True)
 class ResultIdentity:
-    result_uid: str  # study + model + model version (dicomnode.dicom.uids.result_uid)
+    result_uid: str  # study + model + model version (result_uid above)
     model: str
     model_version: str
     model_uid: str  # changes whenever the weights change: the Device UID
+
+    @classmethod
+    def of(cls, study_instance_uid: str, model: str, model_version: str, model_uid: str) -> ResultIdentity:
+        return cls(result_uid(study_instance_uid, model, model_version), model, model_version, model_uid)
 
     def _uid(self, *parts: str) -> str:
         return derived_uid(self.result_uid, *parts)

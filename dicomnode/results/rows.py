@@ -8,7 +8,7 @@ from sqlalchemy import Connection
 
 from dicomnode.catalog.db import insert_for, utcnow
 from dicomnode.catalog.schema import Result
-from dicomnode.dicom.uids import result_uid
+from dicomnode.results.identity import ResultIdentity
 
 _results = Result.__table__
 
@@ -17,21 +17,18 @@ def save_result(
     conn: Connection,
     *,
     study_pk: int,
-    study_instance_uid: str,
     job_id: int,
-    model: str,
-    model_version: str,
-    model_uid: str,
+    identity: ResultIdentity,
     findings: list[dict[str, Any]],
-) -> str:
-    """Write (or replace) the result and return its deterministic UID. Caller commits."""
-    uid = result_uid(study_instance_uid, model, model_version)
+) -> None:
+    """Write (or replace) the result under its deterministic UID. Caller commits."""
+    uid, model, model_version = identity.result_uid, identity.model, identity.model_version
     now = utcnow()
     values = {
         "findings": findings,
         "max_probability": max((f["probability"] for f in findings), default=0.0),
         "job_fk": job_id,
-        "model_uid": model_uid,
+        "model_uid": identity.model_uid,
     }
     stmt = insert_for(conn.dialect.name, _results).values(
         result_uid=uid, study_fk=study_pk, model=model, model_version=model_version,
@@ -43,4 +40,3 @@ def save_result(
             set_={**values, "updated_at": now, "run_count": _results.c.run_count + 1},
         )
     )
-    return uid

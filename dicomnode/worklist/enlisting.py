@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from dicomnode.assembly.hooks import CompletedStudy, Dispatcher
+from dicomnode.assembly.hooks import CompletedStudy, CompletionHook
 from dicomnode.config.settings import WorklistConfig
 from dicomnode.ops import audit
 from dicomnode.worklist import items
 
 
-class EnlistingDispatcher:
-    def __init__(self, routing: Dispatcher, config: WorklistConfig) -> None:
+class EnlistingHook:
+    def __init__(self, routing: CompletionHook, config: WorklistConfig) -> None:
         self._routing = routing
         self._config = config
 

@@ -21,9 +21,11 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from dicomnode.catalog.db import posix_seconds, utcnow
 from dicomnode.catalog.records import modalities_of
-from dicomnode.catalog.schema import Study, WorkItem, WorkItemEvent, WorkItemState
+from dicomnode.catalog.schema import Study, WorkItem, WorkItemEvent
+from dicomnode.catalog.states import OPEN_WORKITEM, WorkItemState
 from dicomnode.config.settings import WorklistConfig
 from dicomnode.dicom.uids import derived_uid
+from dicomnode.errors import DicomnodeError
 from dicomnode.ops import audit
 from dicomnode.routing.priority import PriorityClass
 from dicomnode.worklist import order, scoring
@@ -35,20 +37,16 @@ NODE = "dicomnode"  # the actor of changes no reader or model made
 NON_IMAGE_MODALITIES = frozenset({"SR", "SEG", "KO", "PR", "DOC", "REG", "RTSTRUCT"})
 
 
-class WorklistError(Exception):
-    """A request the item's state does not allow; `http_status` is what the API answers."""
-
-    http_status = 409
+class WorklistError(DicomnodeError):
+    """A request the item's state does not allow."""
 
 
 class ItemNotFound(WorklistError):
-    http_status = 404
+    """No workitem with that UID."""
 
 
 class NotTheClaimer(WorklistError):
     """The item is claimed by another reader, or the Transaction UID is not the claim's."""
-
-    http_status = 409
 
 
 def workitem_uid(called_ae: str, study_instance_uid: str) -> str:
@@ -156,7 +154,7 @@ def mark_overdue(conn: Connection, config: WorklistConfig, now: datetime | None 
     policy = config.scoring
     rows = conn.execute(
         select(_items.c.id, _items.c.priority, _items.c.arrived_at)
-        .where(_items.c.state.in_(WorkItemState.OPEN), _items.c.overdue_since.is_(None))
+        .where(_items.c.state.in_(OPEN_WORKITEM), _items.c.overdue_since.is_(None))
     ).all()  # fmt: skip
     due = [r for r in rows if (now - r.arrived_at).total_seconds() / 60 > policy.max_wait(PriorityClass[r.priority])]
     due = sorted(due, key=lambda r: r.arrived_at)[:limit]

@@ -15,7 +15,8 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Connection, Select, case, func, literal, select
 
 from dicomnode.catalog.db import posix_seconds
-from dicomnode.catalog.schema import Patient, Study, WorkItem, WorkItemState
+from dicomnode.catalog.schema import Patient, Study, WorkItem
+from dicomnode.catalog.states import OPEN_WORKITEM
 from dicomnode.routing.priority import PriorityClass
 from dicomnode.worklist import scoring
 
@@ -29,7 +30,7 @@ _NEVER = 1e15  # seconds: a class without a maximum wait is never overdue
 @dataclass(frozen=True)
 class Filters:
     modality: str | None = None
-    states: tuple[str, ...] = WorkItemState.OPEN
+    states: tuple[str, ...] = OPEN_WORKITEM
     flagged: bool | None = None  # True: only AI-flagged; False: only not flagged
     accession_number: str | None = None
     workitem_uid: str | None = None
@@ -72,7 +73,7 @@ def ranked(policy: scoring.ScoringPolicy, now: datetime, order: Order = "urgency
     Columns: every worklist_items column, rank, total (after filtering), and the study's identifying fields.
     """
     now_s = posix_seconds(now)
-    is_open = _items.c.state.in_(WorkItemState.OPEN)
+    is_open = _items.c.state.in_(OPEN_WORKITEM)
     rank = case((is_open, func.row_number().over(partition_by=is_open, order_by=sort_keys(policy, now_s, order))))
     inner = select(_items, rank.label("rank")).subquery()
     query = (
@@ -102,7 +103,7 @@ def ranked_ids(policy: scoring.ScoringPolicy, now: datetime, order: Order = "urg
     return (
         select(_items.c.id, _items.c.state, _items.c.priority, _items.c.modalities, _items.c.ai_urgency,
                _deadline(policy).label("deadline_s"), func.row_number().over(order_by=keys).label("rank"))
-        .where(_items.c.state.in_(WorkItemState.OPEN))
+        .where(_items.c.state.in_(OPEN_WORKITEM))
         .order_by("rank")
     )  # fmt: skip
 

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from dicomnode.catalog.db import posix_seconds
-from dicomnode.catalog.schema import Study, WorkItemState
+from dicomnode.catalog.schema import Study
+from dicomnode.catalog.states import OPEN_WORKITEM
 from dicomnode.worklist import order
 from dicomnode.worklist.scoring import ScoringPolicy
 from dicomnode.worklist.watcher import WorklistWatcher
@@ -106,4 +107,4 @@ def _matches(entry: Entry, filters: order.Filters) -> bool:
 
 
 def is_open_only(filters: order.Filters) -> bool:
-    return set(filters.states) <= set(WorkItemState.OPEN)
+    return set(filters.states) <= set(OPEN_WORKITEM)

@@ -8,7 +8,6 @@ instead of those senders waiting for their own poll."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -16,6 +15,7 @@ from sqlalchemy import Engine, func, select
 
 from dicomnode.catalog.schema import WorkItem, WorkItemEvent
 from dicomnode.config.settings import WorklistConfig
+from dicomnode.service import Service
 from dicomnode.worklist import items
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ _items = WorkItem.__table__
 _events = WorkItemEvent.__table__
 
 
-class WorklistWatcher(threading.Thread):
+class WorklistWatcher(Service):
     def __init__(
         self,
         catalog: Engine,
@@ -31,28 +31,23 @@ class WorklistWatcher(threading.Thread):
         poll_seconds: float = 0.2,
         on_change: Sequence[Callable[[], None]] = (),
     ) -> None:
-        super().__init__(name="worklist-watcher", daemon=True)
+        super().__init__("worklist-watcher", interval_s=poll_seconds)
         self._catalog = catalog
         self._config = config
-        self._poll = poll_seconds
         self._on_change = tuple(on_change)
-        self._stopping = threading.Event()
         self.version = 0  # increases whenever the catalog's worklist changed
         self._seen: tuple | None = None
+        self._next_overdue_check = 0.0
 
-    def run(self) -> None:
-        next_overdue_check = 0.0
-        while not self._stopping.wait(self._poll):
-            try:
-                if time.monotonic() >= next_overdue_check:
-                    with self._catalog.begin() as conn:
-                        moved = items.mark_overdue(conn, self._config)
-                    if moved:
-                        log.info("worklist: %d items passed their maximum wait and moved to the top", moved)
-                    next_overdue_check = time.monotonic() + self._config.overdue_check_seconds
-                self.check()
-            except Exception:
-                log.exception("worklist watch round failed; retrying")
+    def run_round(self) -> bool:
+        if time.monotonic() >= self._next_overdue_check:
+            with self._catalog.begin() as conn:
+                moved = items.mark_overdue(conn, self._config)
+            if moved:
+                log.info("worklist: %d items passed their maximum wait and moved to the top", moved)
+            self._next_overdue_check = time.monotonic() + self._config.overdue_check_seconds
+        self.check()
+        return False
 
     def check(self) -> bool:
         """Look once; True (and version + 1) when the worklist changed since the last look."""
@@ -67,8 +62,3 @@ class WorklistWatcher(threading.Thread):
         for callback in self._on_change:
             callback()
         return True
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self.is_alive():
-            self.join(timeout=10)

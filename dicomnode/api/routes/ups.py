@@ -20,7 +20,7 @@ from dicomnode.api.auth import reader
 from dicomnode.api.listing import find, one
 from dicomnode.api.serializers import ups_dataset
 from dicomnode.catalog.db import utcnow
-from dicomnode.catalog.schema import WorkItemState
+from dicomnode.catalog.states import OPEN_WORKITEM, WorkItemState
 from dicomnode.routing.priority import UPS_PRIORITY
 from dicomnode.worklist import items, order
 
@@ -34,7 +34,7 @@ _KEYS = {
     "ReferencedRequestSequence.AccessionNumber": "accession", "0040A370.00080050": "accession",
     "Modality": "modality", "00080060": "modality",
 }  # fmt: skip
-_ALL_STATES = (*WorkItemState.OPEN, WorkItemState.COMPLETED, WorkItemState.CANCELED)
+_ALL_STATES = (*OPEN_WORKITEM, WorkItemState.COMPLETED, WorkItemState.CANCELED)
 
 
 @router.get("/workitems")
@@ -116,7 +116,7 @@ def _state_request(body: bytes) -> tuple[str, str]:
 
 def _states(value: str | None) -> tuple[str, ...]:
     if value is None:  # the work still to do; closed workitems are asked for by state
-        return WorkItemState.OPEN
+        return OPEN_WORKITEM
     if value not in _ALL_STATES:
         raise HTTPException(400, f"ProcedureStepState must be one of {', '.join(_ALL_STATES)}")
     return (value,)

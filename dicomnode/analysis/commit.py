@@ -1,0 +1,71 @@
+"""The one transaction a finished job commits: its SR/SEG stored in the study, the result row, the exports
+armed, the worklist item flagged (and its webhooks armed), the audit act, and the job marked done. All or
+nothing: a run that lost its claim rolls all of it back."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom import Dataset
+from sqlalchemy import Engine
+
+from dicomnode.config.settings import Settings
+from dicomnode.export import dicom as dicom_export
+from dicomnode.jobs import lifecycle as jobs
+from dicomnode.ops import audit
+from dicomnode.receive.storage import Storage
+from dicomnode.results.identity import ResultIdentity
+from dicomnode.results.rows import save_result
+from dicomnode.results.store import store_instances
+from dicomnode.worklist.flags import record_result
+
+
+@dataclass
+class Timings:
+    """Seconds per stage of one run, as the job row keeps them: queued_s, load_s, infer_s, encode_s, store_s,
+    total_s."""
+
+    queued_s: float
+    stages: dict[str, float] = field(default_factory=dict)
+    _start: float = field(default_factory=time.perf_counter)
+    _last: float = 0.0
+
+    def mark(self, stage: str) -> None:
+        """The stage named `stage` (e.g. "load_s") ended now."""
+        now = time.perf_counter()
+        self.stages[stage] = now - (self._last or self._start)
+        self._last = now
+
+    def finished(self) -> dict[str, float]:
+        self.mark("store_s")
+        return {"queued_s": self.queued_s, **self.stages, "total_s": self._last - self._start}
+
+
+@dataclass(frozen=True)
+class FinishedJob:
+    claim: jobs.Claim
+    identity: ResultIdentity
+    instances: list[Dataset]  # encoded SR and SEG
+    findings: list[dict[str, Any]]  # the result's records (models/findings.py, with series and slice UIDs)
+    urgency: dict[str, float]  # the manifest's, per finding label
+
+
+def commit_result(catalog: Engine, storage: Storage, settings: Settings, job: FinishedJob,
+                  timings: Timings) -> dict[str, float]:  # fmt: skip
+    """Commit everything the job produced and return its timings; raise jobs.LostClaim (and commit nothing)
+    when its claim was lost."""
+    claim, identity = job.claim, job.identity
+    who = f"{identity.model} {identity.model_version}"
+    with catalog.begin() as conn:
+        stored = store_instances(conn, storage, claim.study_pk, identity.model, job.instances)
+        save_result(conn, study_pk=claim.study_pk, job_id=claim.job_id, identity=identity, findings=job.findings)
+        dicom_export.enqueue(conn, claim.study_pk, identity.result_uid, stored, claim.destinations)
+        record_result(conn, claim.study_pk, identity.result_uid, identity.model, identity.model_version,
+                      job.findings, job.urgency, settings)  # fmt: skip
+        detail = f"{len(job.findings)} findings; weights {identity.model_uid}; result {identity.result_uid}"
+        audit.record(conn, claim.study_pk, who, "analysed", detail)
+        seconds = timings.finished()
+        jobs.finish(conn, claim, identity.model_version, {k: round(v, 4) for k, v in seconds.items()})
+    return seconds

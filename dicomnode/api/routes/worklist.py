@@ -1,0 +1,124 @@
+"""The web worklist page and its REST API: list, live events, one item with its history, claim, release,
+complete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from importlib.resources import files
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from dicomnode.api.auth import reader
+from dicomnode.api.listing import find, one
+from dicomnode.api.serializers import event_json, item_json
+from dicomnode.catalog.db import utcnow
+from dicomnode.catalog.states import OPEN_WORKITEM, WorkItemState
+from dicomnode.worklist import items, order
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+Reader = Annotated[str, Depends(reader)]
+STATES = {"open": OPEN_WORKITEM, "scheduled": (WorkItemState.SCHEDULED,),
+          "in-progress": (WorkItemState.IN_PROGRESS,), "completed": (WorkItemState.COMPLETED,),
+          "canceled": (WorkItemState.CANCELED,)}  # fmt: skip
+_PAGE = files("dicomnode.api").joinpath("worklist.html")
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def worklist_page() -> str:
+    return _PAGE.read_text()  # holds no data: the page asks for a token and calls the API
+
+
+@router.get("/api/me")
+def me(who: Reader) -> dict[str, str]:
+    """Who the token belongs to (the page uses it to know which claims are the reader's own)."""
+    return {"reader": who}
+
+
+@router.get("/api/worklist")
+def list_items(
+    request: Request,
+    _reader: Reader,
+    order_by: Annotated[Literal["urgency", "arrival"], Query(alias="order")] = "urgency",
+    state: Literal["open", "scheduled", "in-progress", "completed", "canceled"] = "open",
+    modality: str | None = None,
+    flagged: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Open items in reading order (rank 1 first); filter by state, modality and AI flag."""
+    now = utcnow()
+    filters = order.Filters(modality=modality, states=STATES[state], flagged=flagged)
+    rows, total = find(request.app, order_by, filters, limit, offset, now)
+    return {
+        "order": order_by,
+        "total": total,
+        "version": request.app.state.watcher.version,
+        "generated_at": now.isoformat(timespec="seconds") + "Z",
+        "items": [item_json(r, now, request.app.state.settings.worklist.scoring) for r in rows],
+    }
+
+
+@router.get("/api/worklist/events")
+async def events(request: Request, _reader: Reader) -> StreamingResponse:
+    """Server-sent events: `changed` with the new version whenever the worklist changed."""
+    watcher = request.app.state.watcher
+
+    async def stream():  # noqa: ANN202
+        seen = -1
+        idle = 0.0
+        while not await request.is_disconnected():
+            if watcher.version != seen:
+                seen = watcher.version
+                idle = 0.0
+                yield f"event: changed\ndata: {json.dumps({'version': seen})}\n\n"
+            elif idle >= 15:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(0.05)
+            idle += 0.05
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+@router.get("/api/worklist/{uid}")
+def get_item(uid: str, request: Request, _reader: Reader) -> dict[str, Any]:
+    """One item, open or closed, with its history of rank and state changes."""
+    now = utcnow()
+    row = one(request.app, uid, now)
+    with request.app.state.catalog.connect() as conn:
+        history = items.history(conn, row.id)
+    scoring = request.app.state.settings.worklist.scoring
+    return {**item_json(row, now, scoring), "history": [event_json(e) for e in history]}
+
+
+@router.post("/api/worklist/{uid}/claim")
+def claim(uid: str, request: Request, who: Reader) -> dict[str, Any]:
+    with request.app.state.catalog.begin() as conn:
+        transaction_uid = items.claim(conn, uid, who, None, request.app.state.settings.worklist)
+    request.app.state.watcher.check()  # the reader's next list shows the claim, without waiting for the poll
+    log.info("worklist item %s claimed by %s", uid, who)
+    return {"uid": uid, "state": WorkItemState.IN_PROGRESS, "claimed_by": who, "transaction_uid": transaction_uid}
+
+
+@router.post("/api/worklist/{uid}/release")
+def release(uid: str, request: Request, who: Reader) -> dict[str, Any]:
+    with request.app.state.catalog.begin() as conn:
+        items.release(conn, uid, who, None, request.app.state.settings.worklist)
+    request.app.state.watcher.check()
+    log.info("worklist item %s released by %s", uid, who)
+    return {"uid": uid, "state": WorkItemState.SCHEDULED}
+
+
+@router.post("/api/worklist/{uid}/complete")
+def complete(uid: str, request: Request, who: Reader) -> dict[str, Any]:
+    with request.app.state.catalog.begin() as conn:
+        items.close(conn, uid, who, None, WorkItemState.COMPLETED, request.app.state.settings.worklist)
+    request.app.state.watcher.check()
+    log.info("worklist item %s completed by %s", uid, who)
+    return {"uid": uid, "state": WorkItemState.COMPLETED}
