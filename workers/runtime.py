@@ -18,6 +18,8 @@ from dicomnode.receive.storage import Storage
 from models.interface import Model
 
 log = logging.getLogger(__name__)
+CONFIG_ENV = "DICOMNODE_CONFIG"  # the config file a worker process reads
+FAMILIES_ENV = "DICOMNODE_WORKER_FAMILIES"  # the model families a worker serves (set by python -m workers)
 
 
 class Runtime:

@@ -1,4 +1,4 @@
-"""Entry module of a Celery worker process: `celery -A workers.worker worker` (run by `dicomnode worker`).
+"""Entry module of a Celery worker process: `celery -A workers.worker worker` (started by `python -m workers`).
 
 Reads the same configuration as the node: the file named by DICOMNODE_CONFIG
 plus DICOMNODE_* environment variables.
@@ -16,9 +16,7 @@ from dicomnode.jobs.broker import celery_settings
 from dicomnode.ops.logs import setup_logging
 from workers import runtime
 from workers.app import app
-
-CONFIG_ENV = "DICOMNODE_CONFIG"
-FAMILIES_ENV = "DICOMNODE_WORKER_FAMILIES"  # set by `dicomnode worker`: the model families it serves
+from workers.runtime import CONFIG_ENV, FAMILIES_ENV
 
 settings = load_settings(Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
 if not settings.analysis.broker_url:

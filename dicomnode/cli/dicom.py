@@ -1,0 +1,76 @@
+"""DICOM from the command line: C-ECHO a node, C-STORE files to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from dicomnode.cli.render import console, fail
+
+
+def echo(
+    host: str,
+    port: int,
+    aet: Annotated[str, typer.Option(help="Called AE title")] = "ANY-SCP",
+    calling_aet: Annotated[str, typer.Option(help="Our AE title")] = "DICOMNODE",
+) -> None:
+    """C-ECHO a DICOM node (verification)."""
+    from dicomnode.dicom.scu import AssociationFailed, Destination
+    from dicomnode.dicom.scu import echo as c_echo
+    from dicomnode.dicom.status import SUCCESS, hex_code
+
+    dest = Destination(aet, host, port)
+    try:
+        code = c_echo(dest, calling_aet)
+    except AssociationFailed as exc:
+        fail(str(exc), prefix="echo failed:")
+    typer.echo(f"C-ECHO {dest}: status {hex_code(code)}")
+    raise typer.Exit(0 if code == SUCCESS else 1)
+
+
+def send(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively)")],
+    to: Annotated[str, typer.Option("--to", help="Destination AE@HOST:PORT")],
+    calling_aet: Annotated[str, typer.Option(help="Our AE title")] = "DICOMNODE",
+) -> None:
+    """C-STORE files to a DICOM node, as stored (no transcoding)."""
+    from dicomnode.dicom.scu import Destination, SendResult, send_files
+    from dicomnode.dicom.status import hex_code
+
+    try:
+        dest = Destination.parse(to)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    files = sorted(_expand(paths))
+    if not files:
+        fail("no files found", 2)
+    failures: list[SendResult] = []
+    columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("send", total=len(files))
+
+        def on_result(result: SendResult) -> None:
+            progress.advance(task)
+            if not result.ok:
+                failures.append(result)
+
+        send_files(files, dest, calling_aet, on_result=on_result)
+    for f in failures:
+        console.print(f"[red]failed[/red] {f.path}: status {hex_code(f.status)} {f.error or ''}", highlight=False)
+    typer.echo(f"sent {len(files) - len(failures)} of {len(files)} to {dest}")
+    raise typer.Exit(1 if failures else 0)
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    found = []
+    for p in paths:
+        if p.is_dir():
+            found.extend(f for f in p.rglob("*") if f.is_file())
+        elif p.is_file():
+            found.append(p)
+        else:
+            console.print(f"[yellow]skipped[/yellow] {p}: not found", highlight=False)
+    return found

@@ -1,0 +1,106 @@
+"""Detection models: list, check a bring-your-own model, train a built-in one, evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dicomnode.cli.render import Column, ConfigOption, emit, fail, settings_from
+
+models_app = typer.Typer(no_args_is_help=True, help="Detection models: list, check, train, evaluate.")
+
+
+@models_app.command("list")
+def models_list(config: ConfigOption = None) -> None:
+    """The models this node can run: built-in, from analysis.models_dir, and plugins."""
+    registry = settings_from(config).registry
+    specs = [registry.get(name) for name in registry.names()]
+    emit(specs, [
+        Column("model", lambda s: s.name),
+        Column("version", lambda s: s.version),
+        Column("family (queue)", lambda s: s.family),
+        Column("task", lambda s: s.manifest.task if s.manifest else "plugin"),
+        Column("modalities", lambda s: ",".join(s.manifest.modalities) if s.manifest else ""),
+        Column("weights UID", lambda s: s.uid, uid=True),
+        Column("trainable", lambda s: "yes" if s.trainer else ""),
+    ])  # fmt: skip
+
+
+@models_app.command("check")
+def models_check(
+    path: Annotated[Path, typer.Argument(help="A model folder (manifest.toml + weights) or its manifest")],
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N")] = "cpu",
+) -> None:
+    """Load a bring-your-own model and run it once on a generated sample: exit 0 when it is usable."""
+    from models.check import ModelCheckFailed, check_model
+    from models.manifest import ManifestError
+
+    try:
+        report = check_model(path, device)
+    except (ManifestError, ModelCheckFailed) as exc:
+        fail(str(exc), 2)
+    typer.echo(
+        f"{report.name} {report.version} (weights UID {report.uid}): ran on {report.sample} in {report.seconds} s; "
+        f"probability maps {report.probability_maps}; {report.findings} finding(s). OK"
+    )
+
+
+@models_app.command("train")
+def models_train(
+    name: str,
+    seed: Annotated[int, typer.Option(help="Seed for phantoms and initialisation")] = 0,
+    steps: Annotated[int | None, typer.Option(help="Training steps; default the model's own")] = None,
+) -> None:
+    """Train a built-in model on generated phantoms (CPU), replace its committed weights, and calibrate it."""
+    from models.registry import build_registry
+
+    try:
+        record = build_registry().get(name).train(seed, steps)  # built-in models only: no configuration needed
+    except ValueError as exc:
+        fail(str(exc), 2)
+    typer.echo(json.dumps(record))
+
+
+@models_app.command("evaluate")
+def models_evaluate(
+    name: str,
+    config: ConfigOption = None,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out phantoms (far from training's)")] = 1_000_000,
+    cases: Annotated[int | None, typer.Option(help="Number of phantom studies; default the model's own")] = None,
+    dicom: Annotated[Path | None, typer.Option(help="Evaluate on this labelled DICOM folder instead")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Labels CSV for --dicom; default FOLDER/labels.csv")] = None,
+    roc: Annotated[Path | None, typer.Option(help="Where to write the ROC curve; default ./NAME-roc.png")] = None,
+) -> None:
+    """AUC, sensitivity and specificity at the threshold, Dice (segmenters), calibration error, and a ROC PNG:
+    on held-out phantoms, or on your labelled DICOM folder (--dicom; label format in the README)."""
+    from models.roc_plot import write_roc_png
+
+    try:
+        spec = settings_from(config).registry.get(name)
+        if dicom is not None:
+            figures = _evaluate_folder(spec, dicom, labels or dicom / "labels.csv")
+        else:
+            figures = spec.evaluate("cpu", seed, cases)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    curve = figures.pop("roc")
+    roc = roc or Path(f"{name}-roc.png")
+    point = (1 - figures["specificity"], figures["sensitivity"])
+    write_roc_png(roc, curve["fpr"], curve["tpr"], f"{name} {spec.version}: AUC {figures['auc']:.3f}", point)
+    typer.echo(json.dumps(figures))
+    typer.echo(f"ROC curve: {roc}", err=True)
+
+
+def _evaluate_folder(spec: Any, folder: Path, labels: Path) -> dict:
+    from dicomnode.analysis.folder import folder_cases
+    from dicomnode.analysis.volume import StudyUnreadable
+    from models.phantom_evaluation import figures, score_cases
+
+    detector = spec.load("cpu")
+    try:
+        return figures(detector, score_cases(detector, folder_cases(folder, labels, detector.manifest.modalities)))
+    except StudyUnreadable as exc:
+        raise ValueError(str(exc)) from None

@@ -1,0 +1,78 @@
+"""Running things: the node itself, an analysis worker, the demo."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dicomnode.cli.render import ConfigOption, fail, settings_from
+
+log = logging.getLogger("dicomnode")
+
+
+def serve(config: ConfigOption = None) -> None:
+    """Run the node: DICOM listener, catalog, study assembly, analysis, exports, worklist and HTTP API."""
+    from dicomnode.errors import DicomnodeError
+    from dicomnode.node import Node
+    from dicomnode.ops.logs import setup_logging
+
+    settings = settings_from(config)
+    setup_logging(settings.log.level, settings.log.format)
+    try:
+        node = Node(settings)
+        node.start()
+    except (OSError, DicomnodeError) as exc:
+        log.error("cannot start: %s", exc)
+        raise typer.Exit(1) from None
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        node.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    node.wait()
+
+
+def worker(
+    config: ConfigOption = None,
+    gpu: Annotated[int | None, typer.Option(help="GPU index for this worker (sets CUDA_VISIBLE_DEVICES)")] = None,
+    queues: Annotated[str | None, typer.Option(help="Model families to serve, comma-separated; default all")] = None,
+    pool: Annotated[str, typer.Option(help="solo (one process) or prefork (one child, model loaded there)")] = "solo",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch in this worker")] = None,
+    name: Annotated[str | None, typer.Option(help="Worker node name; default dicomnode-<gpu|cpu>@host")] = None,
+) -> None:
+    """Run one Celery analysis worker process (one per GPU): `python -m workers` with these options."""
+    settings = settings_from(config)
+    if not settings.analysis.broker_url:
+        fail("analysis.broker_url is not set (DICOMNODE_ANALYSIS__BROKER_URL); "
+             "without a broker `dicomnode serve` runs the analysis itself", 2)  # fmt: skip
+    if pool not in ("solo", "prefork"):
+        fail("--pool must be solo or prefork", 2)
+    options = {"--config": config, "--gpu": gpu, "--queues": queues, "--pool": pool, "--threads": threads,
+               "--name": name}  # fmt: skip
+    argv = [part for flag, value in options.items() if value is not None for part in (flag, str(value))]
+    os.execv(sys.executable, [sys.executable, "-m", "workers", *argv])  # the node never imports workers
+
+
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Emptied and used for the demo's node, PACS and studies")] = Path(
+        "var/demo"
+    ),
+    keep: Annotated[bool, typer.Option("--keep", help="Keep running afterwards to look at the web worklist")] = False,
+    http_port: Annotated[int, typer.Option(help="Web worklist port (0: any free port)")] = 0,
+) -> None:
+    """Push synthetic studies (CT heads, chest X-rays, routine and acute) to a node with dcmtk, and show the SR/SEG
+    reaching a PACS stand-in and the worklist reordered."""
+    from dicomnode.demo.run import DemoError, run_demo
+
+    try:
+        run_demo(workdir.resolve(), typer.echo, keep_running=keep, http_port=http_port)
+    except DemoError as exc:
+        fail(str(exc))
