@@ -145,7 +145,7 @@ def test_free_space_floor_refuses_new_associations(start_node) -> None:  # noqa:
 
 def test_free_space_floor_refuses_instances(tmp_path: Path) -> None:
     # The per-instance check, for space that runs out during an association.
-    from dicomnode.config.settings import DuplicatePolicy
+    from dicomnode.config.dicom import DuplicatePolicy
     from dicomnode.receive.ingest import Ingest, StoreRequest
     from dicomnode.receive.storage import Storage
 

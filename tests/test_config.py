@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dicomnode.config.settings import ConfigError, DuplicatePolicy, load_settings
+from dicomnode.config.dicom import DuplicatePolicy
+from dicomnode.config.settings import ConfigError, load_settings
 
 
 def test_defaults_are_the_embedded_setup(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,7 +92,8 @@ def test_malformed_toml_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_example_config_loads_and_documents_every_key() -> None:
-    from dicomnode.config.settings import RoutingRule, RuleMatch, Settings
+    from dicomnode.config.routing import RoutingRule, RuleMatch
+    from dicomnode.config.settings import Settings
 
     example = Path(__file__).resolve().parent.parent / "deploy" / "dicomnode.example.toml"
     s = load_settings(example)

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select, update
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.records import Receipt, record_instance
 from dicomnode.catalog.schema import Job, Study
-from dicomnode.config.settings import AnalysisConfig
+from dicomnode.config.analysis import AnalysisConfig
 from dicomnode.jobs import lifecycle as jobs
 from dicomnode.jobs.queue import EmbeddedQueue
 from dicomnode.routing.priority import PriorityClass, from_requested_procedure_priority

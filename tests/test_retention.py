@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from dicomnode.catalog.db import open_catalog, utcnow
 from dicomnode.catalog.schema import Export, Instance, Job, Patient, Series, Study, WorkItem
 from dicomnode.catalog.states import OutboxState, WorkItemState
-from dicomnode.config.settings import RetentionConfig
+from dicomnode.config.ops import RetentionConfig
 from dicomnode.ops import audit
 from dicomnode.ops.retention import apply, plan
 from dicomnode.receive.storage import Storage

@@ -12,7 +12,8 @@ from dicomnode.assembly.completion import complete_quiet_studies
 from dicomnode.catalog.db import open_catalog, utcnow
 from dicomnode.catalog.records import Receipt, record_instance
 from dicomnode.catalog.schema import Job, Study
-from dicomnode.config.settings import ConfigError, RoutingRule, RuleMatch, load_settings
+from dicomnode.config.routing import RoutingRule, RuleMatch
+from dicomnode.config.settings import ConfigError, load_settings
 from dicomnode.routing.priority import PriorityClass
 from dicomnode.routing.router import Router
 from dicomnode.routing.rules import SeriesFacts, matches, plan

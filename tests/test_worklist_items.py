@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 from dicomnode.api.app import http_status
 from dicomnode.catalog.schema import WorkItem
 from dicomnode.catalog.states import WorkItemState
-from dicomnode.config.settings import WorklistConfig
+from dicomnode.config.worklist import WorklistConfig
 from dicomnode.worklist import items, order, scoring
 from tests.worklist_data import NOW, add_study, flag, workitem_of
 

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, insert, select
 
 from dicomnode.catalog.schema import Patient, Series, Study, WorkItem
 from dicomnode.catalog.states import StudyState
-from dicomnode.config.settings import WorklistConfig
+from dicomnode.config.worklist import WorklistConfig
 from dicomnode.worklist import items
 
 NOW = datetime(2026, 11, 22, 12, 0, 0)

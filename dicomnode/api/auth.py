@@ -6,7 +6,7 @@ import hmac
 
 from fastapi import HTTPException, Request
 
-from dicomnode.config.settings import ReaderToken
+from dicomnode.config.http import ReaderToken
 
 
 class Readers:

@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from dicomnode.catalog.states import OPEN_WORKITEM
-from dicomnode.config.settings import ScoringPolicy
 from dicomnode.routing.priority import UPS_PRIORITY, PriorityClass
 from dicomnode.worklist import items, scoring
+from dicomnode.worklist.scoring import ScoringPolicy
 
 UPS_PUSH_SOP_CLASS = "1.2.840.10008.5.1.4.34.6.1"
 

@@ -9,7 +9,7 @@ import time
 import uvicorn
 from fastapi import FastAPI
 
-from dicomnode.config.settings import HttpConfig
+from dicomnode.config.http import HttpConfig
 
 log = logging.getLogger(__name__)
 

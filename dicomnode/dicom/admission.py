@@ -6,7 +6,7 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 
-from dicomnode.config.settings import DicomConfig
+from dicomnode.config.dicom import DicomConfig
 from dicomnode.dicom import status
 from dicomnode.receive.storage import BELOW_FLOOR, Storage
 

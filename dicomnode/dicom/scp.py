@@ -12,7 +12,7 @@ from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
-from dicomnode.config.settings import DicomConfig, TLSConfig
+from dicomnode.config.dicom import DicomConfig, TLSConfig
 from dicomnode.dicom import status
 from dicomnode.dicom.admission import AdmissionPolicy
 from dicomnode.ops.metrics import NodeMetrics

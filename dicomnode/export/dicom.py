@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, select
 from dicomnode.catalog.db import insert_for, utcnow
 from dicomnode.catalog.schema import Export, Study
 from dicomnode.catalog.states import OutboxState
-from dicomnode.config.settings import ExportConfig
+from dicomnode.config.export import ExportConfig
 from dicomnode.dicom import status as dimse
 from dicomnode.dicom.scu import Destination, SendResult, send_files
 from dicomnode.export import outbox

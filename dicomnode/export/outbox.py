@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, Row, Table, select, update
 
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.states import OutboxState
-from dicomnode.config.settings import OutboxPolicy
+from dicomnode.config.export import OutboxPolicy
 from dicomnode.service import Service
 
 log = logging.getLogger(__name__)

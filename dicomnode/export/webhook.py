@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, select
 from dicomnode.catalog.db import insert_for, utcnow
 from dicomnode.catalog.schema import Notification, Study
 from dicomnode.catalog.states import OutboxState
-from dicomnode.config.settings import NotifyConfig
+from dicomnode.config.export import NotifyConfig
 from dicomnode.export import outbox
 from dicomnode.ops import audit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dicomnode.config.settings import AnalysisConfig
+from dicomnode.config.analysis import AnalysisConfig
 
 ANALYZE_TASK = "dicomnode.analyze"  # the node hands work over by this name only
 

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, and_, select, update
 from dicomnode.catalog.db import insert_for, utcnow
 from dicomnode.catalog.schema import Job, Study
 from dicomnode.catalog.states import JobState
-from dicomnode.config.settings import AnalysisConfig
+from dicomnode.config.analysis import AnalysisConfig
 from dicomnode.errors import DicomnodeError
 
 _jobs = Job.__table__

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Protocol
 
-from dicomnode.config.settings import AnalysisConfig, Settings
+from dicomnode.config.analysis import AnalysisConfig
+from dicomnode.config.settings import Settings
 from dicomnode.jobs.broker import ANALYZE_TASK, celery_settings
 from dicomnode.jobs.lifecycle import QueuedJob
 

@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import Engine
 
-from dicomnode.config.settings import AnalysisConfig
+from dicomnode.config.analysis import AnalysisConfig
 from dicomnode.jobs import lifecycle as jobs
 from dicomnode.jobs.queue import JobQueue
 from dicomnode.service import Service

@@ -29,7 +29,7 @@ from dicomnode.catalog.schema import (
     WorkItemEvent,
 )
 from dicomnode.catalog.states import OPEN_WORKITEM, JobState, OutboxState, StudyState
-from dicomnode.config.settings import RetentionConfig
+from dicomnode.config.ops import RetentionConfig
 from dicomnode.ops import audit
 from dicomnode.receive.storage import Storage
 from dicomnode.service import Service

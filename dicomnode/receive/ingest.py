@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.records import Receipt, instance_exists, record_instance
-from dicomnode.config.settings import DuplicatePolicy
+from dicomnode.config.dicom import DuplicatePolicy
 from dicomnode.dicom import status
 from dicomnode.dicom.filemeta import file_meta_bytes
 from dicomnode.dicom.uids import InvalidUIDError, is_valid_uid, require_uid

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, select, update
 from dicomnode.assembly.hooks import CompletedStudy
 from dicomnode.catalog.schema import Instance, Series, Study
 from dicomnode.catalog.states import StudyAnalysis
-from dicomnode.config.settings import RoutingRule
+from dicomnode.config.routing import RoutingRule
 from dicomnode.jobs import lifecycle as jobs
 from dicomnode.routing.priority import PriorityClass, from_requested_procedure_priority
 from dicomnode.routing.rules import SeriesFacts, norm, plan

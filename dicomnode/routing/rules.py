@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from dicomnode.config.settings import RoutingRule, RuleMatch
+from dicomnode.config.routing import RoutingRule, RuleMatch
 
 
 @dataclass

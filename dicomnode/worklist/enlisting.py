@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from dicomnode.assembly.hooks import CompletedStudy, CompletionHook
-from dicomnode.config.settings import WorklistConfig
+from dicomnode.config.worklist import WorklistConfig
 from dicomnode.ops import audit
 from dicomnode.worklist import items
 

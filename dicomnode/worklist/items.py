@@ -23,7 +23,7 @@ from dicomnode.catalog.db import posix_seconds, utcnow
 from dicomnode.catalog.records import modalities_of
 from dicomnode.catalog.schema import Study, WorkItem, WorkItemEvent
 from dicomnode.catalog.states import OPEN_WORKITEM, WorkItemState
-from dicomnode.config.settings import WorklistConfig
+from dicomnode.config.worklist import WorklistConfig
 from dicomnode.dicom.uids import derived_uid
 from dicomnode.errors import DicomnodeError
 from dicomnode.ops import audit

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy import Engine, func, select
 
 from dicomnode.catalog.schema import WorkItem, WorkItemEvent
-from dicomnode.config.settings import WorklistConfig
+from dicomnode.config.worklist import WorklistConfig
 from dicomnode.service import Service
 from dicomnode.worklist import items
 

@@ -1,0 +1,76 @@
+"""[dicom]: the listener's AE titles, port, peers, limits, timeouts and TLS."""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+
+from dicomnode.config.base import AETitle, Section, require_files
+
+
+class DuplicatePolicy(StrEnum):
+    KEEP_FIRST = "keep_first"
+    OVERWRITE = "overwrite"
+
+
+class Peer(Section):
+    """A sender allowed to associate: its calling AE title and where it may connect from."""
+
+    ae_title: AETitle
+    hosts: list[str] = Field(
+        default_factory=lambda: ["0.0.0.0/0", "::/0"],
+        description="IP addresses or CIDR networks the peer may connect from.",
+    )
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts_are_networks(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            ipaddress.ip_network(host, strict=False)  # raises ValueError naming the bad value
+        return hosts
+
+    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(h, strict=False) for h in self.hosts]
+
+
+class TLSConfig(Section):
+    enabled: bool = False
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    ca_file: Path | None = Field(None, description="CA bundle used to verify client certificates.")
+    require_client_cert: bool = False
+
+    @model_validator(mode="after")
+    def _files_when_enabled(self) -> TLSConfig:
+        if not self.enabled:
+            return self
+        if self.cert_file is None or self.key_file is None:
+            raise ValueError("cert_file and key_file are required when TLS is enabled")
+        if self.require_client_cert and self.ca_file is None:
+            raise ValueError("ca_file is required when require_client_cert is true")
+        require_files(self, "cert_file", "key_file", "ca_file")
+        return self
+
+
+class DicomConfig(Section):
+    ae_title: AETitle = "DICOMNODE"
+    extra_ae_titles: list[AETitle] = Field(
+        default_factory=list, description="Further called AE titles this node answers to."
+    )
+    host: str = "0.0.0.0"
+    port: int = Field(11112, ge=0, le=65535)
+    peers: list[Peer] = Field(default_factory=list, description="Allowlist of senders; empty accepts everyone.")
+    max_associations: int = Field(32, ge=1)
+    max_instance_bytes: int = Field(4 * 1024**3, ge=1024)
+    max_pdu_bytes: int = Field(0, ge=0, description="Largest PDU we accept; 0 is unlimited.")
+    acse_timeout_s: float = Field(30, gt=0)
+    dimse_timeout_s: float = Field(60, gt=0)
+    network_timeout_s: float = Field(120, gt=0)
+    duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP_FIRST
+    tls: TLSConfig = Field(default_factory=TLSConfig)
+
+    def called_ae_titles(self) -> set[str]:
+        return {self.ae_title.strip(), *(t.strip() for t in self.extra_ae_titles)}

@@ -1,0 +1,55 @@
+"""[export] and [notify]: the two outboxes, results to PACS and critical-finding webhooks."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from pydantic import Field, HttpUrl, model_validator
+
+from dicomnode.config.base import RetryPolicy, require_files, require_together
+
+
+class OutboxPolicy(RetryPolicy):
+    """How an outbox (DICOM exports, webhook notifications) retries a send."""
+
+    max_attempts: int = Field(10, ge=1, description="Tries per send before it is dead.")
+    retry_backoff_s: float = Field(30, gt=0, description="Delay before the first retry; doubles each time.")
+    retry_backoff_max_s: float = Field(3600, gt=0, description="Longest delay between retries.")
+    poll_seconds: float = Field(1, gt=0, description="How often the outbox looks for due sends.")
+
+
+class ExportConfig(OutboxPolicy):
+    """The outbox that sends results (SR, SEG) to each routing rule's destinations."""
+
+    timeout_s: float = Field(30, gt=0, description="Association and DIMSE timeout when sending.")
+    tls_ca_file: Path | None = Field(None, description="CA bundle that signs tls: destinations; unset: system CAs.")
+    tls_cert_file: Path | None = Field(None, description="Our client certificate, for destinations that ask one.")
+    tls_key_file: Path | None = Field(None, description="Its private key.")
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> ExportConfig:
+        require_files(self, "tls_ca_file", "tls_cert_file", "tls_key_file")
+        require_together(self, "tls_cert_file", "tls_key_file")
+        return self
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The client context for tls: destinations (TLS 1.2 or later, server certificate verified)."""
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.tls_ca_file)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.tls_cert_file and self.tls_key_file:
+            ctx.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+        return ctx
+
+
+class NotifyConfig(OutboxPolicy):
+    """Critical-finding webhooks: a JSON POST to each URL when the AI flags a study."""
+
+    webhooks: list[HttpUrl] = Field(default_factory=list, description="URLs that receive the POST.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra request headers, e.g. an Authorization the receiver expects."
+    )
+    min_urgency: float = Field(
+        0.0, ge=0, le=1, description="Notify only findings whose manifest urgency is at least this."
+    )
+    timeout_s: float = Field(10, gt=0, description="HTTP timeout per POST.")
