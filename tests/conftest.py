@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Engine
 
 from dicomnode.catalog.db import open_catalog
-from tests.helpers import NodeProcess, PostgresCluster, node_sections
-from tests.pipeline import RedisServer, WorkerProcess
+from tests.support.helpers import NodeProcess, PostgresCluster, node_sections
+from tests.support.pipeline import RedisServer, WorkerProcess
 
 
 @pytest.fixture

@@ -1,1 +1,2 @@
-"""The reading worklist: items, their ranking, and (to come) the API and web page that show them."""
+"""The reading worklist: items and their transitions, the ranking (policy and SQL), the shared snapshot, the watcher,
+enlisting completed studies and the flags AI results set."""

@@ -1,0 +1,1 @@
+"""Analysis: embedded and Celery workers, volume loading."""

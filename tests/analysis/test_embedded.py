@@ -1,0 +1,173 @@
+"""Embedded mode: `dicomnode serve` alone receives, routes and analyses (no broker, no worker process)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from dicomnode.catalog.db import open_catalog
+from dicomnode.catalog.states import StudyAnalysis
+from dicomnode.demo.synthetic import SeriesSpec, SyntheticPatient, radiograph
+from dicomnode.results.identity import result_uid
+from models.registry import builtin_spec
+from tests.support.dicom_files import DISTINCT_PHI, series
+from tests.support.helpers import CHILD_ENV, storescu, wait_for
+from tests.support.pipeline import analysis_overrides, job_rows, result_rows, rule, wait_jobs
+
+STANDIN = builtin_spec("standin-hyperdense")
+
+
+def cli(node, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
+    return subprocess.run([sys.executable, "-m", "dicomnode", *args, "--config", str(node.workdir / "dicomnode.toml")],
+                          capture_output=True, text=True, timeout=60, env=CHILD_ENV, check=False)  # fmt: skip
+
+
+def test_study_is_routed_analysed_and_its_result_recorded(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    node = start_node(**analysis_overrides())
+    spec, files = series(tmp_path, 12, lesion_hu=80, body_part="HEAD", priority="STAT")
+    assert storescu(node, files).returncode == 0
+    catalog = open_catalog(node.catalog_url)
+
+    [job] = wait_jobs(catalog, 1, {"done"}, timeout=90)
+    assert (job.model, job.attempts, job.model_version) == ("standin-hyperdense", 1, STANDIN.version)
+    assert job.priority == 0 and job.series_uids == [spec.series_uid] and job.rules == ["ct"]
+    assert set(job.timings) == {"queued_s", "load_s", "infer_s", "encode_s", "store_s", "total_s"}
+    [result] = result_rows(catalog)
+    assert result.result_uid == result_uid(spec.study_uid, "standin-hyperdense", STANDIN.version)
+    assert result.model_uid == STANDIN.uid and result.max_probability == result.findings[0]["probability"]
+    [finding] = result.findings
+    assert finding["label"] == "hyperdense region" and finding["probability"] > 0.9
+    z0, z1 = finding["bbox"][0], finding["bbox"][3]
+    assert 0 < z0 < 6 <= z1 < 12, "the lesion sits at the centre slices"
+    assert finding["series_uid"] == spec.series_uid and len(finding["slice_uids"]) == z1 - z0
+
+    listed = cli(node, "jobs")
+    assert listed.returncode == 0 and "done" in listed.stdout and "STAT" in listed.stdout
+
+
+def test_study_matching_no_rule_is_visibly_not_analysed(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    node = start_node(**analysis_overrides(rules=[rule("head", ["standin-hyperdense"], body_part=["HEAD"])]))
+    _, files = series(tmp_path, 3, body_part="CHEST")
+    assert storescu(node, files).returncode == 0
+    catalog = open_catalog(node.catalog_url)
+    wait_for(lambda: StudyAnalysis.NO_RULE in cli(node, "studies").stdout, timeout=30)
+    assert job_rows(catalog) == [] and result_rows(catalog) == []
+    assert "no routing rule matched, not analysed" in node.log()
+
+
+def test_unreadable_study_fails_its_job_clearly_and_the_node_keeps_running(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    node = start_node(**analysis_overrides())
+    _, files = series(tmp_path, 8)
+    del files[4]  # a missing slice: not one evenly spaced stack
+    assert storescu(node, files).returncode == 0
+    catalog = open_catalog(node.catalog_url)
+
+    [job] = wait_jobs(catalog, 1, {"failed"}, timeout=90)
+    assert job.attempts == 1, "an unreadable study is not retried"
+    assert "StudyUnreadable" in job.last_error and "evenly spaced" in job.last_error
+    [listed] = [json.loads(line) for line in cli(node, "jobs", "--state", "failed", "--json").stdout.splitlines()]
+    assert listed["last_error"] == job.last_error and listed["state"] == "failed"
+    trail = cli(node, "audit", "--json").stdout
+    assert '"action": "failed"' in trail and "evenly spaced" in trail, "the audit trail says the analysis failed"
+    assert node.alive()
+
+    _, good = series(tmp_path, 6)
+    assert storescu(node, good).returncode == 0
+    rows = wait_jobs(catalog, 2, {"done", "failed"}, timeout=90)
+    assert [r.state for r in rows] == ["failed", "done"]
+
+
+def test_a_rule_wider_than_its_model_fails_the_job_naming_the_modality(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    """A rule that sends a radiograph to a CT model: the job fails at once, saying why; nothing is guessed."""
+    node = start_node(**analysis_overrides(rules=[rule("everything", ["standin-hyperdense"])]))
+    image = np.random.default_rng(0).random((64, 64))
+    path = tmp_path / "xr.dcm"
+    radiograph(SeriesSpec(modality="DX", body_part="CHEST"), image).save_as(path, enforce_file_format=True)
+    assert storescu(node, [path]).returncode == 0
+    [job] = wait_jobs(open_catalog(node.catalog_url), 1, {"failed"}, timeout=90)
+    assert job.attempts == 1 and "accepts CT; the routed series are DX" in job.last_error
+
+
+def test_transient_errors_retry_with_backoff_then_fail_visibly_and_retry_on_request(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    counter = tmp_path / "flaky-calls"
+    node = start_node(env={"FLAKY_COUNTER": str(counter), "FLAKY_FAILURES": "3"},
+                      **analysis_overrides(rules=[rule("ct", ["flaky"], modality=["CT"])], max_attempts=3))  # fmt: skip
+    _, files = series(tmp_path, 4)
+    assert storescu(node, files).returncode == 0
+    catalog = open_catalog(node.catalog_url)
+
+    [job] = wait_jobs(catalog, 1, {"failed"}, timeout=90)
+    assert job.attempts == 3 and counter.read_text() == "3"
+    assert "OSError: transient failure 3" in job.last_error
+    assert "will retry" in node.log() and "failed after 3 attempts" in node.log()
+    assert result_rows(catalog) == []
+
+    assert cli(node, "retry", str(job.id)).returncode == 0
+    [job] = wait_jobs(catalog, 1, {"done"}, timeout=60)
+    assert job.attempts == 1 and counter.read_text() == "4"
+    assert len(result_rows(catalog)) == 1
+    assert cli(node, "retry", str(job.id)).returncode == 1, "only failed jobs can be retried"
+
+
+def test_job_interrupted_by_a_node_kill_completes_once_after_restart(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    started = tmp_path / "slow-started"
+    env = {"SLOW_MODEL_STARTED": str(started), "SLOW_MODEL_SECONDS": "2"}
+    overrides = analysis_overrides(rules=[rule("ct", ["slow"], modality=["CT"])])
+    node = start_node(env=env, **overrides)
+    _, files = series(tmp_path, 4)
+    assert storescu(node, files).returncode == 0
+    catalog = open_catalog(node.catalog_url)
+
+    wait_for(started.exists, timeout=60)
+    node.stop(signal.SIGKILL)
+    [job] = job_rows(catalog)
+    assert job.state == "running" and job.attempts == 1
+
+    restarted = start_node(env=env, **overrides)
+    [job] = wait_jobs(catalog, 1, {"done"}, timeout=60)
+    assert job.attempts == 2
+    [result] = result_rows(catalog)
+    assert result.run_count == 1 and result.job_fk == job.id
+    assert "runs of stopped workers" in restarted.log()
+
+
+def test_result_of_a_recompleted_study_is_replaced_not_duplicated(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    node = start_node(**analysis_overrides())
+    spec, files = series(tmp_path, 8, lesion_hu=80)
+    assert storescu(node, files[:6]).returncode == 0
+    catalog = open_catalog(node.catalog_url)
+    [first] = wait_jobs(catalog, 1, {"done"}, timeout=90)
+    [before] = result_rows(catalog)
+
+    assert storescu(node, files[6:]).returncode == 0  # late slices reopen the study
+    wait_for(lambda: job_rows(catalog)[0].generation == 2 and job_rows(catalog)[0].state == "done", timeout=60)
+    [after] = result_rows(catalog)
+    assert after.result_uid == before.result_uid == result_uid(spec.study_uid, "standin-hyperdense", STANDIN.version)
+    assert after.run_count == 2 and after.id == before.id
+    assert json.dumps(after.findings) != json.dumps(before.findings), "the re-run saw all 8 slices"
+
+
+def test_no_patient_data_in_logs_while_analysing(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    """Analysis decodes whole data sets; pydicom warnings about bad values must not carry them into the log."""
+    patient = SyntheticPatient(name=DISTINCT_PHI["name"], patient_id=DISTINCT_PHI["patient_id"],
+                               birth_date=DISTINCT_PHI["birth_date"])  # fmt: skip
+    spec, files = series(tmp_path, 6, lesion_hu=80, patient=patient, accession=DISTINCT_PHI["accession"])
+    for path in files:  # values a strict reader would complain about, each holding a sentinel
+        ds = pydicom.dcmread(path)
+        ds.PatientName = DISTINCT_PHI["name"] + "^" + "X" * 70  # PN component longer than 64
+        ds.AccessionNumber = DISTINCT_PHI["accession"] + "Y" * 20  # SH longer than 16
+        ds.PatientBirthDate = DISTINCT_PHI["birth_date"] + "99"  # not a DA
+        ds.save_as(path, enforce_file_format=True)
+    node = start_node(**analysis_overrides())
+    assert storescu(node, files).returncode == 0
+    wait_jobs(open_catalog(node.catalog_url), 1, {"done"}, timeout=90)
+    log = node.log()
+    assert "job done" in log and "DEBUG" in log
+    for value in DISTINCT_PHI.values():
+        assert value not in log and value.split("^")[0] not in log

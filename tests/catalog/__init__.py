@@ -1,0 +1,1 @@
+"""Catalog states and transitions."""

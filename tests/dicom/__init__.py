@@ -1,0 +1,1 @@
+"""DICOM networking: associations, admission, TLS."""

@@ -1,0 +1,145 @@
+"""Results reach PACS: SR and SEG through the durable outbox to a real dcmtk storescp, with retries, a
+destination that is down then back (each result exactly once), refusals told apart, and a restart mid-way."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pydicom
+
+from dicomnode.catalog.db import open_catalog
+from tests.support.dicom_files import series
+from tests.support.helpers import CHILD_ENV, free_port, storescu, wait_for
+from tests.support.pacs import RefusingSCP, StoreSCP
+from tests.support.pipeline import analysis_overrides, rule, wait_jobs
+from tests.support.pki import make_pki
+from tests.support.validate import validate
+
+FAST_RETRIES = {"retry_backoff_s": 0.3, "retry_backoff_max_s": 1, "poll_seconds": 0.2, "timeout_s": 5}
+
+
+def cli(node, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
+    return subprocess.run([sys.executable, "-m", "dicomnode", *args, "--config", str(node.workdir / "dicomnode.toml")],
+                          capture_output=True, text=True, timeout=60, env=CHILD_ENV, check=False)  # fmt: skip
+
+
+def exporting_node(start_node, destination: str, **export):  # noqa: ANN001, ANN003, ANN201
+    rules = [{**rule("ct", ["standin-hyperdense"], modality=["CT"]), "destinations": [destination]}]
+    return start_node(export={**FAST_RETRIES, **export}, **analysis_overrides(rules=rules))
+
+
+def exports(node, state: str | None = None) -> list[dict]:  # noqa: ANN001
+    out = cli(node, "exports", "--json", *(["--state", state] if state else []))
+    assert out.returncode == 0, out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def test_sr_and_seg_arrive_at_pacs_valid_and_are_part_of_the_study(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    pacs = StoreSCP(tmp_path / "pacs").start()
+    try:
+        node = exporting_node(start_node, pacs.destination)
+        spec, files = series(tmp_path, 12, lesion_hu=80)
+        assert storescu(node, files).returncode == 0
+        sent = wait_for(lambda: (rows := exports(node, "sent")) and len(rows) == 2 and rows, timeout=90)
+        assert {r["destination"] for r in sent} == {pacs.destination}
+        received = {pydicom.dcmread(p).Modality: p for p in pacs.received()}
+        assert set(received) == {"SR", "SEG"}
+        for path in received.values():
+            validate(path)
+            ds = pydicom.dcmread(path)
+            assert ds.StudyInstanceUID == spec.study_uid and ds.SeriesDescription.startswith("AI standin-hyperdense")
+        listed = cli(node, "studies").stdout  # the results are part of the study in our own catalog
+        row = next(line for line in listed.splitlines() if spec.study_uid in line)
+        assert "SEG" in row and "SR" in row and " 14 " in row, row  # 12 images + SEG + SR
+    finally:
+        pacs.stop()
+
+
+def test_a_destination_down_then_back_gets_each_result_exactly_once(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    pacs = StoreSCP(tmp_path / "pacs", port=free_port())  # not started: the destination is down
+    node = exporting_node(start_node, pacs.destination)
+    _, files = series(tmp_path, 8, lesion_hu=80)
+    assert storescu(node, files).returncode == 0
+    failing = wait_for(lambda: (rows := exports(node)) and all(r["attempts"] >= 2 for r in rows) and rows, timeout=90)
+    assert all(r["state"] in ("pending", "sending") for r in failing)
+    assert all("not delivered (destination unreachable" in (r["last_error"] or "") for r in failing if r["last_error"])
+    assert node.alive()
+
+    node.stop()  # a restart while sends are pending: they resume
+    pacs.start()
+    try:
+        node.start()
+        wait_for(lambda: len(exports(node, "sent")) == 2, timeout=60)
+        time.sleep(2)  # any duplicate send would arrive now
+        assert len(pacs.received()) == 2
+    finally:
+        pacs.stop()
+
+
+def test_a_failure_status_worth_retrying_is_retried_then_dead(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    busy = RefusingSCP(0xA700)  # out of resources: worth retrying
+    try:
+        node = exporting_node(start_node, busy.destination, max_attempts=3)
+        _, files = series(tmp_path, 6, lesion_hu=80)
+        assert storescu(node, files).returncode == 0
+        dead = wait_for(lambda: (rows := exports(node, "dead")) and len(rows) == 2 and rows, timeout=90)
+        assert all(r["attempts"] == 3 and "answered failure status 0xA700" in r["last_error"] for r in dead)
+        assert busy.offered == 6
+    finally:
+        busy.stop()
+
+
+def test_a_refusal_retrying_cannot_fix_is_dead_at_once_and_retryable_by_hand(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    wrong = RefusingSCP(0xA900)  # data set does not match SOP class: retrying cannot help
+    try:
+        node2 = exporting_node(start_node, wrong.destination, max_attempts=5)
+        _, files = series(tmp_path, 6, lesion_hu=80)
+        assert storescu(node2, files).returncode == 0
+        dead = wait_for(lambda: (rows := exports(node2, "dead")) and len(rows) == 2 and rows, timeout=90)
+        assert all(r["attempts"] == 1 and "0xA900" in r["last_error"] for r in dead), dead
+        retried = cli(node2, "exports", "retry", str(dead[0]["id"]))
+        assert retried.returncode == 0 and "pending again" in retried.stdout
+        assert cli(node2, "exports", "retry", "999999").returncode == 1
+        wait_for(lambda: wrong.offered >= 3, timeout=30)  # it was tried again
+    finally:
+        wrong.stop()
+    wait_jobs(open_catalog(node2.catalog_url), 1, {"done"})
+
+
+def tls_pacs(folder: Path) -> tuple[RefusingSCP, dict[str, Path]]:
+    """An accepting SCP over TLS with a certificate for localhost signed by a test CA."""
+    pki = make_pki(folder)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(pki["server"], pki["server_key"])
+    return RefusingSCP(0x0000, tls=server), pki
+
+
+def test_results_go_to_a_tls_destination_verified_against_our_ca(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    pacs, pki = tls_pacs(tmp_path)
+    try:
+        node = exporting_node(start_node, pacs.destination, tls_ca_file=str(pki["ca"]))
+        _, files = series(tmp_path, 6, lesion_hu=80)
+        assert storescu(node, files).returncode == 0
+        wait_for(lambda: len(exports(node, "sent")) == 2, timeout=90)
+        assert pacs.offered == 2
+    finally:
+        pacs.stop()
+
+
+def test_a_tls_destination_with_an_untrusted_certificate_is_not_sent_to(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    pacs, _ = tls_pacs(tmp_path)
+    try:
+        node = exporting_node(start_node, pacs.destination)  # no tls_ca_file: the system CAs do not know ours
+        _, files = series(tmp_path, 6, lesion_hu=80)
+        assert storescu(node, files).returncode == 0
+        failing = wait_for(lambda: (rows := exports(node)) and all(r["attempts"] >= 2 for r in rows) and rows,
+                           timeout=90)  # fmt: skip
+        assert all("not delivered" in (r["last_error"] or "") for r in failing if r["last_error"])
+        assert pacs.offered == 0
+    finally:
+        pacs.stop()

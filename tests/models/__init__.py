@@ -1,0 +1,1 @@
+"""Models: built-in, bring-your-own, evaluation."""

@@ -1,0 +1,1 @@
+"""Receiving instances: ingest, header, storage, bad input."""

@@ -1,0 +1,215 @@
+"""Bad input gets a failure status, nothing is written, and the association stays usable."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.uid import ExplicitVRLittleEndian
+from pynetdicom import build_context
+
+from dicomnode.catalog.db import open_catalog
+from dicomnode.dicom import status
+from tests.support.dicom_files import DISTINCT_PHI, dataset_bytes, one_instance, with_raw_dataset
+from tests.support.helpers import NODE_AE, run_dcmtk, storescu
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+MR = "1.2.840.10008.5.1.4.1.1.4"
+CONTEXTS = [build_context(CT, ExplicitVRLittleEndian), build_context(MR, ExplicitVRLittleEndian)]
+
+
+def store(assoc, path: Path) -> int:  # noqa: ANN001
+    rsp = assoc.send_c_store(path)
+    assert "Status" in rsp, "no C-STORE response"
+    return int(rsp.Status)
+
+
+def stored_files(node) -> list[Path]:  # noqa: ANN001
+    return [p for p in node.storage.rglob("*") if p.is_file()]
+
+
+def assert_then_good_instance_succeeds(assoc, tmp: Path, node) -> None:  # noqa: ANN001
+    good = one_instance(tmp, "good.dcm")
+    assert store(assoc, good) == status.SUCCESS
+    assert [p.name for p in stored_files(node)] == [dcmread(good).SOPInstanceUID + ".dcm"]
+
+
+def test_invalid_uids_are_refused_and_nothing_is_written(node, tmp_path: Path) -> None:  # noqa: ANN001
+    bad = [
+        one_instance(tmp_path, "lead0.dcm", StudyInstanceUID="1.2.03.4"),
+        one_instance(tmp_path, "trav.dcm", SeriesInstanceUID="../../../../tmp/evil"),
+        one_instance(tmp_path, "long.dcm", StudyInstanceUID="1." + "2" * 70),
+        one_instance(tmp_path, "none.dcm", StudyInstanceUID=""),
+    ]
+    assoc = node.associate(CONTEXTS)
+    assert assoc.is_established
+    for path in bad:
+        assert store(assoc, path) == status.INVALID_UID, path.name
+    assert stored_files(node) == []
+    assert not Path("/tmp/evil.dcm").exists()
+    assert_then_good_instance_succeeds(assoc, tmp_path, node)
+    assoc.release()
+
+
+def test_request_uid_mismatches(node, tmp_path: Path) -> None:  # noqa: ANN001
+    # The C-STORE request carries the file meta UIDs; the data set disagrees with them.
+    other_instance = one_instance(tmp_path, "inst.dcm", meta_MediaStorageSOPInstanceUID="1.2.3.4.5")
+    other_class = one_instance(tmp_path, "class.dcm", meta_MediaStorageSOPClassUID=MR)
+    bad_command_uid = one_instance(
+        tmp_path, "cmd.dcm", meta_MediaStorageSOPInstanceUID="1.2.3.04", SOPInstanceUID="1.2.3.04"
+    )
+    assoc = node.associate(CONTEXTS)
+    assert store(assoc, other_instance) == status.INSTANCE_UID_MISMATCH
+    assert store(assoc, other_class) == status.SOP_CLASS_MISMATCH
+    assert store(assoc, bad_command_uid) == status.INVALID_UID
+    assert stored_files(node) == []
+    assert_then_good_instance_succeeds(assoc, tmp_path, node)
+    assoc.release()
+
+
+def test_truncated_and_garbage_data_sets(node, tmp_path: Path) -> None:  # noqa: ANN001
+    template = one_instance(tmp_path, "template.dcm")
+    whole = dataset_bytes(template)
+    broken = [
+        with_raw_dataset(template, whole[:-5], tmp_path / "cut-in-pixels.dcm"),
+        with_raw_dataset(template, whole[: len(whole) // 3], tmp_path / "cut-in-header.dcm"),
+        with_raw_dataset(template, os.urandom(4096), tmp_path / "garbage.dcm"),
+        with_raw_dataset(template, b"\x08\x00", tmp_path / "two-bytes.dcm"),
+    ]
+    assoc = node.associate(CONTEXTS)
+    for path in broken:
+        assert store(assoc, path) == status.CANNOT_UNDERSTAND, path.name
+    assert stored_files(node) == []
+    assert_then_good_instance_succeeds(assoc, tmp_path, node)
+    assoc.release()
+
+
+def test_garbage_on_the_socket_does_not_hurt_the_node(node) -> None:  # noqa: ANN001
+    for payload in (os.urandom(2000), b"\x01\x00\xff\xff\xff\xff" + b"x" * 100, b"GET / HTTP/1.0\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", node.port), timeout=5) as s:
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+            s.settimeout(5)
+            try:
+                while s.recv(4096):
+                    pass
+            except (ConnectionResetError, TimeoutError):
+                pass
+    assert node.alive()
+    r = run_dcmtk("echoscu", "-aec", NODE_AE, "127.0.0.1", str(node.port))
+    assert r.returncode == 0, r.stderr
+
+
+def test_instance_over_the_size_limit(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    node = start_node(dicom={"max_instance_bytes": 4096})
+    big = one_instance(tmp_path, "big.dcm", Rows=64, Columns=64, PixelData=b"\x00\x01" * 64 * 64)  # 8 KiB pixels
+    assoc = node.associate(CONTEXTS)
+    assert store(assoc, big) == status.OUT_OF_RESOURCES
+    assert stored_files(node) == []
+    assert_then_good_instance_succeeds(assoc, tmp_path, node)
+    assoc.release()
+
+
+def _limit_file_size() -> None:
+    # A real write failure: the kernel refuses to grow any file past 2 MiB (EFBIG).
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2 * 1024**2, 2 * 1024**2))
+
+
+def test_write_error_returns_out_of_resources_and_leaves_nothing(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    node = start_node(preexec=_limit_file_size)
+    # 2.4 MB, over the limit
+    big = one_instance(tmp_path, "big.dcm", Rows=1100, Columns=1100, PixelData=b"\x00\x01" * 1100 * 1100)
+    assoc = node.associate(CONTEXTS)
+    assert store(assoc, big) == status.OUT_OF_RESOURCES
+    assert list((node.storage / ".tmp").iterdir()) == []
+    assert stored_files(node) == []
+    assert_then_good_instance_succeeds(assoc, tmp_path, node)
+    assoc.release()
+    assert node.alive()
+    assert "storage write failed" in node.log()
+
+
+def test_free_space_floor_refuses_new_associations(start_node) -> None:  # noqa: ANN001
+    node = start_node(storage={"min_free_bytes": 10**18})
+    assoc = node.associate(CONTEXTS)
+    assert assoc.is_rejected
+    rj = assoc.acceptor.primitive
+    assert (rj.result, rj.result_source, rj.diagnostic) == (0x02, 0x03, 0x01)  # transient congestion
+    assert node.alive()
+
+
+def test_free_space_floor_refuses_instances(tmp_path: Path) -> None:
+    # The per-instance check, for space that runs out during an association.
+    from dicomnode.config.dicom import DuplicatePolicy
+    from dicomnode.receive.ingest import Ingest, StoreRequest
+    from dicomnode.receive.storage import Storage
+
+    path = one_instance(tmp_path, "a.dcm")
+    ingest = Ingest(Storage(tmp_path / "s", 10**18), open_catalog("sqlite://"), DuplicatePolicy.KEEP_FIRST, 10**9)
+    ds = dcmread(path)
+    outcome = ingest.store(
+        StoreRequest(CT, ds.SOPInstanceUID, ds.file_meta.TransferSyntaxUID, "A", NODE_AE, "127.0.0.1",
+                     dataset_bytes(path))
+    )  # fmt: skip
+    assert outcome.status == status.OUT_OF_RESOURCES
+    assert "free-space floor" in (outcome.comment or "")
+
+
+def test_maximum_concurrent_associations(start_node) -> None:  # noqa: ANN001
+    node = start_node(dicom={"max_associations": 1})
+    first = node.associate(CONTEXTS)
+    assert first.is_established
+    second = node.associate(CONTEXTS)
+    assert second.is_rejected
+    rj = second.acceptor.primitive
+    assert (rj.result, rj.result_source, rj.diagnostic) == (0x02, 0x03, 0x02)  # local limit exceeded
+    first.release()
+
+
+def test_no_patient_data_in_logs(node, tmp_path: Path) -> None:  # noqa: ANN001
+    phi = {
+        "PatientName": DISTINCT_PHI["name"],
+        "PatientID": DISTINCT_PHI["patient_id"],
+        "PatientBirthDate": DISTINCT_PHI["birth_date"],
+        "AccessionNumber": DISTINCT_PHI["accession"],
+    }
+    good = one_instance(tmp_path, "good.dcm", **phi)
+    bad_uid = one_instance(tmp_path, "bad.dcm", StudyInstanceUID=DISTINCT_PHI["patient_id"], **phi)
+    cut = with_raw_dataset(good, dataset_bytes(good)[:-10], tmp_path / "cut.dcm")
+    assoc = node.associate(CONTEXTS)
+    assert [store(assoc, p) for p in (good, bad_uid, cut, good)] == [
+        0,
+        status.INVALID_UID,
+        status.CANNOT_UNDERSTAND,
+        0,
+    ]
+    assoc.release()
+    storescu(node, [good])
+    log = node.log()
+    assert "stored sop=" in log and "refused C-STORE" in log  # DEBUG logging was on
+    for value in DISTINCT_PHI.values():
+        assert value not in log
+        assert value.split("^")[0] not in log
+
+
+def test_unknown_transfer_syntax_is_refused_clearly(node, tmp_path: Path) -> None:  # noqa: ANN001
+    # Accepted at negotiation (any storage context is), refused per instance: we cannot read it.
+    odd = "1.2.3.4.5.6"
+    path = one_instance(tmp_path, "odd.dcm", meta_TransferSyntaxUID=odd)
+    assoc = node.associate([build_context(CT, odd), *CONTEXTS])
+    assert assoc.is_established
+    rsp = assoc.send_c_store(path)
+    assert int(rsp.Status) == status.CANNOT_UNDERSTAND
+    assert "unknown transfer syntax" in str(rsp.ErrorComment)
+    assert stored_files(node) == []
+    assoc.release()
+    # pynetdicom's SCU cannot pick a context while one with an unknown syntax is
+    # accepted, so the node's health is shown on a fresh association.
+    assoc = node.associate(CONTEXTS)
+    assert_then_good_instance_succeeds(assoc, tmp_path, node)
+    assoc.release()

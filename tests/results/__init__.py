@@ -1,0 +1,1 @@
+"""SR and SEG encoding and validation."""

@@ -1,0 +1,130 @@
+"""AI results as DICOM: SR and SEG built from real model findings pass dciodvfy and dsrdump, read back with
+highdicom, follow OHIF's loading rules, and keep their UIDs across re-runs."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+
+from dicomnode.analysis.volume import load_series
+from dicomnode.demo.synthetic import SeriesSpec, radiograph, write_volume_series
+from dicomnode.results.content import AnalysedSeries
+from dicomnode.results.identity import ResultIdentity, result_uid
+from dicomnode.results.seg import build_seg
+from dicomnode.results.sr import build_sr
+from models.phantoms.chest_xr import chest_radiograph
+from models.phantoms.ct_head import ct_head
+from models.registry import ModelSpec, builtin_spec
+from tests.support.helpers import require_tool
+from tests.support.validate import validate
+
+
+def identity(study_uid: str, spec: ModelSpec) -> ResultIdentity:
+    return ResultIdentity(result_uid(study_uid, spec.name, spec.version), spec.name, spec.version, spec.uid)
+
+
+def analysed(paths: list[Path], series_uid: str, spec: ModelSpec) -> AnalysedSeries:
+    volume = load_series(paths, series_uid)
+    headers = {ds.SOPInstanceUID: ds for ds in (pydicom.dcmread(p, stop_before_pixels=True) for p in paths)}
+    return AnalysedSeries(series_uid, [headers[u] for u in volume.slice_uids], spec.load("cpu").predict(volume))
+
+
+@pytest.fixture(scope="module")
+def ct_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[SeriesSpec, AnalysedSeries, ModelSpec]:
+    folder = tmp_path_factory.mktemp("ct")
+    p = ct_head(np.random.default_rng(9501), bleeds=2)
+    series = SeriesSpec(n_slices=32, rows=128, columns=128, slice_thickness_mm=5.0, pixel_spacing_mm=1.5)
+    paths = write_volume_series(series, p.hu, folder)
+    spec = builtin_spec("ct-hemorrhage")
+    return series, analysed(list(reversed(paths)), series.series_uid, spec), spec  # any file order
+
+
+def test_ct_findings_become_a_valid_sr_and_seg_linked_by_tracking_uid(ct_case, tmp_path: Path) -> None:  # noqa: ANN001
+    series, case, spec = ct_case
+    assert len(case.findings) >= 2
+    ident = identity(series.study_uid, spec)
+    seg = build_seg(case, ident, 0)
+    sr = build_sr([case], ident, [o.code for o in spec.manifest.outputs], [seg])
+    for name, ds in (("seg.dcm", seg), ("sr.dcm", sr)):
+        ds.save_as(tmp_path / name, enforce_file_format=True)
+        validate(tmp_path / name)
+    dump = subprocess.run([require_tool("dsrdump"), str(tmp_path / "sr.dcm")], capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    assert dump.returncode == 0 and "Imaging Measurement Report" in dump.stdout and "Tracking Unique" in dump.stdout
+    assert '"Finding Site")=(128319008,SCT,"Intracranial structure")' in dump.stdout
+
+    # OHIF: root TID 1500, 112039 and 112040 in every group; SEG with ReferencedSeriesSequence
+    back = hd.sr.srread(tmp_path / "sr.dcm")
+    assert back.ConceptNameCodeSequence[0].CodeValue == "126000"
+    assert back.StudyInstanceUID == series.study_uid and back.SeriesDescription.startswith("AI ct-hemorrhage")
+    groups = back.content.get_volumetric_roi_measurement_groups()
+    assert len(groups) == len(case.findings)
+    seg_back = hd.seg.segread(tmp_path / "seg.dcm")
+    assert seg_back.ReferencedSeriesSequence[0].SeriesInstanceUID == series.series_uid
+    equipment = [(e.Manufacturer, e.get("ManufacturerModelName")) for e in seg_back.ContributingEquipmentSequence]
+    assert seg_back.DeviceUID == spec.uid and ("dicomnode", "ct-hemorrhage") in equipment
+    for number, (group, finding) in enumerate(zip(groups, case.findings, strict=True), start=1):
+        assert group.tracking_uid == seg_back.get_segment_description(number).tracking_uid
+        assert group.finding_type.value == finding.code.value == "1386000"
+        values = {m.name.meaning: (m.value, m.unit.value) for m in group.get_measurements()}
+        assert values["Probability"] == (pytest.approx(finding.probability), "1")
+        assert values["Volume"] == (pytest.approx(finding.measurement("volume")), "ml")
+        segment = group.referenced_segment
+        assert (
+            segment.referenced_segment_numbers == [number] and segment.referenced_sop_instance_uid == seg.SOPInstanceUID
+        )
+
+    # The SEG's masks are the findings' masks, slice by slice (source images passed in mask order)
+    mask = seg_back.get_volume().array  # (frames with content, rows, columns, segments)
+    assert mask.sum() == sum(int(f.mask.sum()) for f in case.findings)
+
+
+def test_the_same_result_gets_the_same_uids_and_a_new_model_version_new_ones(ct_case) -> None:  # noqa: ANN001
+    series, case, spec = ct_case
+    first, second = identity(series.study_uid, spec), identity(series.study_uid, spec)
+    a = build_sr([case], first, [], [build_seg(case, first, 0)])
+    b = build_sr([case], second, [], [build_seg(case, second, 0)])
+    assert (a.SOPInstanceUID, a.SeriesInstanceUID) == (b.SOPInstanceUID, b.SeriesInstanceUID)
+    other = ResultIdentity(result_uid(series.study_uid, spec.name, "9.9.9"), spec.name, "9.9.9", spec.uid)
+    assert other.sr_uid != first.sr_uid and other.seg_uid(series.series_uid) != first.seg_uid(series.series_uid)
+
+
+def test_a_study_without_findings_gets_an_sr_saying_so(ct_case, tmp_path: Path) -> None:  # noqa: ANN001
+    series, case, spec = ct_case
+    empty = AnalysedSeries(case.series_uid, case.sources, [])
+    assert build_seg(empty, identity(series.study_uid, spec), 0) is None
+    sr = build_sr([empty], identity(series.study_uid, spec), [o.code for o in spec.manifest.outputs], [])
+    sr.save_as(tmp_path / "sr.dcm", enforce_file_format=True)
+    validate(tmp_path / "sr.dcm")
+    [group] = hd.sr.srread(tmp_path / "sr.dcm").content.get_image_measurement_groups()
+    [evaluation] = group.get_qualitative_evaluations()
+    assert (evaluation.name.value, evaluation.value.meaning) == ("1386000", "Absent")
+    dump = subprocess.run([require_tool("dsrdump"), str(tmp_path / "sr.dcm")], capture_output=True, text=True,
+                          check=False).stdout  # fmt: skip
+    assert group.tracking_uid and 'Algorithm Version")="' + spec.version in dump
+
+
+def test_a_radiograph_finding_is_a_rectangle_on_the_image(tmp_path: Path) -> None:
+    p = chest_radiograph(np.random.default_rng(9700), pneumothorax=True)
+    series = SeriesSpec(modality="DX", body_part="CHEST", pixel_spacing_mm=1.4)
+    path = tmp_path / "xr.dcm"
+    radiograph(series, p.image).save_as(path, enforce_file_format=True)
+    spec = builtin_spec("cxr-pneumothorax")
+    case = analysed([path], series.series_uid, spec)
+    [finding] = case.findings
+    sr = build_sr([case], identity(series.study_uid, spec), [o.code for o in spec.manifest.outputs], [])
+    sr.save_as(tmp_path / "sr.dcm", enforce_file_format=True)
+    validate(tmp_path / "sr.dcm")
+    [group] = hd.sr.srread(tmp_path / "sr.dcm").content.get_planar_roi_measurement_groups()
+    region = group.roi
+    assert region.graphic_type == hd.sr.GraphicTypeValues.POLYLINE
+    referenced = region.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+    assert referenced == case.sources[0].SOPInstanceUID, "SCOORD references an instance of the study"
+    z0, y0, x0, z1, y1, x1 = finding.bbox
+    assert list(region.GraphicData[:4]) == [x0, y0, x1, y0]
+    assert group.finding_type.value == "36118008"

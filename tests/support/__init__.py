@@ -1,0 +1,1 @@
+"""Shared test harness: real node, worker, redis, PostgreSQL and dcmtk processes; DICOM data; fixtures."""

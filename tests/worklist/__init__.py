@@ -1,0 +1,1 @@
+"""The worklist: scoring, items, in a node, in a browser."""
