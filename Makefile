@@ -28,6 +28,7 @@ demo: $(BIN)/dicomnode
 	$(BIN)/dicomnode demo --keep --http-port 8080
 
 test: $(BIN)/dicomnode system-deps
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

@@ -40,10 +40,17 @@ def write_ct(folder: Path, slices: int, size: int) -> list[Path]:
     """The phantom at its own 5 x 1.5 x 1.5 mm grid, interpolated to a thin-slice acquisition of the same head."""
     p = ct_head(np.random.default_rng(7), bleeds=1)
     extent = [n * s for n, s in zip(p.hu.shape, p.spacing_mm, strict=True)]
-    hu = torch.nn.functional.interpolate(torch.from_numpy(p.hu)[None, None], size=(slices, size, size),
-                                         mode="trilinear")[0, 0].numpy()  # fmt: skip
-    spec = SeriesSpec(n_slices=slices, rows=size, columns=size, slice_thickness_mm=extent[0] / slices,
-                      pixel_spacing_mm=extent[1] / size, body_part="HEAD")  # fmt: skip
+    hu = torch.nn.functional.interpolate(
+        torch.from_numpy(p.hu)[None, None], size=(slices, size, size), mode="trilinear"
+    )[0, 0].numpy()
+    spec = SeriesSpec(
+        n_slices=slices,
+        rows=size,
+        columns=size,
+        slice_thickness_mm=extent[0] / slices,
+        pixel_spacing_mm=extent[1] / size,
+        body_part="HEAD",
+    )
     return write_volume_series(spec, hu, folder)
 
 
@@ -74,8 +81,12 @@ def ours(paths: list[Path], model) -> dict[str, float]:  # noqa: ANN001
     t3 = time.perf_counter()
     assert maps.max() >= 0 and found, "the planted lesion is found"
     infer = t2 - t1
-    return {"load_s": t1 - t0, "infer_s": infer, "findings_s": max(0.0, (t3 - t2) - infer),
-            "total_s": (t1 - t0) + (t3 - t2)}  # fmt: skip
+    return {
+        "load_s": t1 - t0,
+        "infer_s": infer,
+        "findings_s": max(0.0, (t3 - t2) - infer),
+        "total_s": (t1 - t0) + (t3 - t2),
+    }
 
 
 def bench(name: str, paths: list[Path], device: str, runs: int) -> dict:
@@ -85,8 +96,13 @@ def bench(name: str, paths: list[Path], device: str, runs: int) -> dict:
     timings = [ours(paths, model) for _ in range(runs)]
     median = {k: round(statistics.median(t[k] for t in timings), 3) for k in timings[0]}
     peer_s = statistics.median(peers)
-    return {**median, "pydicom_stack_s": round(peer_s, 3), "vs_pydicom_stack": round(median["total_s"] / peer_s, 2),
-            "target_s": TARGETS_S[name], "device": device}  # fmt: skip
+    return {
+        **median,
+        "pydicom_stack_s": round(peer_s, 3),
+        "vs_pydicom_stack": round(median["total_s"] / peer_s, 2),
+        "target_s": TARGETS_S[name],
+        "device": device,
+    }
 
 
 def main() -> None:
@@ -102,15 +118,19 @@ def main() -> None:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     results: dict = {"threads": args.threads, "ct_shape": [args.slices, args.size, args.size], "xr_size": args.xr}
     with tempfile.TemporaryDirectory() as tmp:
-        studies = {"ct-hemorrhage": write_ct(Path(tmp) / "ct", args.slices, args.size),
-                   "cxr-pneumothorax": write_xr(Path(tmp) / "xr", args.xr)}  # fmt: skip
+        studies = {
+            "ct-hemorrhage": write_ct(Path(tmp) / "ct", args.slices, args.size),
+            "cxr-pneumothorax": write_xr(Path(tmp) / "xr", args.xr),
+        }
         for name, paths in studies.items():
             for device in devices:
                 r = bench(name, paths, device, args.runs)
                 results[f"{name}@{device}"] = r
-                print(f"{name:18} {device:5} total {r['total_s']:.3f} s (load {r['load_s']:.3f}, infer "
-                      f"{r['infer_s']:.3f}, findings {r['findings_s']:.3f}); pydicom-stack {r['pydicom_stack_s']:.3f}"
-                      f" s; {r['vs_pydicom_stack']}x peer; target {r['target_s']} s")  # fmt: skip
+                print(
+                    f"{name:18} {device:5} total {r['total_s']:.3f} s (load {r['load_s']:.3f}, infer "
+                    f"{r['infer_s']:.3f}, findings {r['findings_s']:.3f}); pydicom-stack {r['pydicom_stack_s']:.3f}"
+                    f" s; {r['vs_pydicom_stack']}x peer; target {r['target_s']} s"
+                )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -97,12 +97,21 @@ def pynetdicom_durable_receiver(work: Path, port: int) -> Launch:
 def orthanc_receiver(work: Path, port: int) -> Launch:
     cfg = work / "orthanc.json"
     cfg.write_text(
-        json.dumps({
-            "Name": "bench", "StorageDirectory": str(work / "db"), "IndexDirectory": str(work / "db"),
-            "DicomAet": "ORTHANC", "DicomPort": port, "HttpPort": free_port(), "RemoteAccessAllowed": False,
-            "DicomCheckCalledAet": False, "Plugins": [], "StorageCompression": False,
-        })
-    )  # fmt: skip
+        json.dumps(
+            {
+                "Name": "bench",
+                "StorageDirectory": str(work / "db"),
+                "IndexDirectory": str(work / "db"),
+                "DicomAet": "ORTHANC",
+                "DicomPort": port,
+                "HttpPort": free_port(),
+                "RemoteAccessAllowed": False,
+                "DicomCheckCalledAet": False,
+                "Plugins": [],
+                "StorageCompression": False,
+            }
+        )
+    )
     # Orthanc is built on dcmtk: without TCP_NODELAY it stalls ~40 ms per instance on delayed ACK.
     return Launch("ORTHANC", ["Orthanc", str(cfg)], DCMTK_ENV)
 
@@ -129,8 +138,11 @@ def send_once(receiver: Receiver, files: list[Path]) -> float:
             start = time.perf_counter()
             r = subprocess.run(
                 ["storescu", "-aec", aet, "127.0.0.1", str(port), *map(str, files)],
-                env=DCMTK_ENV, capture_output=True, text=True, check=False,
-            )  # fmt: skip
+                env=DCMTK_ENV,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             elapsed = time.perf_counter() - start
             if r.returncode != 0:
                 raise RuntimeError(f"storescu failed: {r.stderr[-2000:]}")
@@ -174,20 +186,25 @@ def main() -> None:
         for name, receiver in receivers.items():
             times[name].append(send_once(receiver, files))
 
-    print(f"\n{len(files)} instances, {total_mb:.1f} MB, storescu, one association, TCP_NODELAY=1, "
-          f"median of {args.runs}")  # fmt: skip
+    print(
+        f"\n{len(files)} instances, {total_mb:.1f} MB, storescu, one association, TCP_NODELAY=1, median of {args.runs}"
+    )
     base = statistics.median(times["storescp"])
     results = {}
     for name, ts in times.items():
         med = statistics.median(ts)
         results[name] = {
-            "median_s": round(med, 3), "runs_s": [round(t, 3) for t in ts],
-            "instances_per_s": round(len(files) / med, 1), "mb_per_s": round(total_mb / med, 1),
+            "median_s": round(med, 3),
+            "runs_s": [round(t, 3) for t in ts],
+            "instances_per_s": round(len(files) / med, 1),
+            "mb_per_s": round(total_mb / med, 1),
             "vs_storescp": round(med / base, 2),
-        }  # fmt: skip
+        }
         r = results[name]
-        print(f"  {name:18s} {med:6.2f} s  {r['instances_per_s']:7.1f} inst/s  {r['mb_per_s']:6.1f} MB/s  "
-              f"x{r['vs_storescp']:.2f} vs storescp")  # fmt: skip
+        print(
+            f"  {name:18s} {med:6.2f} s  {r['instances_per_s']:7.1f} inst/s  {r['mb_per_s']:6.1f} MB/s  "
+            f"x{r['vs_storescp']:.2f} vs storescp"
+        )
     args.json.write_text(json.dumps({"instances": len(files), "mb": total_mb, **results}, indent=2))
 
 

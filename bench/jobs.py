@@ -51,16 +51,28 @@ _jobs = Job.__table__
 
 def write_config(work: Path, broker_url: str | None) -> Path:
     lines = [
-        "[dicom]", 'host = "127.0.0.1"', f"port = {free_port()}",
-        "[storage]", f'path = "{work / "storage"}"', "min_free_bytes = 0",
-        "[catalog]", f'url = "sqlite:///{work / "catalog.sqlite"}"',
-        "[assembly]", "study_quiet_seconds = 86400",  # this script completes studies itself
-        "[analysis]", "torch_threads = 1", "device = \"cpu\"",
+        "[dicom]",
+        'host = "127.0.0.1"',
+        f"port = {free_port()}",
+        "[storage]",
+        f'path = "{work / "storage"}"',
+        "min_free_bytes = 0",
+        "[catalog]",
+        f'url = "sqlite:///{work / "catalog.sqlite"}"',
+        "[assembly]",
+        "study_quiet_seconds = 86400",  # this script completes studies itself
+        "[analysis]",
+        "torch_threads = 1",
+        'device = "cpu"',
         *([f'broker_url = "{broker_url}"'] if broker_url else []),
-        "[[routing.rules]]", 'name = "ct"', 'models = ["standin-hyperdense"]',
-        "[routing.rules.match]", 'modality = ["CT"]',
-        "[log]", 'level = "INFO"',  # workers say " ready." at INFO
-    ]  # fmt: skip
+        "[[routing.rules]]",
+        'name = "ct"',
+        'models = ["standin-hyperdense"]',
+        "[routing.rules.match]",
+        'modality = ["CT"]',
+        "[log]",
+        'level = "INFO"',  # workers say " ready." at INFO
+    ]
     path = work / "dicomnode.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -84,8 +96,9 @@ class Backlog:
                 _, offset = split_dataset(path)
                 raw = path.read_bytes()
                 meta = _meta_of(path)
-                self.ingest.store(StoreRequest(meta[0], meta[1], meta[2], "BENCH", "DICOMNODE", "127.0.0.1",
-                                               raw[offset:]))  # fmt: skip
+                self.ingest.store(
+                    StoreRequest(meta[0], meta[1], meta[2], "BENCH", "DICOMNODE", "127.0.0.1", raw[offset:])
+                )
         self.used += count
         complete_quiet_studies(self.catalog, self.hook, quiet_seconds=0)
 
@@ -127,8 +140,9 @@ def steady_rate(rows: list, processes: int) -> float:
 @contextmanager
 def process(argv: list[str], log: Path, ready: str | None = None, env: dict | None = None) -> Iterator[None]:
     with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 60
         while ready and ready not in log.read_text(errors="replace"):
@@ -143,8 +157,19 @@ def process(argv: list[str], log: Path, ready: str | None = None, env: dict | No
 @contextmanager
 def redis_server(work: Path) -> Iterator[str]:
     port = free_port()
-    argv = [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--maxmemory-policy", "noeviction"]  # fmt: skip
+    argv = [
+        shutil.which("redis-server") or "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--maxmemory-policy",
+        "noeviction",
+    ]
     with process(argv, work / "redis.log", ready="Ready to accept connections"):
         yield f"redis://127.0.0.1:{port}/0"
 
@@ -178,8 +203,10 @@ def run_queued(work: Path, source: list[list[Path]], probes: int, workers: int |
         config = write_config(work, broker)
         backlog = Backlog(config, source)
         backlog.add(len(source) - probes)
-        with _workers(config, work, workers or 0), process(dicomnode("serve", "--config", str(config)),
-                                                           work / "node.log", ready=None):  # fmt: skip
+        with (
+            _workers(config, work, workers or 0),
+            process(dicomnode("serve", "--config", str(config)), work / "node.log", ready=None),
+        ):
             rows = wait_done(backlog.catalog, len(source) - probes, timeout=1800)
             rate = steady_rate(rows, workers or 1)
             overheads = []
@@ -196,13 +223,15 @@ def _workers(config: Path, work: Path, count: int) -> Iterator[None]:
     if count == 0:
         yield
         return
-    with process(dicomnode("worker", "--config", str(config), "--name", f"w{count}a@%h"), work / "w1.log",
-                 ready=" ready."):  # fmt: skip
+    with process(
+        dicomnode("worker", "--config", str(config), "--name", f"w{count}a@%h"), work / "w1.log", ready=" ready."
+    ):
         if count == 1:
             yield
             return
-        with process(dicomnode("worker", "--config", str(config), "--name", f"w{count}b@%h"), work / "w2.log",
-                     ready=" ready."):  # fmt: skip
+        with process(
+            dicomnode("worker", "--config", str(config), "--name", f"w{count}b@%h"), work / "w2.log", ready=" ready."
+        ):
             yield
 
 
@@ -225,10 +254,18 @@ def main() -> None:
     try:
         total = args.studies + args.probes
         source = [
-            write_ct_series(SeriesSpec(n_slices=args.slices, rows=args.size, columns=args.size, seed=i,
-                                       lesion_hu=80 if i % 3 == 0 else None), root / "src" / str(i))
+            write_ct_series(
+                SeriesSpec(
+                    n_slices=args.slices,
+                    rows=args.size,
+                    columns=args.size,
+                    seed=i,
+                    lesion_hu=80 if i % 3 == 0 else None,
+                ),
+                root / "src" / str(i),
+            )
             for i in range(total)
-        ]  # fmt: skip
+        ]
         os.sync()  # the generated files are on disk before anything is timed
         results: dict = {"studies": args.studies, "slices": args.slices, "size": args.size, "probes": args.probes}
         scenarios = {
@@ -254,8 +291,10 @@ def main() -> None:
 
 
 def report(results: dict, names: list[str]) -> None:
-    print(f"\nbacklog of {results['studies']} CT studies, {results['slices']} x {results['size']}^2, stand-in model, "
-          f"1 torch thread per worker; {os.cpu_count()} cores")  # fmt: skip
+    print(
+        f"\nbacklog of {results['studies']} CT studies, {results['slices']} x {results['size']}^2, stand-in model, "
+        f"1 torch thread per worker; {os.cpu_count()} cores"
+    )
     print(f"{'mode':>9} {'jobs/s':>8} {'vs direct':>10} {'enqueue->start (median ms)':>28}")
     for name in names:
         r = results[name]

@@ -60,11 +60,21 @@ def case(slices: int, size: int) -> tuple[AnalysedSeries, ResultIdentity]:
         grid = np.ogrid[tuple(slice(-radius, radius) for _ in range(3))]
         mask = sum((g / radius) ** 2 for g in grid) <= 1.0
         bbox = (*lo, *(c + radius for c in centre))
-        findings.append(Finding(output.label, output.code, 0.9 - 0.1 * k, bbox, tuple(float(c) for c in centre),
-                                (Measurement("volume", float(mask.sum()) * 0.127 / 1000, "ml"),), mask,
-                                output.finding_site))  # fmt: skip
-    identity = ResultIdentity(result_uid(spec.study_uid, model.name, model.version), model.name, model.version,
-                              model.uid)  # fmt: skip
+        findings.append(
+            Finding(
+                output.label,
+                output.code,
+                0.9 - 0.1 * k,
+                bbox,
+                tuple(float(c) for c in centre),
+                (Measurement("volume", float(mask.sum()) * 0.127 / 1000, "ml"),),
+                mask,
+                output.finding_site,
+            )
+        )
+    identity = ResultIdentity(
+        result_uid(spec.study_uid, model.name, model.version), model.name, model.version, model.uid
+    )
     return AnalysedSeries(spec.series_uid, sources, findings), identity
 
 
@@ -111,8 +121,12 @@ def main() -> None:
 def deliver(work: Path, paths: list[Path], runs: int) -> dict:
     port = free_port()
     (work / "in").mkdir()
-    pacs = subprocess.Popen(["storescp", "-aet", "PACS", "-od", str(work / "in"), "+xa", str(port)],
-                            env=DCMTK_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    pacs = subprocess.Popen(
+        ["storescp", "-aet", "PACS", "-od", str(work / "in"), "+xa", str(port)],
+        env=DCMTK_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(0.5)
         ours, peer = [], []
@@ -121,15 +135,22 @@ def deliver(work: Path, paths: list[Path], runs: int) -> dict:
             assert all(r.ok for r in send_files(paths, Destination("PACS", "127.0.0.1", port)))
             ours.append(time.perf_counter() - start)
             start = time.perf_counter()
-            subprocess.run(["storescu", "-R", "-aec", "PACS", "127.0.0.1", str(port), *map(str, paths)], env=DCMTK_ENV,
-                           check=True, capture_output=True)  # fmt: skip
+            subprocess.run(
+                ["storescu", "-R", "-aec", "PACS", "127.0.0.1", str(port), *map(str, paths)],
+                env=DCMTK_ENV,
+                check=True,
+                capture_output=True,
+            )
             peer.append(time.perf_counter() - start)
     finally:
         pacs.terminate()
         pacs.wait()
     median_ours, median_peer = statistics.median(ours), statistics.median(peer)
-    return {"deliver_s": round(median_ours, 3), "storescu_s": round(median_peer, 3),
-            "deliver_vs_storescu": round(median_ours / median_peer, 2)}  # fmt: skip
+    return {
+        "deliver_s": round(median_ours, 3),
+        "storescu_s": round(median_peer, 3),
+        "deliver_vs_storescu": round(median_ours / median_peer, 2),
+    }
 
 
 if __name__ == "__main__":

@@ -51,8 +51,12 @@ def model_alone(files: list[Path]) -> float:
 
 def one_run(files: list[Path], node_port: int, api: httpx.Client, pacs: Path, catalog) -> dict:  # noqa: ANN001
     study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
-    sent = subprocess.run(["storescu", "-aec", NODE_AE, "127.0.0.1", str(node_port), *map(str, files)],
-                          env=DCMTK_ENV, capture_output=True, check=False)  # fmt: skip
+    sent = subprocess.run(
+        ["storescu", "-aec", NODE_AE, "127.0.0.1", str(node_port), *map(str, files)],
+        env=DCMTK_ENV,
+        capture_output=True,
+        check=False,
+    )
     t_last = time.time()  # storescu has its last C-STORE response (and released the association)
     assert sent.returncode == 0, sent.stderr
     seen_pacs = seen_list = None
@@ -68,8 +72,12 @@ def one_run(files: list[Path], node_port: int, api: httpx.Client, pacs: Path, ca
                 f"PACS folder: {sorted(p.name[:4] for p in pacs.glob('*'))})"
             )
         time.sleep(0.02)
-    return {"total_s": max(seen_pacs, seen_list) - t_last, "pacs_s": seen_pacs - t_last,
-            "worklist_s": seen_list - t_last, **_breakdown(catalog, study_uid, t_last, seen_list)}  # fmt: skip
+    return {
+        "total_s": max(seen_pacs, seen_list) - t_last,
+        "pacs_s": seen_pacs - t_last,
+        "worklist_s": seen_list - t_last,
+        **_breakdown(catalog, study_uid, t_last, seen_list),
+    }
 
 
 def _received(pacs: Path, study_uid: str) -> set[str]:
@@ -93,22 +101,27 @@ def _flagged(api: httpx.Client, study_uid: str) -> bool:
 
 def _breakdown(catalog, study_uid: str, t_last: float, seen_list: float) -> dict:  # noqa: ANN001
     with catalog.connect() as conn:
-        study = conn.execute(select(Study.id, Study.completed_at, Study.last_received_at)
-                             .where(Study.study_instance_uid == study_uid)).one()  # fmt: skip
+        study = conn.execute(
+            select(Study.id, Study.completed_at, Study.last_received_at).where(Study.study_instance_uid == study_uid)
+        ).one()
         last_instance = study.last_received_at  # the scanner's last instance (our SR/SEG do not touch it)
         job = conn.execute(select(Job).where(Job.study_fk == study.id)).one()
         exported = conn.execute(select(func.max(Export.sent_at)).where(Export.study_fk == study.id)).scalar()
-        ai_at = conn.execute(select(WorkItemEvent.at).join(WorkItem).where(WorkItem.study_fk == study.id,
-                             WorkItemEvent.event == "ai")).scalar()  # fmt: skip
+        ai_at = conn.execute(
+            select(WorkItemEvent.at).join(WorkItem).where(WorkItem.study_fk == study.id, WorkItemEvent.event == "ai")
+        ).scalar()
     t = job.timings
     return {
         "quiet_wait_s": _s(study.completed_at) - _s(last_instance),
         "queueing_s": _s(job.started_at) - _s(study.completed_at),
-        "load_s": t["load_s"], "infer_s": t["infer_s"], "encode_s": t["encode_s"], "store_s": t["store_s"],
+        "load_s": t["load_s"],
+        "infer_s": t["infer_s"],
+        "encode_s": t["encode_s"],
+        "store_s": t["store_s"],
         "export_s": _s(exported) - _s(job.finished_at),
         "worklist_visible_s": seen_list - _s(ai_at),
         "instances_to_response_s": t_last - _s(last_instance),  # last instance stored -> storescu done
-    }  # fmt: skip
+    }
 
 
 def _s(moment: datetime) -> float:
@@ -130,8 +143,9 @@ def main() -> None:
         config = write_config(work, node_port, http_port, pacs_port, TOKEN)
         pacs = start_pacs(work / "pacs", pacs_port)
         node = start_node(work, config)
-        api = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", headers={"Authorization": f"Bearer {TOKEN}"},
-                           timeout=30)  # fmt: skip
+        api = httpx.Client(
+            base_url=f"http://127.0.0.1:{http_port}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        )
         catalog = open_catalog(f"sqlite:///{work / 'catalog.sqlite'}")
         try:
             one_run(studies[0], node_port, api, work / "pacs", catalog)  # warm-up: the model loads
@@ -141,9 +155,16 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(timeout=30)
     median = {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
-    results = {"runs": args.runs, "slices": args.slices, "size": args.size, "median": median,
-               "all_total_s": [round(r["total_s"], 2) for r in runs], "peer_model_alone_s": round(peer_s, 3),
-               "vs_model_alone": round(median["total_s"] / peer_s, 2), "target_s": 8.0}  # fmt: skip
+    results = {
+        "runs": args.runs,
+        "slices": args.slices,
+        "size": args.size,
+        "median": median,
+        "all_total_s": [round(r["total_s"], 2) for r in runs],
+        "peer_model_alone_s": round(peer_s, 3),
+        "vs_model_alone": round(median["total_s"] / peer_s, 2),
+        "target_s": 8.0,
+    }
     print(json.dumps(results, indent=2))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))

@@ -51,27 +51,62 @@ def fill(catalog: Engine, n: int, rng: random.Random) -> list[int]:
     """n open items written in bulk (as n completions would leave them); their study keys."""
     now = utcnow()
     with catalog.begin() as conn:
-        conn.execute(insert(Patient.__table__), [
-            {"id": i, "patient_id": f"P{i}", "issuer_of_patient_id": "", "patient_name": f"Bench^{i}"}
-            for i in range(1, n + 1)])  # fmt: skip
+        conn.execute(
+            insert(Patient.__table__),
+            [
+                {"id": i, "patient_id": f"P{i}", "issuer_of_patient_id": "", "patient_name": f"Bench^{i}"}
+                for i in range(1, n + 1)
+            ],
+        )
         studies, series, rows = [], [], []
         for i in range(1, n + 1):
             arrived = now - timedelta(minutes=rng.uniform(0, 25))
             uid = f"1.2.826.0.1.3680043.10.9.{i}"
             priority = rng.choice(CLASSES)
-            studies.append({"id": i, "called_ae": "DICOMNODE", "study_instance_uid": uid, "patient_fk": i,
-                            "accession_number": f"A{i}", "study_description": "CT HEAD", "state": StudyState.COMPLETE,
-                            "requested_procedure_priority": priority, "first_received_at": arrived,
-                            "last_received_at": arrived, "completion_count": 1})  # fmt: skip
+            studies.append(
+                {
+                    "id": i,
+                    "called_ae": "DICOMNODE",
+                    "study_instance_uid": uid,
+                    "patient_fk": i,
+                    "accession_number": f"A{i}",
+                    "study_description": "CT HEAD",
+                    "state": StudyState.COMPLETE,
+                    "requested_procedure_priority": priority,
+                    "first_received_at": arrived,
+                    "last_received_at": arrived,
+                    "completion_count": 1,
+                }
+            )
             series.append({"study_fk": i, "series_instance_uid": uid + ".1", "modality": rng.choice(["CT", "DX"])})
-            flags = [] if rng.random() >= 0.15 else [
-                {"label": "bleed", "probability": rng.uniform(0.5, 0.99), "urgency": rng.choice([0.5, 0.9, 1.0]),
-                 "model": "ct-hemorrhage", "model_version": "0.2.0", "result_uid": "2.25.1"}]  # fmt: skip
-            rows.append({"study_fk": i, "workitem_uid": derived_uid("workitem", "DICOMNODE", uid),
-                         "state": WorkItemState.SCHEDULED, "priority": priority, "arrived_at": arrived,
-                         "arrived_s": posix_seconds(arrived), "modalities": series[-1]["modality"], "flags": flags,
-                         "ai_urgency": max((f["probability"] * f["urgency"] for f in flags), default=0.0),
-                         "updated_at": now})  # fmt: skip
+            flags = (
+                []
+                if rng.random() >= 0.15
+                else [
+                    {
+                        "label": "bleed",
+                        "probability": rng.uniform(0.5, 0.99),
+                        "urgency": rng.choice([0.5, 0.9, 1.0]),
+                        "model": "ct-hemorrhage",
+                        "model_version": "0.2.0",
+                        "result_uid": "2.25.1",
+                    }
+                ]
+            )
+            rows.append(
+                {
+                    "study_fk": i,
+                    "workitem_uid": derived_uid("workitem", "DICOMNODE", uid),
+                    "state": WorkItemState.SCHEDULED,
+                    "priority": priority,
+                    "arrived_at": arrived,
+                    "arrived_s": posix_seconds(arrived),
+                    "modalities": series[-1]["modality"],
+                    "flags": flags,
+                    "ai_urgency": max((f["probability"] * f["urgency"] for f in flags), default=0.0),
+                    "updated_at": now,
+                }
+            )
         conn.execute(insert(Study.__table__), studies)
         conn.execute(insert(Series.__table__), series)
         conn.execute(insert(WorkItem.__table__), rows)
@@ -80,8 +115,10 @@ def fill(catalog: Engine, n: int, rng: random.Random) -> list[int]:
 
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    return {"p50_ms": round(statistics.median(ordered) * 1000, 2),
-            "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2)}  # fmt: skip
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+    }
 
 
 def timed_gets(client: httpx.Client, url: str, requests: int) -> list[float]:
@@ -104,8 +141,9 @@ def sql_alone(catalog: Engine, settings: Settings, requests: int) -> list[float]
     return samples
 
 
-def live(catalog: Engine, settings: Settings, base: str, study_keys: list[int], trials: int,
-         rng: random.Random) -> dict:  # fmt: skip
+def live(
+    catalog: Engine, settings: Settings, base: str, study_keys: list[int], trials: int, rng: random.Random
+) -> dict:
     events: list[float] = []
     stop = threading.Event()
 
@@ -126,11 +164,26 @@ def live(catalog: Engine, settings: Settings, base: str, study_keys: list[int], 
     for study in rng.sample(stat_items, trials):
         seen = len(events)
         with catalog.begin() as conn:  # what a worker's result transaction does to the worklist
-            item_id = items.record_ai(conn, study, [{"label": "bleed", "probability": 0.999, "urgency": 1.0,
-                                      "model": "ct-hemorrhage", "model_version": "0.2.0", "result_uid": "2.25.2"}],
-                                      "ct-hemorrhage", "0.2.0", settings.worklist)  # fmt: skip
-            uid = conn.execute(select(WorkItem.__table__.c.workitem_uid).where(WorkItem.__table__.c.id == item_id)
-                               ).scalar_one()  # fmt: skip
+            item_id = items.record_ai(
+                conn,
+                study,
+                [
+                    {
+                        "label": "bleed",
+                        "probability": 0.999,
+                        "urgency": 1.0,
+                        "model": "ct-hemorrhage",
+                        "model_version": "0.2.0",
+                        "result_uid": "2.25.2",
+                    }
+                ],
+                "ct-hemorrhage",
+                "0.2.0",
+                settings.worklist,
+            )
+            uid = conn.execute(
+                select(WorkItem.__table__.c.workitem_uid).where(WorkItem.__table__.c.id == item_id)
+            ).scalar_one()
         committed = time.perf_counter()
         with catalog.connect() as conn:
             expected = items.item_rank(conn, item_id, settings.worklist, utcnow())
@@ -147,8 +200,12 @@ def live(catalog: Engine, settings: Settings, base: str, study_keys: list[int], 
         fetch.append(shown - evented)
         time.sleep(0.3)
     stop.set()
-    return {"trials": trials, "result_to_page": percentiles(total), "result_to_event": percentiles(to_event),
-            "event_to_page": percentiles(fetch)}  # fmt: skip
+    return {
+        "trials": trials,
+        "result_to_page": percentiles(total),
+        "result_to_event": percentiles(to_event),
+        "event_to_page": percentiles(fetch),
+    }
 
 
 def _unflagged_stat(catalog: Engine) -> list[int]:
@@ -167,8 +224,9 @@ def main() -> None:
     rng = random.Random(11)
     with tempfile.TemporaryDirectory(prefix="dicomnode-bench-") as tmp:
         catalog = open_catalog(f"sqlite:///{Path(tmp) / 'catalog.sqlite'}")
-        settings = Settings(http={"host": "127.0.0.1", "port": 0, "tokens": [{"name": "bench", "token": TOKEN}]},
-                            routing={"rules": []})  # fmt: skip
+        settings = Settings(
+            http={"host": "127.0.0.1", "port": 0, "tokens": [{"name": "bench", "token": TOKEN}]}, routing={"rules": []}
+        )
         keys = fill(catalog, args.items, rng)
         watcher = WorklistWatcher(catalog, settings.worklist)
         watcher.start()

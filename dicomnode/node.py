@@ -58,14 +58,17 @@ class Node:
         exporter = Exporter(catalog, storage, s.export, s.dicom.ae_title)
         notifier = Notifier(catalog, s.notify)
         watcher = WorklistWatcher(catalog, s.worklist, on_change=(exporter.wake, notifier.wake))
-        self._listener = Listener(s.dicom, AdmissionPolicy(s.dicom, storage),
-                                  Ingest(storage, catalog, s.dicom.duplicate_policy, s.dicom.max_instance_bytes),
-                                  self.metrics)  # fmt: skip
+        self._listener = Listener(
+            s.dicom,
+            AdmissionPolicy(s.dicom, storage),
+            Ingest(storage, catalog, s.dicom.duplicate_policy, s.dicom.max_instance_bytes),
+            self.metrics,
+        )
         stages: list[Stage | None] = [
             self._listener,
             Assembler(
                 catalog, EnlistingHook(router, s.worklist), s.assembly.study_quiet_seconds, s.assembly.poll_seconds
-            ),  # fmt: skip
+            ),
             scheduler,
             exporter,
             notifier,
@@ -87,9 +90,13 @@ class Node:
         host, port = self.listener.address
         log.info(
             "listening ae=%s on %s:%d tls=%s storage=%s analysis=%s",
-            s.dicom.ae_title, host, port, s.dicom.tls.enabled, self.storage.root,
+            s.dicom.ae_title,
+            host,
+            port,
+            s.dicom.tls.enabled,
+            self.storage.root,
             "celery" if s.analysis.broker_url else f"embedded x{s.analysis.embedded_workers}",
-        )  # fmt: skip
+        )
 
     def _http(self, watcher: WorklistWatcher) -> Stage:
         from dicomnode.api.app import Operations, create_app

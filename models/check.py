@@ -49,8 +49,9 @@ def check_model(path: Path, device: str = "cpu") -> CheckReport:
         findings = detector.analyse(volume).findings
     except Exception as exc:
         raise ModelCheckFailed(f"{spec.name}: running on {what} failed: {type(exc).__name__}: {exc}") from exc
-    return CheckReport(spec.name, spec.version, spec.uid, what, maps.shape, len(findings),
-                       round(time.perf_counter() - start, 3))  # fmt: skip
+    return CheckReport(
+        spec.name, spec.version, spec.uid, what, maps.shape, len(findings), round(time.perf_counter() - start, 3)
+    )
 
 
 def sample_volume(spec: ModelSpec) -> tuple[ImageVolume, str]:
@@ -70,6 +71,5 @@ def sample_volume(spec: ModelSpec) -> tuple[ImageVolume, str]:
     else:
         array, spacing = rng.normal(size=(16, 128, 128)).astype(np.float32), (2.0, 1.0, 1.0)
         what = "random noise (16, 128, 128)"
-    volume = ImageVolume(array, spacing, np.diag([*spacing, 1.0]), "", next(iter(modalities), ""),
-                         ("",) * len(array))  # fmt: skip
+    volume = ImageVolume(array, spacing, np.diag([*spacing, 1.0]), "", next(iter(modalities), ""), ("",) * len(array))
     return volume, what

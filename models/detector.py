@@ -80,8 +80,10 @@ class Detector:
             if self.manifest.dims == 3:
                 prob = self._forward(x[None, None], volume.spacing_mm)[0]
             else:
-                batches = [self._forward(x[i : i + SLICE_BATCH, None], volume.spacing_mm[1:])
-                           for i in range(0, len(x), SLICE_BATCH)]  # fmt: skip
+                batches = [
+                    self._forward(x[i : i + SLICE_BATCH, None], volume.spacing_mm[1:])
+                    for i in range(0, len(x), SLICE_BATCH)
+                ]
                 prob = torch.cat(batches).transpose(0, 1)  # (C, slices, ...)
         return prob.float().cpu().numpy()
 
@@ -92,13 +94,20 @@ class Detector:
         expected = len(self.manifest.outputs)
         if self.manifest.task == "classification":
             if tuple(logits.shape) != (len(padded), expected):
-                raise ShapeMismatch(f"{self.name}: classifier output {tuple(logits.shape)}, expected ({len(padded)}, "
-                                    f"{expected}) for input {tuple(padded.shape)}")  # fmt: skip
+                raise ShapeMismatch(
+                    f"{self.name}: classifier output {tuple(logits.shape)}, expected ({len(padded)}, "
+                    f"{expected}) for input {tuple(padded.shape)}"
+                )
             return torch.sigmoid(logits.float())
-        if logits.ndim != padded.ndim or tuple(logits.shape[:2]) != (len(padded), expected) or \
-                tuple(logits.shape[2:]) != tuple(padded.shape[2:]):  # fmt: skip
-            raise ShapeMismatch(f"{self.name}: output {tuple(logits.shape)} for input {tuple(padded.shape)}; "
-                                f"expected (N, {expected}, *spatial) with the input's spatial size")  # fmt: skip
+        if (
+            logits.ndim != padded.ndim
+            or tuple(logits.shape[:2]) != (len(padded), expected)
+            or tuple(logits.shape[2:]) != tuple(padded.shape[2:])
+        ):
+            raise ShapeMismatch(
+                f"{self.name}: output {tuple(logits.shape)} for input {tuple(padded.shape)}; "
+                f"expected (N, {expected}, *spatial) with the input's spatial size"
+            )
         crop = (slice(None), slice(None), *(slice(0, n) for n in size))
         return torch.sigmoid(logits[crop].float())
 
@@ -120,8 +129,14 @@ class Detector:
         probability = round(output.calibration.apply(float(prob.max())), 4)
         shape = volume.array.shape
         centre = tuple((n - 1) / 2 for n in shape)
-        return Finding(output.label, output.code, probability, (0, 0, 0, *shape), centre,  # type: ignore[arg-type]
-                       site=output.finding_site)  # fmt: skip
+        return Finding(
+            output.label,
+            output.code,
+            probability,
+            (0, 0, 0, *shape),
+            centre,  # type: ignore[arg-type]
+            site=output.finding_site,
+        )
 
 
 def prepare(manifest: Manifest, x: torch.Tensor, spacing: tuple[float, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
@@ -143,9 +158,11 @@ def prepare(manifest: Manifest, x: torch.Tensor, spacing: tuple[float, ...]) -> 
 
 
 def _target_size(
-    size: tuple[int, ...], spacing: tuple[float, ...], target_spacing: tuple[float, ...] | None,
+    size: tuple[int, ...],
+    spacing: tuple[float, ...],
+    target_spacing: tuple[float, ...] | None,
     input_size: tuple[int, ...] | None,
-) -> tuple[int, ...]:  # fmt: skip
+) -> tuple[int, ...]:
     if input_size is not None:
         return input_size
     if target_spacing is not None:
@@ -173,9 +190,13 @@ def _percentile_normalise(x: torch.Tensor) -> torch.Tensor:
 
 
 def _to_volume_grid(
-    region: tuple[slice, ...], inside: np.ndarray, prob: np.ndarray, scale: list[float],
-    shape: tuple[int, ...], threshold: float,
-) -> tuple[tuple[int, ...], np.ndarray]:  # fmt: skip
+    region: tuple[slice, ...],
+    inside: np.ndarray,
+    prob: np.ndarray,
+    scale: list[float],
+    shape: tuple[int, ...],
+    threshold: float,
+) -> tuple[tuple[int, ...], np.ndarray]:
     """A region found on the model grid as a bounding box and mask on the volume's grid."""
     if all(s == 1.0 for s in scale):
         bbox = tuple(r.start for r in region) + tuple(r.stop for r in region)
@@ -194,9 +215,13 @@ def _to_volume_grid(
 
 
 def _finding(
-    output: OutputClass, probability: float, bbox: tuple[int, ...], mask: np.ndarray, volume: ImageVolume,
+    output: OutputClass,
+    probability: float,
+    bbox: tuple[int, ...],
+    mask: np.ndarray,
+    volume: ImageVolume,
     keep_mask: bool,
-) -> Finding | None:  # fmt: skip
+) -> Finding | None:
     """The finding for one region, or None when it is too small or not dense enough to report."""
     values = volume.array[tuple(slice(a, b) for a, b in zip(bbox[:3], bbox[3:], strict=True))][mask]
     if output.min_mean_value is not None and float(values.mean()) < output.min_mean_value:
@@ -215,8 +240,16 @@ def _finding(
             return None
         measurements = (Measurement("volume", round(volume_ml, 3), "ml"), diameter)
     centre = tuple(round(lo + float(c), 2) for lo, c in zip(bbox[:3], np.argwhere(mask).mean(axis=0), strict=True))
-    return Finding(output.label, output.code, probability, bbox, centre, measurements,  # type: ignore[arg-type]
-                   mask if keep_mask else None, output.finding_site)  # fmt: skip
+    return Finding(
+        output.label,
+        output.code,
+        probability,
+        bbox,
+        centre,
+        measurements,  # type: ignore[arg-type]
+        mask if keep_mask else None,
+        output.finding_site,
+    )
 
 
 def build_network(manifest: Manifest, weights: Path | None, device: str = "cpu") -> torch.nn.Module:

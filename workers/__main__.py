@@ -29,9 +29,28 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def celery_command(args: argparse.Namespace, families: list[str], log_level: str) -> list[str]:
     node_name = args.name or f"dicomnode-{'gpu' + str(args.gpu) if args.gpu is not None else 'cpu'}@%h"
-    return [sys.executable, "-m", "celery", "-A", "workers.worker", "worker", "--pool", args.pool,
-            "--concurrency", "1", "--prefetch-multiplier", "1", "-Q", ",".join(queue_for(f) for f in families),
-            "-n", node_name, "--loglevel", log_level, "--without-gossip", "--without-mingle"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.worker",
+        "worker",
+        "--pool",
+        args.pool,
+        "--concurrency",
+        "1",
+        "--prefetch-multiplier",
+        "1",
+        "-Q",
+        ",".join(queue_for(f) for f in families),
+        "-n",
+        node_name,
+        "--loglevel",
+        log_level,
+        "--without-gossip",
+        "--without-mingle",
+    ]
 
 
 def worker_environment(args: argparse.Namespace, families: list[str]) -> dict[str, str]:
@@ -52,8 +71,11 @@ def main(argv: list[str]) -> None:
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
     if not settings.analysis.broker_url:
-        print("error: analysis.broker_url is not set (DICOMNODE_ANALYSIS__BROKER_URL); without a broker "
-              "`dicomnode serve` runs the analysis itself", file=sys.stderr)  # fmt: skip
+        print(
+            "error: analysis.broker_url is not set (DICOMNODE_ANALYSIS__BROKER_URL); without a broker "
+            "`dicomnode serve` runs the analysis itself",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     families = [f.strip() for f in args.queues.split(",")] if args.queues else settings.registry.families()
     command = celery_command(args, families, settings.log.level)

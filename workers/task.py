@@ -40,8 +40,9 @@ def run_job(rt: Runtime, job_id: int) -> JobOutcome:
     if claim is None:
         log.info("job %d not claimable (finished, running elsewhere, or not due): skipped", job_id)
         return JobOutcome.SKIPPED
-    log.info("job start job=%d model=%s study=%s attempt=%d", job_id, claim.model, claim.study_instance_uid,
-             claim.attempt)  # fmt: skip
+    log.info(
+        "job start job=%d model=%s study=%s attempt=%d", job_id, claim.model, claim.study_instance_uid, claim.attempt
+    )
     try:
         with _heartbeat(rt, claim):
             timings = _analyse(rt, claim)

@@ -52,8 +52,9 @@ class FinishedJob:
     urgency: dict[str, float]  # the manifest's, per finding label
 
 
-def commit_result(catalog: Engine, storage: Storage, settings: Settings, job: FinishedJob,
-                  timings: Timings) -> dict[str, float]:  # fmt: skip
+def commit_result(
+    catalog: Engine, storage: Storage, settings: Settings, job: FinishedJob, timings: Timings
+) -> dict[str, float]:
     """Commit everything the job produced and return its timings; raise jobs.LostClaim (and commit nothing)
     when its claim was lost."""
     claim, identity = job.claim, job.identity
@@ -62,8 +63,16 @@ def commit_result(catalog: Engine, storage: Storage, settings: Settings, job: Fi
         stored = store_instances(conn, storage, claim.study_pk, identity.model, job.instances)
         save_result(conn, study_pk=claim.study_pk, job_id=claim.job_id, identity=identity, findings=job.findings)
         dicom_export.enqueue(conn, claim.study_pk, identity.result_uid, stored, claim.destinations)
-        record_result(conn, claim.study_pk, identity.result_uid, identity.model, identity.model_version,
-                      job.findings, job.urgency, settings)  # fmt: skip
+        record_result(
+            conn,
+            claim.study_pk,
+            identity.result_uid,
+            identity.model,
+            identity.model_version,
+            job.findings,
+            job.urgency,
+            settings,
+        )
         detail = f"{len(job.findings)} findings; weights {identity.model_uid}; result {identity.result_uid}"
         audit.record(conn, claim.study_pk, who, "analysed", detail)
         seconds = timings.finished()

@@ -57,8 +57,9 @@ def folder_cases(folder: Path, labels_path: Path, modalities: list[str]) -> Iter
     series = _index(folder, set(labels))
     missing = sorted(set(labels) - set(series))
     if missing:
-        raise FolderError(f"{folder}: no images of {', '.join(modalities)} for {len(missing)} labelled studies, "
-                          f"e.g. {missing[0]}")  # fmt: skip
+        raise FolderError(
+            f"{folder}: no images of {', '.join(modalities)} for {len(missing)} labelled studies, e.g. {missing[0]}"
+        )
     for study, positive in labels.items():
         candidates = {uid: paths for (modality, uid), paths in series[study].items() if modality in modalities}
         if not candidates:

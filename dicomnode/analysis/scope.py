@@ -22,8 +22,14 @@ def in_scope(loaded: list[Loaded], modalities: list[str] | None, model: str, job
     volumes = [v for v, _ in loaded]
     for v in volumes:
         if all(v is not k for k, _ in kept):
-            log.warning("job %d: series %s is %s; %s accepts %s: skipped", job_id, v.series_uid,
-                        v.modality or "of no modality", model, ", ".join(modalities))  # fmt: skip
+            log.warning(
+                "job %d: series %s is %s; %s accepts %s: skipped",
+                job_id,
+                v.series_uid,
+                v.modality or "of no modality",
+                model,
+                ", ".join(modalities),
+            )
     if not kept:
         found = ", ".join(sorted({v.modality or "none" for v in volumes}))
         raise StudyUnreadable(f"model {model} accepts {', '.join(modalities)}; the routed series are {found}")

@@ -32,8 +32,9 @@ class Operations:
     health: Callable[[], dict[str, Any]]
 
 
-def create_app(settings: Settings, catalog: Engine, watcher: WorklistWatcher,
-               operations: Operations | None = None) -> FastAPI:  # fmt: skip
+def create_app(
+    settings: Settings, catalog: Engine, watcher: WorklistWatcher, operations: Operations | None = None
+) -> FastAPI:
     app = FastAPI(title="dicomnode", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.readers = Readers(settings.http.tokens)
     app.state.settings = settings

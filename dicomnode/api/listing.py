@@ -12,8 +12,9 @@ from dicomnode.worklist import order
 from dicomnode.worklist.snapshot import is_open_only
 
 
-def find(app: FastAPI, how: order.Order, filters: order.Filters, limit: int, offset: int,
-         now: datetime) -> tuple[list[Any], int]:  # fmt: skip
+def find(
+    app: FastAPI, how: order.Order, filters: order.Filters, limit: int, offset: int, now: datetime
+) -> tuple[list[Any], int]:
     """A page of items in reading order and the number matching: open items from the shared ranking snapshot,
     closed ones (no rank) straight from the catalog."""
     if is_open_only(filters):

@@ -42,8 +42,14 @@ def item_json(row: Any, now: datetime, policy: ScoringPolicy) -> dict[str, Any]:
 
 
 def event_json(row: Any) -> dict[str, Any]:
-    return {"at": _iso(row.at), "event": row.event, "old_rank": row.old_rank, "new_rank": row.new_rank,
-            "reason": row.reason, "by": row.actor}  # fmt: skip
+    return {
+        "at": _iso(row.at),
+        "event": row.event,
+        "old_rank": row.old_rank,
+        "new_rank": row.new_rank,
+        "reason": row.reason,
+        "by": row.actor,
+    }
 
 
 def ups_dataset(row: Any, now: datetime, policy: ScoringPolicy) -> dict[str, Any]:

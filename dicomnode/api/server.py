@@ -20,8 +20,11 @@ class HttpServer:
         if config.tls_cert_file and config.tls_key_file:
             tls = {"ssl_certfile": str(config.tls_cert_file), "ssl_keyfile": str(config.tls_key_file)}
         # access_log off: request lines are ours to write (tokens and PHI stay out of logs)
-        self._server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
-                                                     access_log=False, lifespan="off", **tls))  # fmt: skip
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                app, host=config.host, port=config.port, log_config=None, access_log=False, lifespan="off", **tls
+            )
+        )
         self.name = "http"
         self._host = config.host
         self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)

@@ -42,37 +42,70 @@ def record_instance(conn: Connection, header: InstanceHeader, receipt: Receipt, 
     """Upsert patient, study, series and instance; (re)open the study. Caller commits."""
     stmts = _statements(conn.dialect.name)
     h, r = header, receipt
-    patient_fk = conn.execute(stmts.patient, {
-        "patient_id": h.patient_id, "issuer_of_patient_id": h.issuer_of_patient_id,
-        "patient_name": h.patient_name, "birth_date": h.birth_date, "sex": h.sex,
-    }).scalar_one()  # fmt: skip
-    study_fk = conn.execute(stmts.study, {
-        "called_ae": r.called_ae, "study_instance_uid": h.study_instance_uid, "patient_fk": patient_fk,
-        "state": StudyState.OPEN, "first_received_at": r.received_at, "last_received_at": r.received_at,
-        "completion_count": 0, "accession_number": h.accession_number, "study_date": h.study_date,
-        "study_description": h.study_description,
-        "requested_procedure_priority": h.requested_procedure_priority,
-        "reason_for_requested_procedure": h.reason_for_requested_procedure,
-    }).scalar_one()  # fmt: skip
-    series_fk = conn.execute(stmts.series, {
-        "study_fk": study_fk, "series_instance_uid": h.series_instance_uid, "modality": h.modality,
-        "body_part_examined": h.body_part_examined, "series_description": h.series_description,
-        "series_number": h.series_number, "station_name": h.station_name,
-    }).scalar_one()  # fmt: skip
-    conn.execute(stmts.instance, {
-        "series_fk": series_fk, "sop_instance_uid": h.sop_instance_uid, "sop_class_uid": h.sop_class_uid,
-        "transfer_syntax_uid": r.transfer_syntax_uid, "instance_number": h.instance_number, "path": path,
-        "size_bytes": size, "calling_ae": r.calling_ae, "called_ae": r.called_ae,
-        "peer_address": r.peer_address, "received_at": r.received_at,
-    })  # fmt: skip
+    patient_fk = conn.execute(
+        stmts.patient,
+        {
+            "patient_id": h.patient_id,
+            "issuer_of_patient_id": h.issuer_of_patient_id,
+            "patient_name": h.patient_name,
+            "birth_date": h.birth_date,
+            "sex": h.sex,
+        },
+    ).scalar_one()
+    study_fk = conn.execute(
+        stmts.study,
+        {
+            "called_ae": r.called_ae,
+            "study_instance_uid": h.study_instance_uid,
+            "patient_fk": patient_fk,
+            "state": StudyState.OPEN,
+            "first_received_at": r.received_at,
+            "last_received_at": r.received_at,
+            "completion_count": 0,
+            "accession_number": h.accession_number,
+            "study_date": h.study_date,
+            "study_description": h.study_description,
+            "requested_procedure_priority": h.requested_procedure_priority,
+            "reason_for_requested_procedure": h.reason_for_requested_procedure,
+        },
+    ).scalar_one()
+    series_fk = conn.execute(
+        stmts.series,
+        {
+            "study_fk": study_fk,
+            "series_instance_uid": h.series_instance_uid,
+            "modality": h.modality,
+            "body_part_examined": h.body_part_examined,
+            "series_description": h.series_description,
+            "series_number": h.series_number,
+            "station_name": h.station_name,
+        },
+    ).scalar_one()
+    conn.execute(
+        stmts.instance,
+        {
+            "series_fk": series_fk,
+            "sop_instance_uid": h.sop_instance_uid,
+            "sop_class_uid": h.sop_class_uid,
+            "transfer_syntax_uid": r.transfer_syntax_uid,
+            "instance_number": h.instance_number,
+            "path": path,
+            "size_bytes": size,
+            "calling_ae": r.calling_ae,
+            "called_ae": r.called_ae,
+            "peer_address": r.peer_address,
+            "received_at": r.received_at,
+        },
+    )
 
 
 def record_derived_instance(conn: Connection, study_pk: int, series: dict[str, Any], instance: dict[str, Any]) -> None:
     """Index an instance we made (an AI result) in an existing study: series and instance only, so the study
     keeps its state. Caller commits."""
     stmts = _statements(conn.dialect.name)
-    series_fk = conn.execute(stmts.series, {"study_fk": study_pk, "body_part_examined": None, "station_name": None,
-                                            **series}).scalar_one()  # fmt: skip
+    series_fk = conn.execute(
+        stmts.series, {"study_fk": study_pk, "body_part_examined": None, "station_name": None, **series}
+    ).scalar_one()
     conn.execute(stmts.instance, {"series_fk": series_fk, **instance})
 
 
@@ -124,9 +157,12 @@ def _statements(dialect: str) -> _Upserts:
 
 
 _STUDY_DESCRIBED = (
-    "accession_number", "study_date", "study_description", "requested_procedure_priority",
+    "accession_number",
+    "study_date",
+    "study_description",
+    "requested_procedure_priority",
     "reason_for_requested_procedure",
-)  # fmt: skip
+)
 _SERIES_DESCRIBED = ("modality", "body_part_examined", "series_description", "series_number", "station_name")
 
 

@@ -19,18 +19,22 @@ def studies(
     from dicomnode.catalog.records import list_studies
 
     rows = list_studies(catalog_of(settings_from(config)), limit)
-    emit(rows, [
-        Column("study UID", lambda s: s.study_instance_uid, uid=True),
-        Column("called AE", lambda s: s.called_ae),
-        Column("state", lambda s: s.state),
-        Column("modality", lambda s: s.modalities),
-        Column("series", lambda s: s.series_count),
-        Column("instances", lambda s: s.instance_count),
-        Column("MB", lambda s: f"{s.size_bytes / 1e6:.1f}"),
-        Column("priority", lambda s: s.requested_procedure_priority),
-        Column("last received (UTC)", lambda s: s.last_received_at.isoformat(timespec="seconds")),
-        Column("analysis", lambda s: s.analysis),
-    ], as_json)  # fmt: skip
+    emit(
+        rows,
+        [
+            Column("study UID", lambda s: s.study_instance_uid, uid=True),
+            Column("called AE", lambda s: s.called_ae),
+            Column("state", lambda s: s.state),
+            Column("modality", lambda s: s.modalities),
+            Column("series", lambda s: s.series_count),
+            Column("instances", lambda s: s.instance_count),
+            Column("MB", lambda s: f"{s.size_bytes / 1e6:.1f}"),
+            Column("priority", lambda s: s.requested_procedure_priority),
+            Column("last received (UTC)", lambda s: s.last_received_at.isoformat(timespec="seconds")),
+            Column("analysis", lambda s: s.analysis),
+        ],
+        as_json,
+    )
 
 
 def jobs(
@@ -46,17 +50,22 @@ def jobs(
     from dicomnode.routing.priority import PriorityClass
 
     rows = list_jobs(catalog_of(settings_from(config)), state, limit)
-    emit(rows, [
-        Column("job", lambda j: j.id),
-        Column("study UID", lambda j: j.study_instance_uid, uid=True),
-        Column("model", lambda j: j.model),
-        Column("state", lambda j: j.state),
-        Column("priority", lambda j: PriorityClass(j.priority).name),
-        Column("attempts", lambda j: j.attempts),
-        Column("created (UTC)", lambda j: j.created_at.isoformat(timespec="seconds")),
-        Column("total s", lambda j: f"{j.timings['total_s']:.2f}" if j.timings else ""),
-        Column("last error", lambda j: j.last_error),
-    ], as_json, as_dict=lambda j: {**asdict(j), "priority": PriorityClass(j.priority).name})  # fmt: skip
+    emit(
+        rows,
+        [
+            Column("job", lambda j: j.id),
+            Column("study UID", lambda j: j.study_instance_uid, uid=True),
+            Column("model", lambda j: j.model),
+            Column("state", lambda j: j.state),
+            Column("priority", lambda j: PriorityClass(j.priority).name),
+            Column("attempts", lambda j: j.attempts),
+            Column("created (UTC)", lambda j: j.created_at.isoformat(timespec="seconds")),
+            Column("total s", lambda j: f"{j.timings['total_s']:.2f}" if j.timings else ""),
+            Column("last error", lambda j: j.last_error),
+        ],
+        as_json,
+        as_dict=lambda j: {**asdict(j), "priority": PriorityClass(j.priority).name},
+    )
 
 
 def retry(job_id: int, config: ConfigOption = None) -> None:
@@ -82,10 +91,15 @@ def audit(
         rows = trail(conn, study_uid, limit)
     if study_uid and not rows:
         fail(f"no audit trail for study {study_uid}")
-    emit(rows, [
-        Column("when (UTC)", lambda r: r.at.isoformat(timespec="seconds")),
-        Column("study UID", lambda r: r.study_instance_uid, uid=True),
-        Column("action", lambda r: r.action),
-        Column("by", lambda r: r.actor),
-        Column("detail", lambda r: r.detail),
-    ], as_json, as_dict=lambda r: {k: str(v) if k == "at" else v for k, v in r._mapping.items()})  # fmt: skip
+    emit(
+        rows,
+        [
+            Column("when (UTC)", lambda r: r.at.isoformat(timespec="seconds")),
+            Column("study UID", lambda r: r.study_instance_uid, uid=True),
+            Column("action", lambda r: r.action),
+            Column("by", lambda r: r.actor),
+            Column("detail", lambda r: r.detail),
+        ],
+        as_json,
+        as_dict=lambda r: {k: str(v) if k == "at" else v for k, v in r._mapping.items()},
+    )

@@ -11,8 +11,19 @@ from dicomnode.cli.models import models_app
 from dicomnode.cli.outbox import exports_app, notifications_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-for command in (node.serve, dicom.echo, dicom.send, catalog.studies, node.worker, catalog.jobs, catalog.retry,
-                worklist.worklist, catalog.audit, ops.retention, node.demo):  # fmt: skip
+for command in (
+    node.serve,
+    dicom.echo,
+    dicom.send,
+    catalog.studies,
+    node.worker,
+    catalog.jobs,
+    catalog.retry,
+    worklist.worklist,
+    catalog.audit,
+    ops.retention,
+    node.demo,
+):
     app.command()(command)
 app.add_typer(exports_app, name="exports")
 app.add_typer(notifications_app, name="notifications")

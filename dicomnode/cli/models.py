@@ -18,15 +18,18 @@ def models_list(config: ConfigOption = None) -> None:
     """The models this node can run: built-in, from analysis.models_dir, and plugins."""
     registry = settings_from(config).registry
     specs = [registry.get(name) for name in registry.names()]
-    emit(specs, [
-        Column("model", lambda s: s.name),
-        Column("version", lambda s: s.version),
-        Column("family (queue)", lambda s: s.family),
-        Column("task", lambda s: s.manifest.task if s.manifest else "plugin"),
-        Column("modalities", lambda s: ",".join(s.manifest.modalities) if s.manifest else ""),
-        Column("weights UID", lambda s: s.uid, uid=True),
-        Column("trainable", lambda s: "yes" if s.trainer else ""),
-    ])  # fmt: skip
+    emit(
+        specs,
+        [
+            Column("model", lambda s: s.name),
+            Column("version", lambda s: s.version),
+            Column("family (queue)", lambda s: s.family),
+            Column("task", lambda s: s.manifest.task if s.manifest else "plugin"),
+            Column("modalities", lambda s: ",".join(s.manifest.modalities) if s.manifest else ""),
+            Column("weights UID", lambda s: s.uid, uid=True),
+            Column("trainable", lambda s: "yes" if s.trainer else ""),
+        ],
+    )
 
 
 @models_app.command("check")

@@ -51,12 +51,21 @@ def worker(
     """Run one Celery analysis worker process (one per GPU): `python -m workers` with these options."""
     settings = settings_from(config)
     if not settings.analysis.broker_url:
-        fail("analysis.broker_url is not set (DICOMNODE_ANALYSIS__BROKER_URL); "
-             "without a broker `dicomnode serve` runs the analysis itself", 2)  # fmt: skip
+        fail(
+            "analysis.broker_url is not set (DICOMNODE_ANALYSIS__BROKER_URL); "
+            "without a broker `dicomnode serve` runs the analysis itself",
+            2,
+        )
     if pool not in ("solo", "prefork"):
         fail("--pool must be solo or prefork", 2)
-    options = {"--config": config, "--gpu": gpu, "--queues": queues, "--pool": pool, "--threads": threads,
-               "--name": name}  # fmt: skip
+    options = {
+        "--config": config,
+        "--gpu": gpu,
+        "--queues": queues,
+        "--pool": pool,
+        "--threads": threads,
+        "--name": name,
+    }
     argv = [part for flag, value in options.items() if value is not None for part in (flag, str(value))]
     os.execv(sys.executable, [sys.executable, "-m", "workers", *argv])  # the node never imports workers
 

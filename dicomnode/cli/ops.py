@@ -24,8 +24,10 @@ def retention(
     doomed = plan(catalog, storage, settings.retention)
     for d in doomed:
         when = d.last_received_at.isoformat(timespec="seconds")
-        typer.echo(f"{'would delete' if dry_run else 'deleting'} {d.study_instance_uid} last received {when} "
-                   f"{d.size_bytes} bytes: {d.reason}")  # fmt: skip
+        typer.echo(
+            f"{'would delete' if dry_run else 'deleting'} {d.study_instance_uid} last received {when} "
+            f"{d.size_bytes} bytes: {d.reason}"
+        )
     if dry_run:
         typer.echo(f"{len(doomed)} studies would be deleted (dry run: nothing deleted)")
         return

@@ -13,8 +13,7 @@ from dicomnode.cli.render import Column, ConfigOption, JsonOption, catalog_of, e
 
 StateOption = Annotated[OutboxState | None, typer.Option(help="Only sends in this state")]
 exports_app = typer.Typer(help="The export outbox: results on their way to PACS.", invoke_without_command=True)
-notifications_app = typer.Typer(help="The webhook outbox: critical-finding notifications.",
-                                invoke_without_command=True)  # fmt: skip
+notifications_app = typer.Typer(help="The webhook outbox: critical-finding notifications.", invoke_without_command=True)
 
 
 @exports_app.callback()
@@ -32,17 +31,23 @@ def exports_list(
 
     with catalog_of(settings_from(config)).connect() as conn:
         rows = list_exports(conn, state, limit)
-    emit(rows, [
-        Column("id", lambda e: e.id),
-        Column("study UID", lambda e: e.study_instance_uid, uid=True),
-        Column("SOP instance UID", lambda e: e.sop_instance_uid, uid=True),
-        Column("destination", lambda e: e.destination),
-        Column("state", lambda e: e.state),
-        Column("attempts", lambda e: e.attempts),
-        Column("next try (UTC)",
-               lambda e: e.not_before.isoformat(timespec="seconds") if e.state == OutboxState.PENDING else ""),
-        Column("last error", lambda e: e.last_error),
-    ], as_json)  # fmt: skip
+    emit(
+        rows,
+        [
+            Column("id", lambda e: e.id),
+            Column("study UID", lambda e: e.study_instance_uid, uid=True),
+            Column("SOP instance UID", lambda e: e.sop_instance_uid, uid=True),
+            Column("destination", lambda e: e.destination),
+            Column("state", lambda e: e.state),
+            Column("attempts", lambda e: e.attempts),
+            Column(
+                "next try (UTC)",
+                lambda e: e.not_before.isoformat(timespec="seconds") if e.state == OutboxState.PENDING else "",
+            ),
+            Column("last error", lambda e: e.last_error),
+        ],
+        as_json,
+    )
 
 
 @exports_app.command("retry")
@@ -68,14 +73,18 @@ def notifications_list(
 
     with catalog_of(settings_from(config)).connect() as conn:
         rows = list_notifications(conn, state, limit)
-    emit(rows, [
-        Column("id", lambda n: n.id),
-        Column("study UID", lambda n: n.study_instance_uid, uid=True),
-        Column("finding", lambda n: n.label),
-        Column("state", lambda n: n.state),
-        Column("attempts", lambda n: n.attempts),
-        Column("last error", lambda n: n.last_error),
-    ], as_json)  # fmt: skip
+    emit(
+        rows,
+        [
+            Column("id", lambda n: n.id),
+            Column("study UID", lambda n: n.study_instance_uid, uid=True),
+            Column("finding", lambda n: n.label),
+            Column("state", lambda n: n.state),
+            Column("attempts", lambda n: n.attempts),
+            Column("last error", lambda n: n.last_error),
+        ],
+        as_json,
+    )
 
 
 @notifications_app.command("retry")

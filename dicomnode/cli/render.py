@@ -56,8 +56,12 @@ class Column:
     uid: bool = False  # wrapped whole, never cut: a UID must stay pastable
 
 
-def emit(rows: Sequence[Any], columns: Sequence[Column], as_json: bool = False,
-         as_dict: Callable[[Any], dict[str, Any]] | None = None) -> None:  # fmt: skip
+def emit(
+    rows: Sequence[Any],
+    columns: Sequence[Column],
+    as_json: bool = False,
+    as_dict: Callable[[Any], dict[str, Any]] | None = None,
+) -> None:
     """JSON lines (`as_dict` of each row, default its dataclass fields) or a table of `columns`."""
     if as_json:
         from dataclasses import asdict
@@ -84,5 +88,3 @@ def print_table(table: Table) -> None:
 
 def _cell(value: object) -> str:
     return "" if value is None else str(value)
-
-

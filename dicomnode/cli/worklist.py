@@ -29,12 +29,17 @@ def worklist(
         rows = conn.execute(ranked(settings.worklist.scoring, now, how).limit(limit)).all()
     views = [item_json(r, now, settings.worklist.scoring) for r in rows]
     # no patient names or IDs on a terminal whose output may end up in a ticket: the study UID identifies
-    emit(views, [
-        Column("rank", lambda v: v["rank"]),
-        Column("priority", lambda v: v["priority"]),
-        Column("state", lambda v: v["state"]),
-        Column("modality", lambda v: v["modalities"]),
-        Column("study UID", lambda v: v["study_instance_uid"], uid=True),
-        Column("waiting (min)", lambda v: f"{v['waiting_minutes']:.0f}"),
-        Column("why", lambda v: v["explanation"]),
-    ], as_json, as_dict=dict)  # fmt: skip
+    emit(
+        views,
+        [
+            Column("rank", lambda v: v["rank"]),
+            Column("priority", lambda v: v["priority"]),
+            Column("state", lambda v: v["state"]),
+            Column("modality", lambda v: v["modalities"]),
+            Column("study UID", lambda v: v["study_instance_uid"], uid=True),
+            Column("waiting (min)", lambda v: f"{v['waiting_minutes']:.0f}"),
+            Column("why", lambda v: v["explanation"]),
+        ],
+        as_json,
+        as_dict=dict,
+    )

@@ -50,11 +50,17 @@ class RoutingRule(Section):
 
 def _default_rules() -> list[RoutingRule]:
     return [
-        RoutingRule(name="ct-head", match=RuleMatch(modality=["CT"], body_part=["HEAD", "BRAIN", "SKULL"]),
-                    models=["ct-hemorrhage"]),
-        RoutingRule(name="chest-radiograph", match=RuleMatch(modality=["CR", "DX"], body_part=["CHEST"]),
-                    models=["cxr-pneumothorax"]),
-    ]  # fmt: skip
+        RoutingRule(
+            name="ct-head",
+            match=RuleMatch(modality=["CT"], body_part=["HEAD", "BRAIN", "SKULL"]),
+            models=["ct-hemorrhage"],
+        ),
+        RoutingRule(
+            name="chest-radiograph",
+            match=RuleMatch(modality=["CR", "DX"], body_part=["CHEST"]),
+            models=["cxr-pneumothorax"],
+        ),
+    ]
 
 
 class RoutingConfig(Section):

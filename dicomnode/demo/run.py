@@ -73,21 +73,30 @@ def write_study(study: DemoStudy, folder: Path, number: int) -> tuple[str, list[
     common = {"priority": study.priority, "patient": patient, "accession": f"DEMOACC{number:04d}"}
     if study.kind == "ct":
         p = ct_head(rng, bleeds=1 if study.acute else 0)
-        spec = SeriesSpec(n_slices=p.hu.shape[0], rows=p.hu.shape[1], columns=p.hu.shape[2],
-                          slice_thickness_mm=p.spacing_mm[0], pixel_spacing_mm=p.spacing_mm[1], body_part="HEAD",
-                          description="CT HEAD WO CONTRAST", **common)  # fmt: skip
+        spec = SeriesSpec(
+            n_slices=p.hu.shape[0],
+            rows=p.hu.shape[1],
+            columns=p.hu.shape[2],
+            slice_thickness_mm=p.spacing_mm[0],
+            pixel_spacing_mm=p.spacing_mm[1],
+            body_part="HEAD",
+            description="CT HEAD WO CONTRAST",
+            **common,
+        )
         return spec.study_uid, write_volume_series(spec, p.hu, folder)
     p = chest_radiograph(rng, pneumothorax=study.acute)
-    spec = SeriesSpec(modality="DX", body_part="CHEST", description="CHEST PA", pixel_spacing_mm=p.spacing_mm[0],
-                      **common)  # fmt: skip
+    spec = SeriesSpec(
+        modality="DX", body_part="CHEST", description="CHEST PA", pixel_spacing_mm=p.spacing_mm[0], **common
+    )
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "dx.dcm"
     radiograph(spec, p.image).save_as(path, enforce_file_format=True)
     return spec.study_uid, [path]
 
 
-def run_demo(workdir: Path, say: Callable[[str], None], keep_running: bool = False, http_port: int = 0,
-             timeout_s: float = 300) -> DemoRun:  # fmt: skip
+def run_demo(
+    workdir: Path, say: Callable[[str], None], keep_running: bool = False, http_port: int = 0, timeout_s: float = 300
+) -> DemoRun:
     """Run the demo in `workdir` (emptied first); return what happened. Raises DemoError on a failure."""
     for tool in ("storescp", "storescu", "echoscu"):
         if shutil.which(tool) is None:
@@ -101,14 +110,21 @@ def run_demo(workdir: Path, say: Callable[[str], None], keep_running: bool = Fal
     try:
         processes.append(start_pacs(workdir / "pacs", pacs_port))
         processes.append(start_node(workdir, config))
-        say(f"node {NODE_AE}@127.0.0.1:{node_port} and PACS stand-in {PACS_AE}@127.0.0.1:{pacs_port} (dcmtk "
-            f"storescp) are running in {workdir}")  # fmt: skip
+        say(
+            f"node {NODE_AE}@127.0.0.1:{node_port} and PACS stand-in {PACS_AE}@127.0.0.1:{pacs_port} (dcmtk "
+            f"storescp) are running in {workdir}"
+        )
         titles = {}
         for number, study in enumerate(STUDIES, 1):
             uid, files = write_study(study, workdir / "studies" / f"{number}", number)
             titles[uid] = study.title
-            sent = subprocess.run(["storescu", "-aec", NODE_AE, "127.0.0.1", str(node_port), *map(str, files)],
-                                  env=DCMTK_ENV, capture_output=True, text=True, check=False)  # fmt: skip
+            sent = subprocess.run(
+                ["storescu", "-aec", NODE_AE, "127.0.0.1", str(node_port), *map(str, files)],
+                env=DCMTK_ENV,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if sent.returncode != 0:
                 raise DemoError(f"storescu failed for '{study.title}': {sent.stderr.strip()[-300:]}")
             say(f"pushed {study.title} ({len(files)} instance{'s' * (len(files) > 1)}) with storescu")
@@ -144,11 +160,15 @@ def summary(run: DemoRun) -> list[str]:
         lines.append(f"  {title:40s} {', '.join(sorted(got)) or 'nothing'}")
     lines += ["", "Reading worklist, most urgent first (arrival order was the order pushed above):"]
     for item in run.worklist:
-        lines.append(f"  {item['rank']:>2}. {run.titles.get(item['study_instance_uid'], '?'):40s} "
-                     f"{item['explanation']}")  # fmt: skip
-    lines += ["", "The acute studies arrived last and were moved up by the AI; none was removed or hidden, and "
-              "each would still rise with waiting time. Synthetic phantoms and phantom-trained models: not for "
-              "clinical use."]  # fmt: skip
+        lines.append(
+            f"  {item['rank']:>2}. {run.titles.get(item['study_instance_uid'], '?'):40s} {item['explanation']}"
+        )
+    lines += [
+        "",
+        "The acute studies arrived last and were moved up by the AI; none was removed or hidden, and "
+        "each would still rise with waiting time. Synthetic phantoms and phantom-trained models: not for "
+        "clinical use.",
+    ]
     return lines
 
 
@@ -162,8 +182,10 @@ def _wait_for_results(api: httpx.Client, pacs: Path, titles: dict[str, str], tim
         if analysed == len(titles) and all(received.get(uid) for uid in titles):
             return received
         if time.monotonic() > deadline:
-            raise DemoError(f"after {timeout_s:.0f} s only {analysed} of {len(titles)} studies were analysed; "
-                            "see node.log in the work folder")  # fmt: skip
+            raise DemoError(
+                f"after {timeout_s:.0f} s only {analysed} of {len(titles)} studies were analysed; "
+                "see node.log in the work folder"
+            )
         time.sleep(1)
 
 
@@ -232,17 +254,33 @@ body_part = ["CHEST"]
 
 def start_pacs(folder: Path, port: int) -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(["storescp", "-aet", PACS_AE, "-od", str(folder), "+xa", str(port)], env=DCMTK_ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    _wait(lambda: subprocess.run(["echoscu", "-aec", PACS_AE, "127.0.0.1", str(port)], env=DCMTK_ENV,
-                                 capture_output=True, check=False).returncode == 0, proc, "storescp")  # fmt: skip
+    proc = subprocess.Popen(
+        ["storescp", "-aet", PACS_AE, "-od", str(folder), "+xa", str(port)],
+        env=DCMTK_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait(
+        lambda: (
+            subprocess.run(
+                ["echoscu", "-aec", PACS_AE, "127.0.0.1", str(port)], env=DCMTK_ENV, capture_output=True, check=False
+            ).returncode
+            == 0
+        ),
+        proc,
+        "storescp",
+    )
     return proc
 
 
 def start_node(workdir: Path, config: Path) -> subprocess.Popen:
     log = open(workdir / "node.log", "ab")  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen([sys.executable, "-m", "dicomnode", "serve", "--config", str(config)], cwd=workdir,
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dicomnode", "serve", "--config", str(config)],
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     _wait(lambda: "listening ae=" in (workdir / "node.log").read_text(errors="replace"), proc, "dicomnode serve")
     return proc
 

@@ -139,8 +139,17 @@ def radiograph(spec: SeriesSpec, image: np.ndarray, monochrome1: bool = False) -
     """A Digital X-Ray (For Presentation) instance from a 0..1 image (brighter = denser), 12 bits stored.
     `spec` gives identity, order and pixel spacing; rows and columns come from the image."""
     ds = ct_slice(SeriesSpec(**{**spec.__dict__, "rows": 1, "columns": 1}), 0, np.zeros((1, 1)))
-    for key in ("SliceThickness", "KVP", "ImagePositionPatient", "ImageOrientationPatient", "FrameOfReferenceUID",
-                "PositionReferenceIndicator", "RescaleIntercept", "RescaleSlope", "RescaleType"):  # fmt: skip
+    for key in (
+        "SliceThickness",
+        "KVP",
+        "ImagePositionPatient",
+        "ImageOrientationPatient",
+        "FrameOfReferenceUID",
+        "PositionReferenceIndicator",
+        "RescaleIntercept",
+        "RescaleSlope",
+        "RescaleType",
+    ):
         delattr(ds, key)
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
     ds.Modality = spec.modality

@@ -113,8 +113,11 @@ def handle_requested(event: evt.Event, policy: AdmissionPolicy, metrics: NodeMet
     metrics.associations.labels("rejected").inc()
     log.warning(
         "association rejected from %s@%s to %s: %s",
-        calling, rq.address, called, rejection.reason,
-    )  # fmt: skip
+        calling,
+        rq.address,
+        called,
+        rejection.reason,
+    )
     event.assoc.acse.send_reject(rejection.result, rejection.source, rejection.diagnostic)
     # As pynetdicom's own reject path does: kill() waits until the DUL has sent
     # the A-ASSOCIATE-RJ, else the socket may close before the peer reads it.

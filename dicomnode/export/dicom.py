@@ -40,18 +40,33 @@ class Send:
     attempt: int
 
 
-def enqueue(conn: Connection, study_pk: int, result_uid: str, instances: list[tuple[str, str]],
-            destinations: list[str]) -> int:  # fmt: skip
+def enqueue(
+    conn: Connection, study_pk: int, result_uid: str, instances: list[tuple[str, str]], destinations: list[str]
+) -> int:
     """Arm a send of each (SOP Instance UID, path) to each destination; a re-run re-arms the same rows."""
     now = utcnow()
     for sop_uid, path in instances:
         for destination in destinations:
             stmt = insert_for(conn.dialect.name, _exports).values(
-                study_fk=study_pk, result_uid=result_uid, sop_instance_uid=sop_uid, path=path,
-                destination=destination, state=OutboxState.PENDING, attempts=0, not_before=now, created_at=now,
-            )  # fmt: skip
-            rearm = {"state": OutboxState.PENDING, "attempts": 0, "not_before": now, "path": path,
-                     "last_error": None, "last_status": None, "sent_at": None}  # fmt: skip
+                study_fk=study_pk,
+                result_uid=result_uid,
+                sop_instance_uid=sop_uid,
+                path=path,
+                destination=destination,
+                state=OutboxState.PENDING,
+                attempts=0,
+                not_before=now,
+                created_at=now,
+            )
+            rearm = {
+                "state": OutboxState.PENDING,
+                "attempts": 0,
+                "not_before": now,
+                "path": path,
+                "last_error": None,
+                "last_status": None,
+                "sent_at": None,
+            }
             conn.execute(stmt.on_conflict_do_update(index_elements=["sop_instance_uid", "destination"], set_=rearm))
     return len(instances) * len(destinations)
 
@@ -104,7 +119,7 @@ def list_exports(conn: Connection, state: str | None = None, limit: int = 500) -
             _exports.c.not_before,
             _exports.c.last_error,
             _exports.c.sent_at,
-        )  # fmt: skip
+        )
         .join(_studies, _studies.c.id == _exports.c.study_fk)
         .order_by(_exports.c.id.desc())
         .limit(limit)
@@ -135,8 +150,12 @@ class Exporter(outbox.OutboxSender):
     def _send(self, destination: str, sends: list[Send]) -> None:
         paths = {self._storage.absolute(s.path): s for s in sends}
         try:
-            results = send_files(list(paths), Destination.parse(destination, self._tls), self._calling_ae,
-                                 timeout_s=self._policy.timeout_s)  # fmt: skip
+            results = send_files(
+                list(paths),
+                Destination.parse(destination, self._tls),
+                self._calling_ae,
+                timeout_s=self._policy.timeout_s,
+            )
         except Exception as exc:  # a bug or a malformed destination must not lose the rows: record and retry
             results = [
                 SendResult(p, s.sop_instance_uid, None, f"{type(exc).__name__}: {exc}") for p, s in paths.items()
@@ -151,8 +170,15 @@ class Exporter(outbox.OutboxSender):
                 message = _failure(result)
                 state = record_failure(conn, send, message, result.status, self._policy)
                 level = logging.ERROR if state == OutboxState.DEAD else logging.WARNING
-                log.log(level, "export id=%d to=%s attempt=%d %s: %s", send.id, destination, send.attempt,
-                        "dead" if state == OutboxState.DEAD else "will retry", message)  # fmt: skip
+                log.log(
+                    level,
+                    "export id=%d to=%s attempt=%d %s: %s",
+                    send.id,
+                    destination,
+                    send.attempt,
+                    "dead" if state == OutboxState.DEAD else "will retry",
+                    message,
+                )
 
 
 def _failure(result: SendResult) -> str:

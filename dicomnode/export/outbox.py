@@ -29,12 +29,16 @@ log = logging.getLogger(__name__)
 def claim_due(conn: Connection, table: Table, columns: list[Any], limit: int = 200) -> list[Row]:
     """Take due pending rows (state sending, attempts + 1), oldest first; `columns` are returned, sorted by id."""
     now = utcnow()
-    ids = conn.execute(
-        select(table.c.id)
-        .where(table.c.state == OutboxState.PENDING, table.c.not_before <= now)
-        .order_by(table.c.not_before, table.c.id)
-        .limit(limit)
-    ).scalars().all()  # fmt: skip
+    ids = (
+        conn.execute(
+            select(table.c.id)
+            .where(table.c.state == OutboxState.PENDING, table.c.not_before <= now)
+            .order_by(table.c.not_before, table.c.id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
     if not ids:
         return []
     rows = conn.execute(
@@ -47,32 +51,57 @@ def claim_due(conn: Connection, table: Table, columns: list[Any], limit: int = 2
 
 
 def mark_sent(conn: Connection, table: Table, row_id: int, status: int) -> None:
-    conn.execute(update(table).where(table.c.id == row_id).values(
-        state=OutboxState.SENT, sent_at=utcnow(), last_status=status, last_error=None))  # fmt: skip
+    conn.execute(
+        update(table)
+        .where(table.c.id == row_id)
+        .values(state=OutboxState.SENT, sent_at=utcnow(), last_status=status, last_error=None)
+    )
 
 
-def record_failure(conn: Connection, table: Table, row_id: int, attempt: int, message: str, status: int | None,
-                   permanent: bool, policy: OutboxPolicy) -> OutboxState:  # fmt: skip
+def record_failure(
+    conn: Connection,
+    table: Table,
+    row_id: int,
+    attempt: int,
+    message: str,
+    status: int | None,
+    permanent: bool,
+    policy: OutboxPolicy,
+) -> OutboxState:
     """Back off and retry, or give up (dead) after the last attempt or a permanent refusal; the new state."""
     if permanent or attempt >= policy.max_attempts:
-        conn.execute(update(table).where(table.c.id == row_id).values(
-            state=OutboxState.DEAD, last_error=message, last_status=status))  # fmt: skip
+        conn.execute(
+            update(table)
+            .where(table.c.id == row_id)
+            .values(state=OutboxState.DEAD, last_error=message, last_status=status)
+        )
         return OutboxState.DEAD
-    conn.execute(update(table).where(table.c.id == row_id).values(
-        state=OutboxState.PENDING, last_error=message, last_status=status,
-        not_before=utcnow() + timedelta(seconds=policy.retry_delay_s(attempt))))  # fmt: skip
+    conn.execute(
+        update(table)
+        .where(table.c.id == row_id)
+        .values(
+            state=OutboxState.PENDING,
+            last_error=message,
+            last_status=status,
+            not_before=utcnow() + timedelta(seconds=policy.retry_delay_s(attempt)),
+        )
+    )
     return OutboxState.PENDING
 
 
 def take_back_sending(conn: Connection, table: Table) -> int:
     """At start-up: rows a crashed node left `sending` go back to pending (the peer may get one twice)."""
-    return conn.execute(update(table).where(table.c.state == OutboxState.SENDING).values(
-        state=OutboxState.PENDING)).rowcount  # fmt: skip
+    return conn.execute(
+        update(table).where(table.c.state == OutboxState.SENDING).values(state=OutboxState.PENDING)
+    ).rowcount
 
 
 def retry_dead(conn: Connection, table: Table, row_id: int) -> bool:
-    result = conn.execute(update(table).where(table.c.id == row_id, table.c.state == OutboxState.DEAD)
-                          .values(state=OutboxState.PENDING, attempts=0, not_before=utcnow()))  # fmt: skip
+    result = conn.execute(
+        update(table)
+        .where(table.c.id == row_id, table.c.state == OutboxState.DEAD)
+        .values(state=OutboxState.PENDING, attempts=0, not_before=utcnow())
+    )
     return result.rowcount == 1
 
 

@@ -31,14 +31,15 @@ _studies = Study.__table__
 _RETRYABLE_4XX = {408, 425, 429}
 
 
-def enqueue(conn: Connection, study_pk: int, workitem_uid: str, flags: list[dict[str, Any]],
-            config: NotifyConfig) -> int:  # fmt: skip
+def enqueue(
+    conn: Connection, study_pk: int, workitem_uid: str, flags: list[dict[str, Any]], config: NotifyConfig
+) -> int:
     """Arm a POST of each flag at or above min_urgency to each webhook; the number armed (new ones only)."""
     if not config.webhooks:
         return 0
     study = conn.execute(
         select(_studies.c.study_instance_uid, _studies.c.accession_number).where(_studies.c.id == study_pk)
-    ).one()  # fmt: skip
+    ).one()
     now = utcnow()
     armed = 0
     for flag in flags:
@@ -59,10 +60,21 @@ def enqueue(conn: Connection, study_pk: int, workitem_uid: str, flags: list[dict
             "flagged_at": now.isoformat() + "Z",
         }
         for url in config.webhooks:
-            stmt = insert_for(conn.dialect.name, _notifications).values(
-                study_fk=study_pk, result_uid=flag["result_uid"], label=flag["label"], url=str(url),
-                payload=payload, state=OutboxState.PENDING, attempts=0, not_before=now, created_at=now,
-            ).on_conflict_do_nothing(index_elements=["result_uid", "label", "url"])  # fmt: skip
+            stmt = (
+                insert_for(conn.dialect.name, _notifications)
+                .values(
+                    study_fk=study_pk,
+                    result_uid=flag["result_uid"],
+                    label=flag["label"],
+                    url=str(url),
+                    payload=payload,
+                    state=OutboxState.PENDING,
+                    attempts=0,
+                    not_before=now,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["result_uid", "label", "url"])
+            )
             armed += conn.execute(stmt).rowcount
     return armed
 
@@ -93,17 +105,29 @@ class Notifier(outbox.OutboxSender):
             with self._catalog.begin() as conn:
                 if error is None:
                     outbox.mark_sent(conn, _notifications, post.id, status)
-                    audit.record(conn, post.study_pk, f"webhook #{post.id}", "notified",
-                                 f"{post.payload['finding']} p={post.payload['probability']:.2f}")  # fmt: skip
+                    audit.record(
+                        conn,
+                        post.study_pk,
+                        f"webhook #{post.id}",
+                        "notified",
+                        f"{post.payload['finding']} p={post.payload['probability']:.2f}",
+                    )
                     log.info("notification sent id=%d attempt=%d status=%d", post.id, post.attempt, status)
                     continue
                 permanent = status is not None and 400 <= status < 500 and status not in _RETRYABLE_4XX
-                state = outbox.record_failure(conn, _notifications, post.id, post.attempt, error, status, permanent,
-                                              self._config)  # fmt: skip
+                state = outbox.record_failure(
+                    conn, _notifications, post.id, post.attempt, error, status, permanent, self._config
+                )
             level = logging.ERROR if state == OutboxState.DEAD else logging.WARNING
             # the URL may carry a secret in its query: log the row id, never the URL or the payload
-            log.log(level, "notification id=%d attempt=%d %s: %s", post.id, post.attempt,
-                    "dead" if state == OutboxState.DEAD else "will retry", error)  # fmt: skip
+            log.log(
+                level,
+                "notification id=%d attempt=%d %s: %s",
+                post.id,
+                post.attempt,
+                "dead" if state == OutboxState.DEAD else "will retry",
+                error,
+            )
         return len(due)
 
     def _post(self, post: Post) -> tuple[int | None, str | None]:
@@ -137,12 +161,21 @@ class NotificationSummary:
 def list_notifications(conn: Connection, state: str | None = None, limit: int = 500) -> list[NotificationSummary]:
     n = _notifications.c
     query = (
-        select(n.id, _studies.c.study_instance_uid, n.label, n.url, n.state, n.attempts, n.last_error, n.created_at,
-               n.sent_at)
+        select(
+            n.id,
+            _studies.c.study_instance_uid,
+            n.label,
+            n.url,
+            n.state,
+            n.attempts,
+            n.last_error,
+            n.created_at,
+            n.sent_at,
+        )
         .join(_studies, _studies.c.id == n.study_fk)
         .order_by(n.id.desc())
         .limit(limit)
-    )  # fmt: skip
+    )
     if state:
         query = query.where(n.state == state)
     return [NotificationSummary(*row) for row in conn.execute(query)]

@@ -79,10 +79,20 @@ def upsert_job(
     """Create the study's job for `model`, or reset it to pending for a new completion of the study."""
     now = utcnow()
     fresh = {
-        "queue": queue, "priority": priority, "series_uids": series_uids, "destinations": destinations,
-        "rules": rules, "state": JobState.PENDING, "generation": generation, "attempts": 0, "last_error": None,
-        "not_before": now, "enqueued_at": None, "run_token": None, "finished_at": None,
-    }  # fmt: skip
+        "queue": queue,
+        "priority": priority,
+        "series_uids": series_uids,
+        "destinations": destinations,
+        "rules": rules,
+        "state": JobState.PENDING,
+        "generation": generation,
+        "attempts": 0,
+        "last_error": None,
+        "not_before": now,
+        "enqueued_at": None,
+        "run_token": None,
+        "finished_at": None,
+    }
     stmt = insert_for(conn.dialect.name, _jobs).values(study_fk=study_pk, model=model, created_at=now, **fresh)
     conn.execute(stmt.on_conflict_do_update(index_elements=["study_fk", "model"], set_=fresh))
 
@@ -127,7 +137,7 @@ def claim(conn: Connection, job_id: int, worker: str) -> Claim | None:
             started_at=now,
             heartbeat_at=now,
             last_error=None,
-        )  # fmt: skip
+        )
         .returning(
             _jobs.c.attempts,
             _jobs.c.model,
@@ -135,13 +145,23 @@ def claim(conn: Connection, job_id: int, worker: str) -> Claim | None:
             _jobs.c.series_uids,
             _jobs.c.enqueued_at,
             _jobs.c.destinations,
-        )  # fmt: skip
+        )
     ).first()
     if row is None:
         return None
     study_uid = conn.execute(select(_studies.c.study_instance_uid).where(_studies.c.id == row.study_fk)).scalar_one()
-    return Claim(job_id, token, row.attempts, row.model, row.study_fk, study_uid, list(row.series_uids),
-                 row.enqueued_at, now, list(row.destinations or []))  # fmt: skip
+    return Claim(
+        job_id,
+        token,
+        row.attempts,
+        row.model,
+        row.study_fk,
+        study_uid,
+        list(row.series_uids),
+        row.enqueued_at,
+        now,
+        list(row.destinations or []),
+    )
 
 
 def heartbeat(conn: Connection, claim: Claim) -> bool:
@@ -159,16 +179,15 @@ def finish(conn: Connection, claim: Claim, model_version: str, timings: dict[str
     result = conn.execute(
         update(_jobs)
         .where(_jobs.c.id == claim.job_id, _jobs.c.run_token == claim.token, _jobs.c.state == JobState.RUNNING)
-        .values(
-            state=JobState.DONE, finished_at=utcnow(), model_version=model_version, timings=timings, run_token=None
-        )  # fmt: skip
+        .values(state=JobState.DONE, finished_at=utcnow(), model_version=model_version, timings=timings, run_token=None)
     )
     if result.rowcount != 1:
         raise LostClaim(f"job {claim.job_id} was re-queued while this run worked on it")
 
 
-def record_error(conn: Connection, claim: Claim, error: str, permanent: bool,
-                 policy: AnalysisConfig) -> JobState | None:  # fmt: skip
+def record_error(
+    conn: Connection, claim: Claim, error: str, permanent: bool, policy: AnalysisConfig
+) -> JobState | None:
     """Retry after a backoff, or fail for good; return the job's new state (None when the claim was lost)."""
     now = utcnow()
     if permanent or claim.attempt >= policy.max_attempts:
@@ -259,7 +278,7 @@ def list_jobs(catalog: Engine, state: str | None = None, limit: int = 200) -> li
             _jobs.c.created_at,
             _jobs.c.finished_at,
             _jobs.c.timings,
-        )  # fmt: skip
+        )
         .join(_studies, _studies.c.id == _jobs.c.study_fk)
         .order_by(_jobs.c.id.desc())
         .limit(limit)

@@ -19,15 +19,23 @@ _audit = AuditEvent.__table__
 _studies = Study.__table__
 
 
-def record(conn: Connection, study_pk: int, actor: str, action: str, detail: str = "",
-           at: datetime | None = None) -> None:  # fmt: skip
+def record(
+    conn: Connection, study_pk: int, actor: str, action: str, detail: str = "", at: datetime | None = None
+) -> None:
     """One act on a study (by primary key); the study's UID and called AE are copied so the row outlives it."""
     study = conn.execute(
         select(_studies.c.study_instance_uid, _studies.c.called_ae).where(_studies.c.id == study_pk)
-    ).one()  # fmt: skip
-    conn.execute(insert(_audit).values(
-        study_instance_uid=study.study_instance_uid, called_ae=study.called_ae, at=at or utcnow(),
-        actor=actor[:128], action=action, detail=detail[:1000]))  # fmt: skip
+    ).one()
+    conn.execute(
+        insert(_audit).values(
+            study_instance_uid=study.study_instance_uid,
+            called_ae=study.called_ae,
+            at=at or utcnow(),
+            actor=actor[:128],
+            action=action,
+            detail=detail[:1000],
+        )
+    )
 
 
 def record_received(conn: Connection, study_pk: int) -> None:
@@ -39,7 +47,7 @@ def record_received(conn: Connection, study_pk: int) -> None:
         .join(series, series.c.id == instances.c.series_fk)
         .where(series.c.study_fk == study_pk)
         .group_by(instances.c.calling_ae, instances.c.peer_address)
-    ).all()  # fmt: skip
+    ).all()
     for calling_ae, address, count, last in senders:
         detail = f"{count} instances from {calling_ae}@{address}"
         if calling_ae in already and already[calling_ae].detail == detail:
@@ -50,9 +58,10 @@ def record_received(conn: Connection, study_pk: int) -> None:
 def _received_rows(conn: Connection, study_pk: int) -> list[Row]:
     study_uid = conn.execute(select(_studies.c.study_instance_uid).where(_studies.c.id == study_pk)).scalar_one()
     return conn.execute(
-        select(_audit).where(_audit.c.study_instance_uid == study_uid, _audit.c.action == "received")
+        select(_audit)
+        .where(_audit.c.study_instance_uid == study_uid, _audit.c.action == "received")
         .order_by(_audit.c.id)
-    ).all()  # fmt: skip
+    ).all()
 
 
 def trail(conn: Connection, study_instance_uid: str | None = None, limit: int = 500) -> list[Row]:

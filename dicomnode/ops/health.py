@@ -26,8 +26,10 @@ def check_all(settings: Settings, catalog: Engine, listener_up: Callable[[], boo
         "broker": _guard(lambda: _broker(settings.analysis.broker_url)),
         "disk": _guard(lambda: _disk(storage)),
     }
-    return {"status": "ok" if all(c.ok for c in checks.values()) else "failing",
-            "checks": {name: asdict(c) for name, c in checks.items()}}  # fmt: skip
+    return {
+        "status": "ok" if all(c.ok for c in checks.values()) else "failing",
+        "checks": {name: asdict(c) for name, c in checks.items()},
+    }
 
 
 def _guard(check: Callable[[], Check]) -> Check:

@@ -23,15 +23,22 @@ class NodeMetrics:
 
     def __init__(self, catalog: Engine | None = None) -> None:
         self.registry = CollectorRegistry()
-        self.associations = Counter("dicomnode_associations", "Associations requested, by outcome.", ["outcome"],
-                                    registry=self.registry)  # fmt: skip
-        self.active_associations = Gauge("dicomnode_associations_active", "Associations open now.",
-                                         registry=self.registry)  # fmt: skip
-        self.instances = Counter("dicomnode_instances_received", "Instances stored (C-STORE success).",
-                                 registry=self.registry)  # fmt: skip
+        self.associations = Counter(
+            "dicomnode_associations", "Associations requested, by outcome.", ["outcome"], registry=self.registry
+        )
+        self.active_associations = Gauge(
+            "dicomnode_associations_active", "Associations open now.", registry=self.registry
+        )
+        self.instances = Counter(
+            "dicomnode_instances_received", "Instances stored (C-STORE success).", registry=self.registry
+        )
         self.bytes = Counter("dicomnode_received_bytes", "Bytes of instances stored.", registry=self.registry)
-        self.refused = Counter("dicomnode_instances_refused", "C-STOREs answered with a failure, by status.",
-                               ["status"], registry=self.registry)  # fmt: skip
+        self.refused = Counter(
+            "dicomnode_instances_refused",
+            "C-STOREs answered with a failure, by status.",
+            ["status"],
+            registry=self.registry,
+        )
         if catalog is not None:
             self.registry.register(CatalogCollector(catalog))
 
@@ -48,29 +55,48 @@ class CatalogCollector(Collector):
             items = dict(conn.execute(select(WorkItem.state, func.count()).group_by(WorkItem.state)).all())
             oldest = conn.execute(
                 select(func.min(WorkItem.arrived_s)).where(WorkItem.state == WorkItemState.SCHEDULED)
-            ).scalar()  # fmt: skip
+            ).scalar()
             infer = Job.timings["infer_s"].as_float()
             done = Job.state == JobState.DONE
             row = conn.execute(
-                select(func.count(infer), func.coalesce(func.sum(infer), 0.0),
-                       *[func.sum(case((infer <= b, 1), else_=0)) for b in INFERENCE_BUCKETS]).where(done)
-            ).one()  # fmt: skip
-        yield _by_state("dicomnode_jobs", "Analysis jobs by state.", jobs,
-                        (JobState.PENDING, JobState.RUNNING, JobState.DONE, JobState.FAILED))  # fmt: skip
-        yield _by_state("dicomnode_exports", "Result sends to PACS by state.", exports,
-                        ("pending", "sending", "sent", "dead"))  # fmt: skip
-        yield _by_state("dicomnode_notifications", "Critical-finding webhooks by state.", notes,
-                        ("pending", "sending", "sent", "dead"))  # fmt: skip
-        yield _by_state("dicomnode_worklist_items", "Worklist items by state.", items,
-                        (*OPEN_WORKITEM, WorkItemState.COMPLETED, WorkItemState.CANCELED))  # fmt: skip
-        age = GaugeMetricFamily("dicomnode_worklist_oldest_waiting_seconds",
-                                "How long the oldest unclaimed worklist item has waited (0: none).")  # fmt: skip
+                select(
+                    func.count(infer),
+                    func.coalesce(func.sum(infer), 0.0),
+                    *[func.sum(case((infer <= b, 1), else_=0)) for b in INFERENCE_BUCKETS],
+                ).where(done)
+            ).one()
+        yield _by_state(
+            "dicomnode_jobs",
+            "Analysis jobs by state.",
+            jobs,
+            (JobState.PENDING, JobState.RUNNING, JobState.DONE, JobState.FAILED),
+        )
+        yield _by_state(
+            "dicomnode_exports", "Result sends to PACS by state.", exports, ("pending", "sending", "sent", "dead")
+        )
+        yield _by_state(
+            "dicomnode_notifications",
+            "Critical-finding webhooks by state.",
+            notes,
+            ("pending", "sending", "sent", "dead"),
+        )
+        yield _by_state(
+            "dicomnode_worklist_items",
+            "Worklist items by state.",
+            items,
+            (*OPEN_WORKITEM, WorkItemState.COMPLETED, WorkItemState.CANCELED),
+        )
+        age = GaugeMetricFamily(
+            "dicomnode_worklist_oldest_waiting_seconds",
+            "How long the oldest unclaimed worklist item has waited (0: none).",
+        )
         age.add_metric([], max(0.0, posix_seconds(utcnow()) - oldest) if oldest is not None else 0.0)
         yield age
         count, total, *cumulative = row
         buckets = [(str(b), int(c or 0)) for b, c in zip(INFERENCE_BUCKETS, cumulative, strict=True)]
-        histogram = HistogramMetricFamily("dicomnode_inference_seconds",
-                                          "Model inference time of finished jobs (all workers).")  # fmt: skip
+        histogram = HistogramMetricFamily(
+            "dicomnode_inference_seconds", "Model inference time of finished jobs (all workers)."
+        )
         histogram.add_metric([], [*buckets, ("+Inf", int(count))], float(total))
         yield histogram
 

@@ -71,8 +71,9 @@ def plan(catalog: Engine, storage: Storage, config: RetentionConfig, now: dateti
                     break
                 if pk in chosen:
                     continue
-                doomed.append(Doomed(pk, uid, last, int(size or 0),
-                                     f"disk above {config.disk_high_watermark_percent:g}%"))  # fmt: skip
+                doomed.append(
+                    Doomed(pk, uid, last, int(size or 0), f"disk above {config.disk_high_watermark_percent:g}%")
+                )
                 used -= int(size or 0)
     return sorted(doomed, key=lambda d: d.last_received_at)
 
@@ -87,8 +88,13 @@ def apply(catalog: Engine, storage: Storage, doomed: list[Doomed]) -> int:
             paths = _forget(conn, d)
         for path in paths:
             storage.absolute(path).unlink(missing_ok=True)
-        log.info("retention deleted study=%s instances=%d bytes=%d (%s)", d.study_instance_uid, len(paths),
-                 d.size_bytes, d.reason)  # fmt: skip
+        log.info(
+            "retention deleted study=%s instances=%d bytes=%d (%s)",
+            d.study_instance_uid,
+            len(paths),
+            d.size_bytes,
+            d.reason,
+        )
         deleted += 1
     return deleted
 
@@ -149,6 +155,7 @@ class RetentionService(Service):
             apply(self._catalog, self._storage, doomed)
             return False
         for d in doomed:
-            log.info("retention (dry run) would delete study=%s bytes=%d (%s)", d.study_instance_uid, d.size_bytes,
-                     d.reason)  # fmt: skip
+            log.info(
+                "retention (dry run) would delete study=%s bytes=%d (%s)", d.study_instance_uid, d.size_bytes, d.reason
+            )
         return False

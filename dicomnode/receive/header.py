@@ -17,13 +17,29 @@ from dicomnode.receive.wellformed import inflated
 pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
 _KEYWORDS = [
-    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
-    "PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate", "PatientSex",
-    "AccessionNumber", "StudyDate", "StudyDescription", "RequestedProcedurePriority",
-    "ReasonForTheRequestedProcedure", "RequestAttributesSequence", "Modality",
-    "BodyPartExamined", "SeriesDescription", "SeriesNumber", "StationName", "InstanceNumber",
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyDate",
+    "StudyDescription",
+    "RequestedProcedurePriority",
+    "ReasonForTheRequestedProcedure",
+    "RequestAttributesSequence",
+    "Modality",
+    "BodyPartExamined",
+    "SeriesDescription",
+    "SeriesNumber",
+    "StationName",
+    "InstanceNumber",
     "SpecificCharacterSet",
-]  # fmt: skip
+]
 _TAGS = {Tag(k) for k in _KEYWORDS}  # a set: pydicom tests each element with `in`
 
 

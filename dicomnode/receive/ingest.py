@@ -127,8 +127,11 @@ class Ingest:
             return _refuse(req, status.OUT_OF_RESOURCES, f"catalog unavailable: {type(exc).__name__}")
         log.debug(
             "stored sop=%s study=%s from=%s bytes=%d",
-            req.sop_instance_uid, header.study_instance_uid, req.calling_ae, size,
-        )  # fmt: skip
+            req.sop_instance_uid,
+            header.study_instance_uid,
+            req.calling_ae,
+            size,
+        )
         return StoreOutcome(status.SUCCESS)
 
 
@@ -136,6 +139,10 @@ def _refuse(req: StoreRequest, code: int, comment: str) -> StoreOutcome:
     sop = req.sop_instance_uid if is_valid_uid(req.sop_instance_uid) else "<invalid>"
     log.warning(
         "refused C-STORE status=0x%04X sop=%s from=%s@%s: %s",
-        code, sop, req.calling_ae, req.peer_address, comment,
-    )  # fmt: skip
+        code,
+        sop,
+        req.calling_ae,
+        req.peer_address,
+        comment,
+    )
     return StoreOutcome(code, comment)

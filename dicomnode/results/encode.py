@@ -33,8 +33,10 @@ def encode_result(series: list[AnalysedSeries], identity: ResultIdentity, looked
         while where is not None and where.tb_next is not None:
             where = where.tb_next
         origin = where.tb_frame.f_code.co_name if where is not None else "?"
-        raise ResultEncodingError(f"cannot encode the result as SR/SEG: {type(exc).__name__} in {origin} "
-                                  "(details withheld: they may quote patient data)") from None  # fmt: skip
+        raise ResultEncodingError(
+            f"cannot encode the result as SR/SEG: {type(exc).__name__} in {origin} "
+            "(details withheld: they may quote patient data)"
+        ) from None
 
 
 def _encode(series: list[AnalysedSeries], identity: ResultIdentity, looked_for: list[Code]) -> list[Dataset]:

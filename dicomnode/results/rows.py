@@ -31,9 +31,15 @@ def save_result(
         "model_uid": identity.model_uid,
     }
     stmt = insert_for(conn.dialect.name, _results).values(
-        result_uid=uid, study_fk=study_pk, model=model, model_version=model_version,
-        created_at=now, updated_at=now, run_count=1, **values,
-    )  # fmt: skip
+        result_uid=uid,
+        study_fk=study_pk,
+        model=model,
+        model_version=model_version,
+        created_at=now,
+        updated_at=now,
+        run_count=1,
+        **values,
+    )
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["result_uid"],

@@ -83,8 +83,9 @@ def _description(identity: ResultIdentity, f: Finding, number: int, index: int) 
     )
 
 
-def _one_hot(series: AnalysedSeries, numbers: dict[int, int], z_lo: int, z_hi: int,
-             shape: tuple[int, ...]) -> np.ndarray:  # fmt: skip
+def _one_hot(
+    series: AnalysedSeries, numbers: dict[int, int], z_lo: int, z_hi: int, shape: tuple[int, ...]
+) -> np.ndarray:
     """Overlapping segments (findings of different outputs) need one channel each."""
     pixels = np.zeros((*shape, len(numbers)), dtype=bool)
     for k, number in numbers.items():

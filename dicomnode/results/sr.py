@@ -72,7 +72,7 @@ def _observer(identity: ResultIdentity) -> hd.sr.ObservationContext:
     return hd.sr.ObservationContext(
         observer_device_context=hd.sr.ObserverContext(
             observer_type=codes.DCM.Device, observer_identifying_attributes=device
-        )  # fmt: skip
+        )
     )
 
 
@@ -83,15 +83,20 @@ def _tracking(identity: ResultIdentity, index: int, label: str) -> hd.sr.Trackin
 def _measurements(f: Finding, algorithm: hd.sr.AlgorithmIdentification) -> list[hd.sr.Measurement]:
     values = [hd.sr.Measurement(name=PROBABILITY, value=f.probability, unit=unit("1"), algorithm_id=algorithm)]
     for m in f.measurements:
-        values.append(hd.sr.Measurement(name=MEASUREMENT_NAMES[m.name], value=m.value, unit=unit(m.unit),
-                                        algorithm_id=algorithm))  # fmt: skip
+        values.append(
+            hd.sr.Measurement(name=MEASUREMENT_NAMES[m.name], value=m.value, unit=unit(m.unit), algorithm_id=algorithm)
+        )
     return values
 
 
 def _finding_group(
-    s: AnalysedSeries, f: Finding, segment_number: int | None, index: int, identity: ResultIdentity,
+    s: AnalysedSeries,
+    f: Finding,
+    segment_number: int | None,
+    index: int,
+    identity: ResultIdentity,
     algorithm: hd.sr.AlgorithmIdentification,
-):  # noqa: ANN202 # fmt: skip
+):  # noqa: ANN202
     common = {
         "tracking_identifier": _tracking(identity, index, f.label),
         "finding_type": coded(f.code),

@@ -13,8 +13,9 @@ from dicomnode.catalog.records import record_derived_instance
 from dicomnode.receive.storage import Storage
 
 
-def store_instances(conn: Connection, storage: Storage, study_pk: int, producer: str,
-                    datasets: list[Dataset]) -> list[tuple[str, str]]:  # fmt: skip
+def store_instances(
+    conn: Connection, storage: Storage, study_pk: int, producer: str, datasets: list[Dataset]
+) -> list[tuple[str, str]]:
     """Write each data set durably and index it in the catalog; (SOP Instance UID, relative path) of each.
     The files are durable before the caller commits; a rollback leaves files the next run overwrites."""
     stored = []
@@ -24,13 +25,26 @@ def store_instances(conn: Connection, storage: Storage, study_pk: int, producer:
         path = storage.relative_path(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
         size = storage.write_durably(path, [buffer.getvalue()])
         record_derived_instance(
-            conn, study_pk,
-            series={"series_instance_uid": ds.SeriesInstanceUID, "modality": ds.Modality,
-                    "series_description": ds.get("SeriesDescription"), "series_number": str(ds.SeriesNumber)},
-            instance={"sop_instance_uid": ds.SOPInstanceUID, "sop_class_uid": ds.SOPClassUID,
-                      "transfer_syntax_uid": ds.file_meta.TransferSyntaxUID, "instance_number": str(ds.InstanceNumber),
-                      "path": path, "size_bytes": size, "calling_ae": producer[:16], "called_ae": producer[:16],
-                      "peer_address": "local", "received_at": utcnow()},
-        )  # fmt: skip
+            conn,
+            study_pk,
+            series={
+                "series_instance_uid": ds.SeriesInstanceUID,
+                "modality": ds.Modality,
+                "series_description": ds.get("SeriesDescription"),
+                "series_number": str(ds.SeriesNumber),
+            },
+            instance={
+                "sop_instance_uid": ds.SOPInstanceUID,
+                "sop_class_uid": ds.SOPClassUID,
+                "transfer_syntax_uid": ds.file_meta.TransferSyntaxUID,
+                "instance_number": str(ds.InstanceNumber),
+                "path": path,
+                "size_bytes": size,
+                "calling_ae": producer[:16],
+                "called_ae": producer[:16],
+                "peer_address": "local",
+                "received_at": utcnow(),
+            },
+        )
         stored.append((str(ds.SOPInstanceUID), path))
     return stored

@@ -31,5 +31,9 @@ def from_requested_procedure_priority(value: str | None, default: str = "ROUTINE
 
 
 # UPS Scheduled Procedure Step Priority (0074,1200) has only HIGH, MEDIUM and LOW.
-UPS_PRIORITY = {PriorityClass.STAT: "HIGH", PriorityClass.HIGH: "HIGH", PriorityClass.ROUTINE: "MEDIUM",
-                PriorityClass.LOW: "LOW"}  # fmt: skip
+UPS_PRIORITY = {
+    PriorityClass.STAT: "HIGH",
+    PriorityClass.HIGH: "HIGH",
+    PriorityClass.ROUTINE: "MEDIUM",
+    PriorityClass.LOW: "LOW",
+}

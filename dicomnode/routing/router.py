@@ -33,7 +33,7 @@ def series_facts(conn: Connection, study_pk: int) -> list[SeriesFacts]:
             _instances.c.sop_class_uid,
             _instances.c.calling_ae,
             _instances.c.called_ae,
-        )  # fmt: skip
+        )
         .join(_instances, _instances.c.series_fk == _series.c.id)
         .where(_series.c.study_fk == study_pk)
         .distinct()
@@ -88,8 +88,10 @@ class Router:
             )
         log.info(
             "study complete study=%s priority=%s jobs=%s",
-            study.study_instance_uid, priority.name, ",".join(j.model for j in planned),
-        )  # fmt: skip
+            study.study_instance_uid,
+            priority.name,
+            ",".join(j.model for j in planned),
+        )
 
     def after_commit(self, study: CompletedStudy) -> None:
         self._on_jobs_committed()

@@ -57,9 +57,13 @@ def enlist(conn: Connection, study_pk: int, config: WorklistConfig, now: datetim
     """Put a completed study on the worklist (or refresh its order facts when late instances completed it again)."""
     now = now or utcnow()
     study = conn.execute(
-        select(_studies.c.called_ae, _studies.c.study_instance_uid, _studies.c.first_received_at,
-               _studies.c.requested_procedure_priority).where(_studies.c.id == study_pk)
-    ).one()  # fmt: skip
+        select(
+            _studies.c.called_ae,
+            _studies.c.study_instance_uid,
+            _studies.c.first_received_at,
+            _studies.c.requested_procedure_priority,
+        ).where(_studies.c.id == study_pk)
+    ).one()
     facts = {
         "priority": config.priority(study.requested_procedure_priority).name,
         "modalities": _imaging_modalities(modalities_of(conn, [study_pk]).get(study_pk, ""))[:64],
@@ -69,17 +73,31 @@ def enlist(conn: Connection, study_pk: int, config: WorklistConfig, now: datetim
     if item_id is not None:
         conn.execute(update(_items).where(_items.c.id == item_id).values(**facts))
         return item_id
-    item_id = conn.execute(insert(_items).values(
-        study_fk=study_pk, workitem_uid=workitem_uid(study.called_ae, study.study_instance_uid),
-        state=WorkItemState.SCHEDULED, arrived_at=study.first_received_at,
-        arrived_s=posix_seconds(study.first_received_at), ai_urgency=0.0, flags=[], **facts,
-    )).inserted_primary_key[0]  # fmt: skip
+    item_id = conn.execute(
+        insert(_items).values(
+            study_fk=study_pk,
+            workitem_uid=workitem_uid(study.called_ae, study.study_instance_uid),
+            state=WorkItemState.SCHEDULED,
+            arrived_at=study.first_received_at,
+            arrived_s=posix_seconds(study.first_received_at),
+            ai_urgency=0.0,
+            flags=[],
+            **facts,
+        )
+    ).inserted_primary_key[0]
     _event(conn, item_id, "created", None, config, now, NODE, "new study: " + explain(conn, item_id, config, now))
     return item_id
 
 
-def record_ai(conn: Connection, study_pk: int, flags: list[dict[str, Any]], model: str, model_version: str,
-              config: WorklistConfig, now: datetime | None = None) -> int:  # fmt: skip
+def record_ai(
+    conn: Connection,
+    study_pk: int,
+    flags: list[dict[str, Any]],
+    model: str,
+    model_version: str,
+    config: WorklistConfig,
+    now: datetime | None = None,
+) -> int:
     """Replace this model's flags on the study's item (none: the model found nothing) and record the move.
 
     `flags`: [{label, probability, urgency, model, model_version, result_uid}], one per reported finding.
@@ -98,8 +116,14 @@ def record_ai(conn: Connection, study_pk: int, flags: list[dict[str, Any]], mode
     return item_id
 
 
-def claim(conn: Connection, uid: str, reader: str, transaction_uid: str | None, config: WorklistConfig,
-          now: datetime | None = None) -> str:  # fmt: skip
+def claim(
+    conn: Connection,
+    uid: str,
+    reader: str,
+    transaction_uid: str | None,
+    config: WorklistConfig,
+    now: datetime | None = None,
+) -> str:
     """SCHEDULED -> IN PROGRESS for `reader`; returns the claim's Transaction UID (generated when not given)."""
     now = now or utcnow()
     item = _get(conn, uid)
@@ -108,10 +132,16 @@ def claim(conn: Connection, uid: str, reader: str, transaction_uid: str | None, 
         raise WorklistError(f"workitem is {item.state}{holder}; only a SCHEDULED workitem can be claimed")
     transaction_uid = transaction_uid or derived_uid("transaction", uid, reader, now.isoformat())
     done = conn.execute(
-        update(_items).where(_items.c.id == item.id, _items.c.state == WorkItemState.SCHEDULED)
-        .values(state=WorkItemState.IN_PROGRESS, transaction_uid=transaction_uid, claimed_by=reader,
-                claimed_at=now, updated_at=now)
-    ).rowcount  # fmt: skip
+        update(_items)
+        .where(_items.c.id == item.id, _items.c.state == WorkItemState.SCHEDULED)
+        .values(
+            state=WorkItemState.IN_PROGRESS,
+            transaction_uid=transaction_uid,
+            claimed_by=reader,
+            claimed_at=now,
+            updated_at=now,
+        )
+    ).rowcount
     if not done:  # another claim committed between the read and the update
         raise WorklistError("workitem was claimed by another reader a moment ago")
     _event(conn, item.id, "claimed", item_rank(conn, item.id, config, now), config, now, reader, f"claimed by {reader}")
@@ -119,29 +149,42 @@ def claim(conn: Connection, uid: str, reader: str, transaction_uid: str | None, 
     return transaction_uid
 
 
-def release(conn: Connection, uid: str, reader: str | None, transaction_uid: str | None, config: WorklistConfig,
-            now: datetime | None = None) -> None:  # fmt: skip
+def release(
+    conn: Connection,
+    uid: str,
+    reader: str | None,
+    transaction_uid: str | None,
+    config: WorklistConfig,
+    now: datetime | None = None,
+) -> None:
     """IN PROGRESS -> SCHEDULED: the reader hands the study back, unread."""
     now = now or utcnow()
     item = _claimed(conn, uid, reader, transaction_uid)
     unclaimed = {"transaction_uid": None, "claimed_by": None, "claimed_at": None}
-    conn.execute(update(_items).where(_items.c.id == item.id).values(
-        state=WorkItemState.SCHEDULED, updated_at=now, **unclaimed))  # fmt: skip
+    conn.execute(
+        update(_items).where(_items.c.id == item.id).values(state=WorkItemState.SCHEDULED, updated_at=now, **unclaimed)
+    )
     rank = item_rank(conn, item.id, config, now)
     _event(conn, item.id, "released", rank, config, now, item.claimed_by, f"released by {item.claimed_by}")
     audit.record(conn, item.study_fk, item.claimed_by, "released", f"workitem {uid}", at=now)
 
 
-def close(conn: Connection, uid: str, reader: str | None, transaction_uid: str | None, state: str,
-          config: WorklistConfig, now: datetime | None = None) -> None:  # fmt: skip
+def close(
+    conn: Connection,
+    uid: str,
+    reader: str | None,
+    transaction_uid: str | None,
+    state: str,
+    config: WorklistConfig,
+    now: datetime | None = None,
+) -> None:
     """IN PROGRESS -> COMPLETED or CANCELED, by the claim's holder; the item leaves the ranking."""
     if state not in (WorkItemState.COMPLETED, WorkItemState.CANCELED):
         raise WorklistError(f"cannot close a workitem as {state}")
     now = now or utcnow()
     item = _claimed(conn, uid, reader, transaction_uid)
     old_rank = item_rank(conn, item.id, config, now)
-    conn.execute(update(_items).where(_items.c.id == item.id).values(
-        state=state, closed_at=now, updated_at=now))  # fmt: skip
+    conn.execute(update(_items).where(_items.c.id == item.id).values(state=state, closed_at=now, updated_at=now))
     word = "completed" if state == WorkItemState.COMPLETED else "canceled"
     _event(conn, item.id, word, old_rank, config, now, item.claimed_by, f"{word} by {item.claimed_by}")
     audit.record(conn, item.study_fk, item.claimed_by, word, f"workitem {uid}", at=now)
@@ -153,9 +196,10 @@ def mark_overdue(conn: Connection, config: WorklistConfig, now: datetime | None 
     now = now or utcnow()
     policy = config.scoring
     rows = conn.execute(
-        select(_items.c.id, _items.c.priority, _items.c.arrived_at)
-        .where(_items.c.state.in_(OPEN_WORKITEM), _items.c.overdue_since.is_(None))
-    ).all()  # fmt: skip
+        select(_items.c.id, _items.c.priority, _items.c.arrived_at).where(
+            _items.c.state.in_(OPEN_WORKITEM), _items.c.overdue_since.is_(None)
+        )
+    ).all()
     due = [r for r in rows if (now - r.arrived_at).total_seconds() / 60 > policy.max_wait(PriorityClass[r.priority])]
     due = sorted(due, key=lambda r: r.arrived_at)[:limit]
     for row in due:
@@ -195,11 +239,22 @@ def history(conn: Connection, item_id: int) -> list[Row]:
     return conn.execute(select(_events).where(_events.c.item_fk == item_id).order_by(_events.c.id)).all()
 
 
-def _event(conn: Connection, item_id: int, event: str, old_rank: int | None, config: WorklistConfig,
-           now: datetime, actor: str | None, reason: str) -> None:  # fmt: skip
+def _event(
+    conn: Connection,
+    item_id: int,
+    event: str,
+    old_rank: int | None,
+    config: WorklistConfig,
+    now: datetime,
+    actor: str | None,
+    reason: str,
+) -> None:
     new_rank = item_rank(conn, item_id, config, now)
-    conn.execute(insert(_events).values(item_fk=item_id, at=now, event=event, old_rank=old_rank, new_rank=new_rank,
-                                        reason=reason, actor=actor))  # fmt: skip
+    conn.execute(
+        insert(_events).values(
+            item_fk=item_id, at=now, event=event, old_rank=old_rank, new_rank=new_rank, reason=reason, actor=actor
+        )
+    )
 
 
 def _get(conn: Connection, uid: str) -> Row:

@@ -66,8 +66,9 @@ def sort_keys(policy: scoring.ScoringPolicy, now_s: float, order: Order) -> list
     ]
 
 
-def ranked(policy: scoring.ScoringPolicy, now: datetime, order: Order = "urgency",
-           filters: Filters = Filters()) -> Select:  # fmt: skip
+def ranked(
+    policy: scoring.ScoringPolicy, now: datetime, order: Order = "urgency", filters: Filters = Filters()
+) -> Select:
     """Items with their rank among all open items (1 is read first; closed items have no rank), filtered.
 
     Columns: every worklist_items column, rank, total (after filtering), and the study's identifying fields.
@@ -101,11 +102,18 @@ def ranked_ids(policy: scoring.ScoringPolicy, now: datetime, order: Order = "urg
     """The open items' light columns in reading order, with rank and the moment each becomes overdue."""
     keys = sort_keys(policy, posix_seconds(now), order)
     return (
-        select(_items.c.id, _items.c.state, _items.c.priority, _items.c.modalities, _items.c.ai_urgency,
-               _deadline(policy).label("deadline_s"), func.row_number().over(order_by=keys).label("rank"))
+        select(
+            _items.c.id,
+            _items.c.state,
+            _items.c.priority,
+            _items.c.modalities,
+            _items.c.ai_urgency,
+            _deadline(policy).label("deadline_s"),
+            func.row_number().over(order_by=keys).label("rank"),
+        )
         .where(_items.c.state.in_(OPEN_WORKITEM))
         .order_by("rank")
-    )  # fmt: skip
+    )
 
 
 def detail_query() -> Select:
@@ -119,8 +127,14 @@ def detail_query() -> Select:
 
 def _shown() -> tuple[ColumnElement[Any], ...]:
     """The study's and patient's columns a client sees with an item."""
-    return (_studies.c.study_instance_uid, _studies.c.accession_number, _studies.c.study_description,
-            _studies.c.requested_procedure_priority, _patients.c.patient_name, _patients.c.patient_id)  # fmt: skip
+    return (
+        _studies.c.study_instance_uid,
+        _studies.c.accession_number,
+        _studies.c.study_description,
+        _studies.c.requested_procedure_priority,
+        _patients.c.patient_name,
+        _patients.c.patient_id,
+    )
 
 
 def rank_of(conn: Connection, item_id: int, policy: scoring.ScoringPolicy, now: datetime) -> int | None:

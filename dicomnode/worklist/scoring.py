@@ -69,8 +69,9 @@ class Ranked:
     parts: dict[str, float] = field(default_factory=dict)
 
 
-def rank(items: Iterable[WorkItem], now: datetime, policy: ScoringPolicy,
-         order: Literal["urgency", "arrival"] = "urgency") -> list[Ranked]:  # fmt: skip
+def rank(
+    items: Iterable[WorkItem], now: datetime, policy: ScoringPolicy, order: Literal["urgency", "arrival"] = "urgency"
+) -> list[Ranked]:
     """Items in reading order. `arrival`: first come, first served (what a reader may switch to)."""
     scored = [assess(item, now, policy) for item in items]
     if order == "arrival":
@@ -92,8 +93,10 @@ def assess(item: WorkItem, now: datetime, policy: ScoringPolicy) -> Ranked:
     overdue = waited - policy.max_wait(item.priority)
     reasons = []
     if overdue > 0:
-        reasons.append(f"overdue: waiting {waited:.0f} min, limit {policy.max_wait(item.priority):.0f} min for "
-                       f"{item.priority.name}")  # fmt: skip
+        reasons.append(
+            f"overdue: waiting {waited:.0f} min, limit {policy.max_wait(item.priority):.0f} min for "
+            f"{item.priority.name}"
+        )
     if top:
         reasons.append(f"AI: {top.label} p={top.probability:.2f} ({top.model} {top.model_version})")
     reasons.append(f"{item.priority.name} order")

@@ -49,8 +49,9 @@ class RankedView:
         self._lock = threading.Lock()
         self._snapshots: dict[str, Snapshot] = {}
 
-    def page(self, how: order.Order, filters: order.Filters, limit: int, offset: int,
-             now: datetime) -> tuple[list[Any], int]:  # fmt: skip
+    def page(
+        self, how: order.Order, filters: order.Filters, limit: int, offset: int, now: datetime
+    ) -> tuple[list[Any], int]:
         """Open items matching `filters`, in reading order: (rows with .rank, total matching)."""
         entries = self._snapshot(how, now).entries
         if filters.accession_number or filters.workitem_uid:
@@ -72,8 +73,9 @@ class RankedView:
     def _take(self, how: order.Order, now: datetime, version: int) -> Snapshot:
         with self._catalog.connect() as conn:
             rows = conn.execute(order.ranked_ids(self._policy, now, how)).all()
-        entries = [Entry(r.id, r.rank, r.state, r.priority, frozenset(r.modalities.split("/")), r.ai_urgency > 0)
-                   for r in rows]  # fmt: skip
+        entries = [
+            Entry(r.id, r.rank, r.state, r.priority, frozenset(r.modalities.split("/")), r.ai_urgency > 0) for r in rows
+        ]
         now_s = posix_seconds(now)
         deadlines = [r.deadline_s for r in rows if r.deadline_s > now_s]
         return Snapshot(version, min(deadlines, default=float("inf")), entries)

@@ -33,9 +33,12 @@ class ChestPhantom:
 
 
 def chest_radiograph(
-    rng: np.random.Generator, size: int = 256, spacing_mm: float = 1.4, pneumothorax: bool | None = None,
+    rng: np.random.Generator,
+    size: int = 256,
+    spacing_mm: float = 1.4,
+    pneumothorax: bool | None = None,
     lookalikes: bool = True,
-) -> ChestPhantom:  # fmt: skip
+) -> ChestPhantom:
     """One phantom; `pneumothorax` None: present in half the cases at random."""
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
     y, x = (y / (size - 1)) * 2 - 1, (x / (size - 1)) * 2 - 1  # -1..1, y down

@@ -119,9 +119,13 @@ def _ventricles(rng: np.random.Generator, grid: list[np.ndarray]) -> np.ndarray:
 
 
 def _plant_bleed(
-    rng: np.random.Generator, grid: list[np.ndarray], hu: np.ndarray, mask: np.ndarray, brain: _Shape,
+    rng: np.random.Generator,
+    grid: list[np.ndarray],
+    hu: np.ndarray,
+    mask: np.ndarray,
+    brain: _Shape,
     spacing: tuple[float, float, float],
-) -> Lesion:  # fmt: skip
+) -> Lesion:
     density = float(rng.uniform(*BLEED))
     if rng.random() < 0.7:
         kind = "intraparenchymal"

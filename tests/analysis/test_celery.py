@@ -109,8 +109,14 @@ def test_broker_down_keeps_jobs_pending_and_publishes_them_when_it_returns(start
 
 
 def test_worker_without_a_broker_refuses_to_start(node) -> None:  # noqa: ANN001
-    r = subprocess.run([sys.executable, "-m", "dicomnode", "worker", "--config", str(node.workdir / "dicomnode.toml")],
-                       capture_output=True, text=True, timeout=60, env=CHILD_ENV, check=False)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "dicomnode", "worker", "--config", str(node.workdir / "dicomnode.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=CHILD_ENV,
+        check=False,
+    )
     assert r.returncode == 2 and "broker_url is not set" in r.stderr
 
 

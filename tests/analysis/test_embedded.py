@@ -24,8 +24,14 @@ STANDIN = builtin_spec("standin-hyperdense")
 
 
 def cli(node, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
-    return subprocess.run([sys.executable, "-m", "dicomnode", *args, "--config", str(node.workdir / "dicomnode.toml")],
-                          capture_output=True, text=True, timeout=60, env=CHILD_ENV, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "dicomnode", *args, "--config", str(node.workdir / "dicomnode.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=CHILD_ENV,
+        check=False,
+    )
 
 
 def test_study_is_routed_analysed_and_its_result_recorded(start_node, tmp_path: Path) -> None:  # noqa: ANN001
@@ -96,8 +102,10 @@ def test_a_rule_wider_than_its_model_fails_the_job_naming_the_modality(start_nod
 
 def test_transient_errors_retry_with_backoff_then_fail_visibly_and_retry_on_request(start_node, tmp_path: Path) -> None:  # noqa: ANN001
     counter = tmp_path / "flaky-calls"
-    node = start_node(env={"FLAKY_COUNTER": str(counter), "FLAKY_FAILURES": "3"},
-                      **analysis_overrides(rules=[rule("ct", ["flaky"], modality=["CT"])], max_attempts=3))  # fmt: skip
+    node = start_node(
+        env={"FLAKY_COUNTER": str(counter), "FLAKY_FAILURES": "3"},
+        **analysis_overrides(rules=[rule("ct", ["flaky"], modality=["CT"])], max_attempts=3),
+    )
     _, files = series(tmp_path, 4)
     assert storescu(node, files).returncode == 0
     catalog = open_catalog(node.catalog_url)
@@ -155,8 +163,9 @@ def test_result_of_a_recompleted_study_is_replaced_not_duplicated(start_node, tm
 
 def test_no_patient_data_in_logs_while_analysing(start_node, tmp_path: Path) -> None:  # noqa: ANN001
     """Analysis decodes whole data sets; pydicom warnings about bad values must not carry them into the log."""
-    patient = SyntheticPatient(name=DISTINCT_PHI["name"], patient_id=DISTINCT_PHI["patient_id"],
-                               birth_date=DISTINCT_PHI["birth_date"])  # fmt: skip
+    patient = SyntheticPatient(
+        name=DISTINCT_PHI["name"], patient_id=DISTINCT_PHI["patient_id"], birth_date=DISTINCT_PHI["birth_date"]
+    )
     spec, files = series(tmp_path, 6, lesion_hu=80, patient=patient, accession=DISTINCT_PHI["accession"])
     for path in files:  # values a strict reader would complain about, each holding a sentinel
         ds = pydicom.dcmread(path)

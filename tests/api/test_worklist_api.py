@@ -49,15 +49,25 @@ def studies(catalog: Engine) -> dict[str, str]:
             "bleed": add_study(conn, "ROUTINE", 2, now=now),
             "dx": add_study(conn, "HIGH", 1, "DX", now=now),
         }
-        items.record_ai(conn, pks["bleed"], [flag("intracranial hemorrhage", 0.97)], "ct-hemorrhage", "0.2.0",
-                        Settings(routing={"rules": []}).worklist, now)  # fmt: skip
+        items.record_ai(
+            conn,
+            pks["bleed"],
+            [flag("intracranial hemorrhage", 0.97)],
+            "ct-hemorrhage",
+            "0.2.0",
+            Settings(routing={"rules": []}).worklist,
+            now,
+        )
         return {name: workitem_of(conn, pk) for name, pk in pks.items()}
 
 
-@pytest.mark.parametrize("path", ["/api/worklist", "/api/worklist/1.2.3", "/api/me", "/workitems",
-                                  "/workitems/1.2.3", "/api/worklist/events"])  # fmt: skip
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-0000000"},
-                                     {"Authorization": READERS[0]["token"]}])  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    ["/api/worklist", "/api/worklist/1.2.3", "/api/me", "/workitems", "/workitems/1.2.3", "/api/worklist/events"],
+)
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong-token-0000000"}, {"Authorization": READERS[0]["token"]}]
+)
 def test_every_api_route_needs_a_valid_bearer_token(client: TestClient, path: str, headers: dict) -> None:
     response = client.get(path, headers=headers)
     assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
@@ -111,8 +121,13 @@ def test_claim_release_complete_over_rest(client: TestClient, studies: dict[str,
     item = client.get(f"/api/worklist/{uid}", headers=ADA).json()
     assert item["state"] == "COMPLETED" and item["rank"] is None and item["explanation"] == "COMPLETED by dr-bob"
     assert [(h["event"], h["by"]) for h in item["history"]] == [
-        ("created", "dicomnode"), ("ai", "ct-hemorrhage 0.2.0"), ("claimed", "dr-ada"), ("released", "dr-ada"),
-        ("claimed", "dr-bob"), ("completed", "dr-bob")]  # fmt: skip
+        ("created", "dicomnode"),
+        ("ai", "ct-hemorrhage 0.2.0"),
+        ("claimed", "dr-ada"),
+        ("released", "dr-ada"),
+        ("claimed", "dr-bob"),
+        ("completed", "dr-bob"),
+    ]
     assert (item["history"][1]["old_rank"], item["history"][1]["new_rank"]) == (3, 1)
     assert [i["uid"] for i in client.get("/api/worklist", headers=ADA).json()["items"]][0] == studies["stat"]
     assert client.get("/api/worklist?state=completed", headers=ADA).json()["total"] == 1
@@ -148,8 +163,13 @@ def test_ups_search_maps_priorities_and_pages(client: TestClient, studies: dict[
     assert uids("includefield=all&includefield=00741000,PatientName") == uids("")
     ignored = client.get("/workitems?PatientSex=F", headers=ADA)
     assert ignored.status_code == 200 and "PatientSex" in ignored.headers["warning"]
-    for bad in ("ScheduledProcedureStepPriority=STAT", "ProcedureStepState=DONE", "limit=x", "offset=-1",
-                "includefield=NoSuchAttribute"):  # fmt: skip
+    for bad in (
+        "ScheduledProcedureStepPriority=STAT",
+        "ProcedureStepState=DONE",
+        "limit=x",
+        "offset=-1",
+        "includefield=NoSuchAttribute",
+    ):
         assert client.get(f"/workitems?{bad}", headers=ADA).status_code == 400, bad
     one = client.get(f"/workitems/{studies['low']}", headers=ADA)
     assert one.status_code == 200 and one.json()[0]["00741200"]["Value"] == ["LOW"]
@@ -177,8 +197,10 @@ def test_ups_change_state_follows_transaction_uid_semantics(client: TestClient, 
     assert done.status_code == 200
     assert client.put(url, content=state("CANCELED", "1.2.840.1.1"), headers=headers).status_code == 409
     assert client.put(url, content=state("IN PROGRESS", "1.2.840.1.3"), headers=headers).status_code == 409
-    assert client.put("/workitems/1.2.3.4/state", content=state("IN PROGRESS", "1.2.3"),
-                      headers=headers).status_code == 404  # fmt: skip
+    assert (
+        client.put("/workitems/1.2.3.4/state", content=state("IN PROGRESS", "1.2.3"), headers=headers).status_code
+        == 404
+    )
     retrieved = client.get(f"/workitems/{studies['stat']}", headers=ADA).json()[0]
     assert retrieved["00741000"]["Value"] == ["COMPLETED"]
     rest = client.get(f"/api/worklist/{studies['stat']}", headers=ADA).json()

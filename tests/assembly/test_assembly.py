@@ -108,8 +108,12 @@ def test_node_on_postgresql(start_node, postgres_url: str, tmp_path: Path) -> No
     spec, files = series(tmp_path, 4)
     assert storescu(node, files).returncode == 0
     catalog = open_catalog(postgres_url)
-    wait_for(lambda: [s.state for s in list_studies(catalog) if s.study_instance_uid == spec.study_uid]
-             == [StudyState.COMPLETE], timeout=10)  # fmt: skip
+    wait_for(
+        lambda: (
+            [s.state for s in list_studies(catalog) if s.study_instance_uid == spec.study_uid] == [StudyState.COMPLETE]
+        ),
+        timeout=10,
+    )
     [summary] = [s for s in list_studies(catalog) if s.study_instance_uid == spec.study_uid]
     assert (summary.instance_count, summary.series_count, summary.modalities) == (4, 1, "CT")
     catalog.dispose()

@@ -13,8 +13,13 @@ ROOT = REPO_ROOT
 
 
 def run_bench(script: str, out: Path, *args: str, timeout: float = 600) -> dict:
-    r = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, "--json", str(out)],
-                       capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -28,8 +33,9 @@ def test_ingest_benchmark_smoke(tmp_path: Path) -> None:
 
 
 def test_jobs_benchmark_smoke(tmp_path: Path) -> None:
-    results = run_bench("jobs.py", tmp_path / "jobs.json", "--studies", "4", "--slices", "4", "--size", "64",
-                        "--probes", "2")  # fmt: skip
+    results = run_bench(
+        "jobs.py", tmp_path / "jobs.json", "--studies", "4", "--slices", "4", "--size", "64", "--probes", "2"
+    )
     for mode in ("direct", "embedded", "redis-1", "redis-2"):
         assert results[mode]["jobs_per_s"] > 0
     assert results["direct"]["vs_direct"] == 1.0
@@ -37,28 +43,32 @@ def test_jobs_benchmark_smoke(tmp_path: Path) -> None:
 
 
 def test_inference_benchmark_smoke(tmp_path: Path) -> None:
-    results = run_bench("inference.py", tmp_path / "inference.json", "--runs", "1", "--slices", "40", "--size",
-                        "128", "--xr", "512")  # fmt: skip
+    results = run_bench(
+        "inference.py", tmp_path / "inference.json", "--runs", "1", "--slices", "40", "--size", "128", "--xr", "512"
+    )
     for name in ("ct-hemorrhage@cpu", "cxr-pneumothorax@cpu"):
         assert results[name]["total_s"] > 0 and results[name]["vs_pydicom_stack"] > 0
 
 
 def test_results_benchmark_smoke(tmp_path: Path) -> None:
-    results = run_bench("results.py", tmp_path / "results.json", "--runs", "1", "--slices", "40", "--size", "128",
-                        timeout=300)  # fmt: skip
+    results = run_bench(
+        "results.py", tmp_path / "results.json", "--runs", "1", "--slices", "40", "--size", "128", timeout=300
+    )
     assert results["encode_s"] > 0 and results["deliver_s"] > 0 and results["storescu_s"] > 0
 
 
 def test_worklist_benchmark_smoke(tmp_path: Path) -> None:
-    results = run_bench("worklist.py", tmp_path / "worklist.json", "--items", "300", "--requests", "10", "--trials",
-                        "2", timeout=300)  # fmt: skip
+    results = run_bench(
+        "worklist.py", tmp_path / "worklist.json", "--items", "300", "--requests", "10", "--trials", "2", timeout=300
+    )
     assert results["items"] == 300 and results["list_first_page"]["p99_ms"] > 0
     assert results["result_to_page"]["p50_ms"] > 0 and results["trials"] == 2
 
 
 def test_triage_benchmark_smoke(tmp_path: Path) -> None:
-    results = run_bench("triage.py", tmp_path / "triage.json", "--runs", "1", "--slices", "40", "--size", "128",
-                        timeout=400)  # fmt: skip
+    results = run_bench(
+        "triage.py", tmp_path / "triage.json", "--runs", "1", "--slices", "40", "--size", "128", timeout=400
+    )
     median = results["median"]
     assert results["runs"] == 1 and median["total_s"] >= median["quiet_wait_s"] > 0
     assert {"queueing_s", "load_s", "infer_s", "encode_s", "export_s", "worklist_visible_s"} <= set(median)

@@ -31,8 +31,12 @@ from dicomnode.jobs import lifecycle as jobs
 from dicomnode.receive.header import InstanceHeader
 from tests.support.instances import header
 
-TABLES = [(StudyState, STUDY_MOVES), (JobState, JOB_MOVES), (OutboxState, OUTBOX_MOVES),
-          (WorkItemState, WORKITEM_MOVES)]  # fmt: skip
+TABLES = [
+    (StudyState, STUDY_MOVES),
+    (JobState, JOB_MOVES),
+    (OutboxState, OUTBOX_MOVES),
+    (WorkItemState, WORKITEM_MOVES),
+]
 
 
 @pytest.mark.parametrize(("enum", "moves"), TABLES)
@@ -67,8 +71,17 @@ def test_job_and_outbox_runs_move_only_along_their_tables(any_catalog: Engine) -
             return conn.execute(select(Job.__table__.c.state)).scalar_one()
 
     with any_catalog.begin() as conn:
-        jobs.upsert_job(conn, study_pk=pk, generation=1, model="m", queue="dicomnode.ct", priority=6,
-                        series_uids=["1.2.9.1"], destinations=["PACS@127.0.0.1:104"], rules=["r"])  # fmt: skip
+        jobs.upsert_job(
+            conn,
+            study_pk=pk,
+            generation=1,
+            model="m",
+            queue="dicomnode.ct",
+            priority=6,
+            series_uids=["1.2.9.1"],
+            destinations=["PACS@127.0.0.1:104"],
+            rules=["r"],
+        )
     with any_catalog.connect() as conn:
         [due] = jobs.due_unpublished(conn)
     job_id = due.job_id

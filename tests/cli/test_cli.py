@@ -11,8 +11,9 @@ from tests.support.helpers import NODE_AE, storescu, wait_for
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dicomnode", *args], capture_output=True, text=True,
-                          timeout=60, check=False, cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "dicomnode", *args], capture_output=True, text=True, timeout=60, check=False, cwd=cwd
+    )
 
 
 def test_echo(node) -> None:  # noqa: ANN001

@@ -75,13 +75,23 @@ def test_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatc
 def test_serve_refuses_to_start_on_bad_config(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[dicom]\nport = -5\n")
-    r = subprocess.run([sys.executable, "-m", "dicomnode", "serve", "--config", str(cfg)],
-                       capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "dicomnode", "serve", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 2
     assert "dicom.port" in r.stderr
     nope = str(tmp_path / "nope.toml")
-    missing = subprocess.run([sys.executable, "-m", "dicomnode", "serve", "--config", nope],
-                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    missing = subprocess.run(
+        [sys.executable, "-m", "dicomnode", "serve", "--config", nope],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert missing.returncode == 2 and "config file not found" in missing.stderr
 
 
@@ -125,8 +135,15 @@ def test_catalog_of_an_older_version_is_refused_clearly(tmp_path: Path) -> None:
     with pytest.raises(CatalogSchemaError, match=r"lacks studies\.analysis"):
         open_catalog(f"sqlite:///{db}")
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[catalog]\nurl = "sqlite:///{db}"\n[storage]\npath = "{tmp_path / "s"}"\nmin_free_bytes = 0\n'
-                   '[dicom]\nport = 0\n[routing]\nrules = []\n')  # fmt: skip
-    r = subprocess.run([sys.executable, "-m", "dicomnode", "serve", "--config", str(cfg)],
-                       capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    cfg.write_text(
+        f'[catalog]\nurl = "sqlite:///{db}"\n[storage]\npath = "{tmp_path / "s"}"\nmin_free_bytes = 0\n'
+        "[dicom]\nport = 0\n[routing]\nrules = []\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "dicomnode", "serve", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 1 and "lacks studies.analysis" in r.stderr

@@ -23,8 +23,9 @@ def test_systemd_units_verify_and_are_hardened(tmp_path: Path) -> None:
         assert all(option in text for option in HARDENING), f"{unit.name} lacks hardening"
         (tmp_path / unit.name).write_text(text.replace("/opt/dicomnode/bin/dicomnode", str(dicomnode)))
     units = [tmp_path / "dicomnode.service", tmp_path / "dicomnode-worker@0.service"]
-    out = subprocess.run([require_tool("systemd-analyze"), "verify", *map(str, units)], capture_output=True,
-                         text=True, check=False)  # fmt: skip
+    out = subprocess.run(
+        [require_tool("systemd-analyze"), "verify", *map(str, units)], capture_output=True, text=True, check=False
+    )
     problems = [line for line in (out.stdout + out.stderr).splitlines() if "dicomnode" in line]
     assert out.returncode == 0 and problems == [], out.stdout + out.stderr
     assert "--gpu %i" in (DEPLOY / "systemd" / "dicomnode-worker@.service").read_text()

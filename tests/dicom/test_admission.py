@@ -80,8 +80,13 @@ def tls_echo(port: int, ctx: ssl.SSLContext | None) -> bool:
 
 def test_tls_with_required_client_certificate(start_node, tmp_path: Path) -> None:  # noqa: ANN001
     pki = make_pki(tmp_path)
-    tls = {"enabled": True, "cert_file": str(pki["server"]), "key_file": str(pki["server_key"]),
-           "ca_file": str(pki["ca"]), "require_client_cert": True}  # fmt: skip
+    tls = {
+        "enabled": True,
+        "cert_file": str(pki["server"]),
+        "key_file": str(pki["server_key"]),
+        "ca_file": str(pki["ca"]),
+        "require_client_cert": True,
+    }
     node = start_node(dicom={"tls": tls})
     assert tls_echo(node.port, client_tls(pki, with_cert=True))
     assert not tls_echo(node.port, client_tls(pki, with_cert=False))

@@ -24,8 +24,14 @@ FAST_RETRIES = {"retry_backoff_s": 0.3, "retry_backoff_max_s": 1, "poll_seconds"
 
 
 def cli(node, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
-    return subprocess.run([sys.executable, "-m", "dicomnode", *args, "--config", str(node.workdir / "dicomnode.toml")],
-                          capture_output=True, text=True, timeout=60, env=CHILD_ENV, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "dicomnode", *args, "--config", str(node.workdir / "dicomnode.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=CHILD_ENV,
+        check=False,
+    )
 
 
 def exporting_node(start_node, destination: str, **export):  # noqa: ANN001, ANN003, ANN201
@@ -137,8 +143,9 @@ def test_a_tls_destination_with_an_untrusted_certificate_is_not_sent_to(start_no
         node = exporting_node(start_node, pacs.destination)  # no tls_ca_file: the system CAs do not know ours
         _, files = series(tmp_path, 6, lesion_hu=80)
         assert storescu(node, files).returncode == 0
-        failing = wait_for(lambda: (rows := exports(node)) and all(r["attempts"] >= 2 for r in rows) and rows,
-                           timeout=90)  # fmt: skip
+        failing = wait_for(
+            lambda: (rows := exports(node)) and all(r["attempts"] >= 2 for r in rows) and rows, timeout=90
+        )
         assert all("not delivered" in (r["last_error"] or "") for r in failing if r["last_error"])
         assert pacs.offered == 0
     finally:

@@ -38,16 +38,25 @@ def pacs(tmp_path: Path):  # noqa: ANN201
 
 
 def cli(node, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
-    return subprocess.run([sys.executable, "-m", "dicomnode", *args, "--config", str(node.workdir / "dicomnode.toml")],
-                          capture_output=True, text=True, timeout=60, env=CHILD_ENV, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "dicomnode", *args, "--config", str(node.workdir / "dicomnode.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=CHILD_ENV,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("mode", ["embedded", "distributed"])
-def test_scanner_push_to_pacs_results_and_reordered_worklist(mode: str, start_node, start_worker, pacs: StoreSCP,
-                                                              tmp_path: Path, request) -> None:  # noqa: ANN001  # fmt: skip
+def test_scanner_push_to_pacs_results_and_reordered_worklist(
+    mode: str, start_node, start_worker, pacs: StoreSCP, tmp_path: Path, request
+) -> None:  # noqa: ANN001
     redis_url = request.getfixturevalue("redis_url") if mode == "distributed" else None
-    rules = [rule("ct-head", ["ct-hemorrhage"], modality=["CT"], body_part=["HEAD"]),
-             rule("chest", ["cxr-pneumothorax"], modality=["DX", "CR"], body_part=["CHEST"])]  # fmt: skip
+    rules = [
+        rule("ct-head", ["ct-hemorrhage"], modality=["CT"], body_part=["HEAD"]),
+        rule("chest", ["cxr-pneumothorax"], modality=["DX", "CR"], body_part=["CHEST"]),
+    ]
     for r in rules:
         r["destinations"] = [pacs.destination]
     node = start_node(**analysis_overrides(redis_url, rules=rules), log={"level": "DEBUG", "format": "json"})
@@ -104,8 +113,14 @@ def test_scanner_push_to_pacs_results_and_reordered_worklist(mode: str, start_no
 
 
 def test_dicomnode_demo_runs_and_explains_itself(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "dicomnode", "demo", "--workdir", str(tmp_path / "demo")],
-                            capture_output=True, text=True, timeout=600, env=CHILD_ENV, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "dicomnode", "demo", "--workdir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=CHILD_ENV,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "pushed CT head, routine order, acute bleed (32 instances) with storescu" in out

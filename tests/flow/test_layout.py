@@ -6,8 +6,22 @@ import ast
 
 from tests.support.helpers import REPO_ROOT
 
-STAGES = ["dicom", "receive", "assembly", "routing", "jobs", "analysis", "results", "export", "worklist", "api",
-          "catalog", "ops", "config", "cli"]  # fmt: skip
+STAGES = [
+    "dicom",
+    "receive",
+    "assembly",
+    "routing",
+    "jobs",
+    "analysis",
+    "results",
+    "export",
+    "worklist",
+    "api",
+    "catalog",
+    "ops",
+    "config",
+    "cli",
+]
 
 
 def _imports(path) -> list[str]:  # noqa: ANN001

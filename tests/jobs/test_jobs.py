@@ -18,8 +18,9 @@ from dicomnode.jobs.queue import EmbeddedQueue
 from dicomnode.routing.priority import PriorityClass, from_requested_procedure_priority
 from tests.support.instances import header
 
-POLICY = AnalysisConfig(max_attempts=3, retry_backoff_s=10, retry_backoff_max_s=25, heartbeat_s=1,
-                        heartbeat_timeout_s=5)  # fmt: skip
+POLICY = AnalysisConfig(
+    max_attempts=3, retry_backoff_s=10, retry_backoff_max_s=25, heartbeat_s=1, heartbeat_timeout_s=5
+)
 _jobs = Job.__table__
 
 
@@ -27,8 +28,17 @@ def new_job(catalog: Engine, study: str = "1.2.3", priority: int = 6) -> int:
     with catalog.begin() as conn:
         record_instance(conn, header(study + ".9", study), Receipt("CT", "NODE", "127.0.0.1", "1.2", utcnow()), "p", 1)
         pk = conn.execute(select(Study.id).where(Study.study_instance_uid == study)).scalar_one()
-        jobs.upsert_job(conn, study_pk=pk, generation=1, model="m", queue="dicomnode.ct", priority=priority,
-                        series_uids=[study + ".1"], destinations=[], rules=["r"])  # fmt: skip
+        jobs.upsert_job(
+            conn,
+            study_pk=pk,
+            generation=1,
+            model="m",
+            queue="dicomnode.ct",
+            priority=priority,
+            series_uids=[study + ".1"],
+            destinations=[],
+            rules=["r"],
+        )
         return conn.execute(select(_jobs.c.id).where(_jobs.c.study_fk == pk)).scalar_one()
 
 
@@ -57,8 +67,17 @@ def test_a_run_that_lost_its_claim_cannot_finish(any_catalog: Engine) -> None:
     job_id = new_job(any_catalog)
     old = claim(any_catalog, job_id)
     with any_catalog.begin() as conn:  # the study was completed again: the job starts over
-        jobs.upsert_job(conn, study_pk=old.study_pk, generation=2, model="m", queue="dicomnode.ct", priority=6,
-                        series_uids=old.series_uids, destinations=[], rules=["r"])  # fmt: skip
+        jobs.upsert_job(
+            conn,
+            study_pk=old.study_pk,
+            generation=2,
+            model="m",
+            queue="dicomnode.ct",
+            priority=6,
+            series_uids=old.series_uids,
+            destinations=[],
+            rules=["r"],
+        )
     new = claim(any_catalog, job_id)
     assert new is not None and new.token != old.token
     with any_catalog.begin() as conn:
@@ -156,8 +175,13 @@ def test_embedded_queue_serves_a_backlog_by_priority_then_arrival() -> None:
     queue = EmbeddedQueue(run, threads=1)
     queue.submit(jobs.QueuedJob(0, "q", PriorityClass.ROUTINE))
     time.sleep(0.1)
-    for job_id, priority in [(1, PriorityClass.ROUTINE), (2, PriorityClass.LOW), (3, PriorityClass.STAT),
-                             (4, PriorityClass.ROUTINE), (5, PriorityClass.HIGH)]:  # fmt: skip
+    for job_id, priority in [
+        (1, PriorityClass.ROUTINE),
+        (2, PriorityClass.LOW),
+        (3, PriorityClass.STAT),
+        (4, PriorityClass.ROUTINE),
+        (5, PriorityClass.HIGH),
+    ]:
         queue.submit(jobs.QueuedJob(job_id, "q", priority))
     release.set()
     deadline = time.monotonic() + 10

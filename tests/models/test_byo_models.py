@@ -20,8 +20,15 @@ from tests.support.pipeline import analysis_overrides, result_rows, rule, wait_j
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dicomnode", *args], capture_output=True, text=True,
-                          timeout=120, env=CHILD_ENV, check=False, cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "dicomnode", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=CHILD_ENV,
+        check=False,
+        cwd=cwd,
+    )
 
 
 def cube_volume() -> ImageVolume:
@@ -77,8 +84,9 @@ def test_a_bad_manifest_in_the_models_directory_stops_start_up_naming_it(tmp_pat
 
 def test_the_node_runs_a_models_directory_model_end_to_end(start_node, tmp_path: Path) -> None:  # noqa: ANN001
     export_model(tmp_path / "models" / "bright", "bright", "pt2")
-    node = start_node(**analysis_overrides(rules=[rule("bright", ["bright"], modality=["CT"])],
-                                           models_dir=str(tmp_path / "models")))  # fmt: skip
+    node = start_node(
+        **analysis_overrides(rules=[rule("bright", ["bright"], modality=["CT"])], models_dir=str(tmp_path / "models"))
+    )
     listed = cli("models", "list", "--config", str(node.workdir / "dicomnode.toml"))
     assert listed.returncode == 0 and "bright" in listed.stdout
     spec, files = series(tmp_path, 10, lesion_hu=90, lesion_radius_mm=3.0)

@@ -17,8 +17,15 @@ from tests.support.helpers import CHILD_ENV
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dicomnode", *args], capture_output=True, text=True,
-                          timeout=300, env=CHILD_ENV, check=False, cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "dicomnode", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=CHILD_ENV,
+        check=False,
+        cwd=cwd,
+    )
 
 
 def labelled_ct_folder(folder: Path) -> list[tuple[str, bool]]:
@@ -26,8 +33,13 @@ def labelled_ct_folder(folder: Path) -> list[tuple[str, bool]]:
     labels = []
     for seed, bleeds in [(9501, 1), (9502, 1), (9600, 0), (9601, 0)]:
         p = ct_head(np.random.default_rng(seed), bleeds=bleeds)
-        spec = SeriesSpec(n_slices=p.hu.shape[0], rows=p.hu.shape[1], columns=p.hu.shape[2],
-                          slice_thickness_mm=p.spacing_mm[0], pixel_spacing_mm=p.spacing_mm[1])  # fmt: skip
+        spec = SeriesSpec(
+            n_slices=p.hu.shape[0],
+            rows=p.hu.shape[1],
+            columns=p.hu.shape[2],
+            slice_thickness_mm=p.spacing_mm[0],
+            pixel_spacing_mm=p.spacing_mm[1],
+        )
         write_volume_series(spec, p.hu, folder / spec.series_uid)
         labels.append((spec.study_uid, bool(bleeds)))
     (folder / "README.txt").write_text("not DICOM")
@@ -37,8 +49,9 @@ def labelled_ct_folder(folder: Path) -> list[tuple[str, bool]]:
 def test_evaluate_on_a_labelled_dicom_folder_writes_figures_and_a_roc_png(tmp_path: Path) -> None:
     folder = tmp_path / "study-set"
     labels = labelled_ct_folder(folder)
-    (folder / "labels.csv").write_text("study_instance_uid,positive\n" +
-                                       "".join(f"{uid},{'yes' if pos else 0}\n" for uid, pos in labels))  # fmt: skip
+    (folder / "labels.csv").write_text(
+        "study_instance_uid,positive\n" + "".join(f"{uid},{'yes' if pos else 0}\n" for uid, pos in labels)
+    )
     r = cli("models", "evaluate", "ct-hemorrhage", "--dicom", str(folder), "--roc", "roc.png", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     figures = json.loads(r.stdout)

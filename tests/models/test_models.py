@@ -29,8 +29,14 @@ CODE = Code(scheme="SCT", value="1386000", meaning="Intracranial hemorrhage")
 
 
 def as_volume(array: np.ndarray, spacing: tuple[float, float, float], modality: str = "CT") -> ImageVolume:
-    return ImageVolume(array.astype(np.float32), spacing, np.diag([*spacing, 1.0]), "1.2.3", modality,
-                       tuple(f"1.2.3.{i}" for i in range(len(array))))  # fmt: skip
+    return ImageVolume(
+        array.astype(np.float32),
+        spacing,
+        np.diag([*spacing, 1.0]),
+        "1.2.3",
+        modality,
+        tuple(f"1.2.3.{i}" for i in range(len(array))),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +57,15 @@ def overlaps(finding: Finding, truth: np.ndarray) -> bool:
 def test_findings_come_back_on_the_volume_grid_at_any_spacing(ct_model: Detector) -> None:
     """A bleed phantom resampled to thin slices and fine pixels: the finding is placed on that grid."""
     p = ct_head(np.random.default_rng(9501), bleeds=1)  # a 5 mL intraparenchymal bleed of 78 HU
-    fine = torch.nn.functional.interpolate(torch.from_numpy(p.hu)[None, None], scale_factor=(2.0, 1.5, 1.5),
-                                           mode="trilinear")[0, 0].numpy()  # fmt: skip
-    truth = torch.nn.functional.interpolate(torch.from_numpy(p.bleed_mask.astype(np.float32))[None, None],
-                                            size=fine.shape)[0, 0].numpy() > 0.5  # fmt: skip
+    fine = torch.nn.functional.interpolate(
+        torch.from_numpy(p.hu)[None, None], scale_factor=(2.0, 1.5, 1.5), mode="trilinear"
+    )[0, 0].numpy()
+    truth = (
+        torch.nn.functional.interpolate(torch.from_numpy(p.bleed_mask.astype(np.float32))[None, None], size=fine.shape)[
+            0, 0
+        ].numpy()
+        > 0.5
+    )
     volume = as_volume(fine, (2.5, 1.0, 1.0))
     maps = ct_model.probability_maps(volume)
     assert maps.shape[0] == 1 and maps.min() >= 0.0 and maps.max() <= 1.0

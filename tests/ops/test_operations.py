@@ -34,13 +34,18 @@ def test_healthy_node_answers_200_without_a_token(tmp_path: Path) -> None:
     report = client_for(tmp_path).get("/healthz")
     assert report.status_code == 200
     assert {k: v["ok"] for k, v in report.json()["checks"].items()} == {
-        "dicom_listener": True, "catalog": True, "broker": True, "disk": True}  # fmt: skip
+        "dicom_listener": True,
+        "catalog": True,
+        "broker": True,
+        "disk": True,
+    }
 
 
 def test_each_failing_part_turns_health_to_503_and_names_it(tmp_path: Path) -> None:
     dead_broker = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there: a real refused connection
-    report = client_for(tmp_path, listening=False, analysis={"broker_url": dead_broker},
-                        storage={"min_free_bytes": 100 * 1024**3}).get("/healthz")  # fmt: skip
+    report = client_for(
+        tmp_path, listening=False, analysis={"broker_url": dead_broker}, storage={"min_free_bytes": 100 * 1024**3}
+    ).get("/healthz")
     assert report.status_code == 503 and report.json()["status"] == "failing"
     checks = report.json()["checks"]
     assert not checks["broker"]["ok"] and "ConnectionError" in checks["broker"]["detail"]

@@ -153,9 +153,10 @@ def test_free_space_floor_refuses_instances(tmp_path: Path) -> None:
     ingest = Ingest(Storage(tmp_path / "s", 10**18), open_catalog("sqlite://"), DuplicatePolicy.KEEP_FIRST, 10**9)
     ds = dcmread(path)
     outcome = ingest.store(
-        StoreRequest(CT, ds.SOPInstanceUID, ds.file_meta.TransferSyntaxUID, "A", NODE_AE, "127.0.0.1",
-                     dataset_bytes(path))
-    )  # fmt: skip
+        StoreRequest(
+            CT, ds.SOPInstanceUID, ds.file_meta.TransferSyntaxUID, "A", NODE_AE, "127.0.0.1", dataset_bytes(path)
+        )
+    )
     assert outcome.status == status.OUT_OF_RESOURCES
     assert "free-space floor" in (outcome.comment or "")
 

@@ -66,9 +66,15 @@ def test_every_transfer_syntax_is_stored_as_received(node, catalog, tmp_path: Pa
     # The node never decodes pixel data, so each file keeps its syntax and bytes exactly;
     # the encapsulated ones carry stand-in fragments, which is all the node ever sees.
     syntaxes = [
-        ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, JPEGBaseline8Bit,
-        JPEGLossless, JPEGLSLossless, JPEG2000Lossless, RLELossless,
-    ]  # fmt: skip
+        ImplicitVRLittleEndian,
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+        JPEGBaseline8Bit,
+        JPEGLossless,
+        JPEGLSLossless,
+        JPEG2000Lossless,
+        RLELossless,
+    ]
     files = [_encoded_as(tmp_path, ts) for ts in syntaxes]
     results = send_files(files, dest(node), "TESTSCU")
     assert [r.status for r in results] == [0] * len(files), results
@@ -146,8 +152,11 @@ def test_dicomnode_send_cli(node, catalog, tmp_path: Path) -> None:  # noqa: ANN
     to = f"{NODE_AE}@127.0.0.1:{node.port}"
     r = subprocess.run(
         [sys.executable, "-m", "dicomnode", "send", str(tmp_path / "study"), "--to", to],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     assert "sent 3 of 3" in r.stdout
     with catalog.connect() as conn:
@@ -157,8 +166,11 @@ def test_dicomnode_send_cli(node, catalog, tmp_path: Path) -> None:  # noqa: ANN
     not_dicom.write_text("not an image")
     r = subprocess.run(
         [sys.executable, "-m", "dicomnode", "send", str(not_dicom), str(files[0]), "--to", to],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 1
     assert "notes.txt" in r.stderr and "not a DICOM Part 10 file" in r.stderr
     assert "sent 1 of 2" in r.stdout

@@ -53,8 +53,9 @@ def test_ct_findings_become_a_valid_sr_and_seg_linked_by_tracking_uid(ct_case, t
     for name, ds in (("seg.dcm", seg), ("sr.dcm", sr)):
         ds.save_as(tmp_path / name, enforce_file_format=True)
         validate(tmp_path / name)
-    dump = subprocess.run([require_tool("dsrdump"), str(tmp_path / "sr.dcm")], capture_output=True, text=True,
-                          check=False)  # fmt: skip
+    dump = subprocess.run(
+        [require_tool("dsrdump"), str(tmp_path / "sr.dcm")], capture_output=True, text=True, check=False
+    )
     assert dump.returncode == 0 and "Imaging Measurement Report" in dump.stdout and "Tracking Unique" in dump.stdout
     assert '"Finding Site")=(128319008,SCT,"Intracranial structure")' in dump.stdout
 
@@ -104,8 +105,9 @@ def test_a_study_without_findings_gets_an_sr_saying_so(ct_case, tmp_path: Path) 
     [group] = hd.sr.srread(tmp_path / "sr.dcm").content.get_image_measurement_groups()
     [evaluation] = group.get_qualitative_evaluations()
     assert (evaluation.name.value, evaluation.value.meaning) == ("1386000", "Absent")
-    dump = subprocess.run([require_tool("dsrdump"), str(tmp_path / "sr.dcm")], capture_output=True, text=True,
-                          check=False).stdout  # fmt: skip
+    dump = subprocess.run(
+        [require_tool("dsrdump"), str(tmp_path / "sr.dcm")], capture_output=True, text=True, check=False
+    ).stdout
     assert group.tracking_uid and 'Algorithm Version")="' + spec.version in dump
 
 

@@ -58,13 +58,13 @@ def test_rules_naming_the_same_model_merge_into_one_job() -> None:
             match=RuleMatch(body_part=["HEAD"], series_description="^(?!Scout)"),
             models=["standin-hyperdense"],
             destinations=["PACS@10.0.0.1:104"],
-        ),  # fmt: skip
+        ),
         RoutingRule(
             name="all-ct",
             match=RuleMatch(modality=["CT"]),
             models=["standin-hyperdense"],
             destinations=["PACS@10.0.0.1:104", "AI@10.0.0.2:104"],
-        ),  # fmt: skip
+        ),
         RoutingRule(name="mr", match=RuleMatch(modality=["MR"]), models=["other"]),
     ]
     [job] = plan(rules, [HEAD, scout, chest])
@@ -95,8 +95,12 @@ def test_completion_writes_jobs_or_records_no_rule() -> None:
         analysis = dict(conn.execute(select(Study.study_instance_uid, Study.analysis)).all())
         [job] = conn.execute(select(Job.__table__)).all()
     assert analysis == {"1.2.3": "routed", "1.2.4": "no rule"}
-    assert (job.model, job.queue, job.priority, job.state) == ("standin-hyperdense", "dicomnode.ct",
-                                                               PriorityClass.STAT, "pending")  # fmt: skip
+    assert (job.model, job.queue, job.priority, job.state) == (
+        "standin-hyperdense",
+        "dicomnode.ct",
+        PriorityClass.STAT,
+        "pending",
+    )
     assert job.series_uids == ["1.2.3.1"] and job.rules == ["head"] and job.generation == 1
 
 
@@ -108,8 +112,10 @@ def test_configuration_errors_name_the_bad_rule(tmp_path) -> None:  # noqa: ANN0
     cfg.write_text('[[routing.rules]]\nname = "x"\nmodels = ["standin-hyperdense"]\ndestinations = ["PACS"]\n')
     with pytest.raises(ConfigError, match=r"routing\.rules\.0\.destinations.*AE@HOST:PORT"):
         load_settings(cfg)
-    cfg.write_text('[[routing.rules]]\nname = "x"\nmodels = ["standin-hyperdense"]\n[routing.rules.match]\n'
-                   'series_description = "(unclosed"\n')  # fmt: skip
+    cfg.write_text(
+        '[[routing.rules]]\nname = "x"\nmodels = ["standin-hyperdense"]\n[routing.rules.match]\n'
+        'series_description = "(unclosed"\n'
+    )
     with pytest.raises(ConfigError, match="series_description.*not a regular expression"):
         load_settings(cfg)
     cfg.write_text('[analysis]\nmodel_plugins = ["nowhere.models:SPECS"]\n')

@@ -24,11 +24,23 @@ class StoreSCP:
 
     def start(self) -> StoreSCP:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen([require_tool("storescp"), "-aet", self.ae_title, "-od", str(self.folder),
-                                      "+xa", str(self.port)], env=DCMTK_ENV, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)  # fmt: skip
-        wait_for(lambda: subprocess.run([require_tool("echoscu"), "-aec", self.ae_title, "127.0.0.1", str(self.port)],
-                                        capture_output=True, env=DCMTK_ENV).returncode == 0, timeout=15)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [require_tool("storescp"), "-aet", self.ae_title, "-od", str(self.folder), "+xa", str(self.port)],
+            env=DCMTK_ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(
+            lambda: (
+                subprocess.run(
+                    [require_tool("echoscu"), "-aec", self.ae_title, "127.0.0.1", str(self.port)],
+                    capture_output=True,
+                    env=DCMTK_ENV,
+                ).returncode
+                == 0
+            ),
+            timeout=15,
+        )
         return self
 
     def received(self) -> list[Path]:
@@ -48,8 +60,9 @@ class RefusingSCP:
         self.tls = tls
         ae = AE(ae_title=ae_title)
         ae.supported_contexts = AllStoragePresentationContexts
-        self._server = ae.start_server(("127.0.0.1", self.port), block=False, ssl_context=tls,
-                                       evt_handlers=[(evt.EVT_C_STORE, self._handle)])  # fmt: skip
+        self._server = ae.start_server(
+            ("127.0.0.1", self.port), block=False, ssl_context=tls, evt_handlers=[(evt.EVT_C_STORE, self._handle)]
+        )
 
     def _handle(self, event: evt.Event) -> int:
         self.offered += 1

@@ -29,8 +29,21 @@ class RedisServer:
 
     def start(self) -> str:
         self.dir.mkdir(parents=True, exist_ok=True)
-        args = [require_tool("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-                "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction"]  # fmt: skip
+        args = [
+            require_tool("redis-server"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.dir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory-policy",
+            "noeviction",
+        ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         import redis
 
@@ -65,8 +78,11 @@ class WorkerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dicomnode", "worker", "--config", str(self.config), *self.args],
-            stdout=log, stderr=subprocess.STDOUT, env={**CHILD_ENV, **self.env}, start_new_session=True,
-        )  # fmt: skip
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**CHILD_ENV, **self.env},
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -98,9 +114,14 @@ def rule(name: str, models: list[str], **match: Any) -> dict[str, Any]:
 def analysis_overrides(redis_url: str | None = None, rules: list[dict] | None = None, **analysis: Any) -> dict:
     """node_sections overrides for an analysing node: fast heartbeats, short backoff, the test plugins."""
     settings = {
-        "heartbeat_s": 0.3, "heartbeat_timeout_s": 2, "retry_backoff_s": 0.3, "poll_seconds": 0.2,
-        "model_plugins": ["tests.support.plugin_models:SPECS"], "torch_threads": 1, **analysis,
-    }  # fmt: skip
+        "heartbeat_s": 0.3,
+        "heartbeat_timeout_s": 2,
+        "retry_backoff_s": 0.3,
+        "poll_seconds": 0.2,
+        "model_plugins": ["tests.support.plugin_models:SPECS"],
+        "torch_threads": 1,
+        **analysis,
+    }
     if redis_url:
         settings["broker_url"] = redis_url
     return {

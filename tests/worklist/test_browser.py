@@ -20,8 +20,16 @@ from tests.support.helpers import READERS, require_tool, storescu, wait_for
 from tests.support.pipeline import analysis_overrides
 
 ADA = {"Authorization": f"Bearer {READERS[0]['token']}"}
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--window-size=1400,900"]  # fmt: skip
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,900",
+]
 
 
 @pytest.fixture
@@ -61,8 +69,15 @@ def test_a_new_critical_result_moves_its_study_to_the_top_live(start_node, tmp_p
     _, clean = series(tmp_path / "clean", 8, body_part="HEAD", priority="ROUTINE")
     assert storescu(node, clean).returncode == 0
     api = f"{node.http_url}/api/worklist"
-    [first] = wait_for(lambda: (w := httpx.get(api, headers=ADA).json()["items"]) and w[0]["flags"] == [] and
-                       _analysed(node, w[0]["uid"]) and w, timeout=90)  # fmt: skip
+    [first] = wait_for(
+        lambda: (
+            (w := httpx.get(api, headers=ADA).json()["items"])
+            and w[0]["flags"] == []
+            and _analysed(node, w[0]["uid"])
+            and w
+        ),
+        timeout=90,
+    )
 
     browser.get(node.http_url + "/")
     wait = WebDriverWait(browser, 20)
@@ -75,8 +90,9 @@ def test_a_new_critical_result_moves_its_study_to_the_top_live(start_node, tmp_p
     spec, bleed = series(tmp_path / "bleed", 12, lesion_hu=80, body_part="HEAD", priority="ROUTINE")
     assert storescu(node, bleed).returncode == 0
     # no reload from here on: the page follows the server's events
-    WebDriverWait(browser, 90).until(lambda d: (r := rows(d)) and len(r) == 2 and r[1]["uid"] == first["uid"]
-                                     and r[0]["flagged"])  # fmt: skip
+    WebDriverWait(browser, 90).until(
+        lambda d: (r := rows(d)) and len(r) == 2 and r[1]["uid"] == first["uid"] and r[0]["flagged"]
+    )
     top = rows(browser)[0]
     assert "AI: hyperdense region" in top["text"] and top["rank"] == "1"
     assert "AI: hyperdense region p=" in top["text"] and "(standin-hyperdense" in top["text"], "the reason is shown"

@@ -35,8 +35,14 @@ def worklist(node) -> list[dict]:  # noqa: ANN001
 
 
 def cli(node, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
-    return subprocess.run([sys.executable, "-m", "dicomnode", *args, "--config", str(node.workdir / "dicomnode.toml")],
-                          capture_output=True, text=True, timeout=60, env=CHILD_ENV, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "dicomnode", *args, "--config", str(node.workdir / "dicomnode.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=CHILD_ENV,
+        check=False,
+    )
 
 
 def follow_events(node, seen: list[str], stop: threading.Event) -> threading.Thread:  # noqa: ANN001
@@ -56,11 +62,16 @@ def follow_events(node, seen: list[str], stop: threading.Event) -> threading.Thr
     return thread
 
 
-def test_a_flagged_study_moves_to_the_top_is_announced_live_and_notified(start_node, tmp_path: Path,
-                                                                       receiver: Receiver) -> None:  # noqa: ANN001  # fmt: skip
+def test_a_flagged_study_moves_to_the_top_is_announced_live_and_notified(
+    start_node, tmp_path: Path, receiver: Receiver
+) -> None:  # noqa: ANN001
     receiver.statuses = [503]  # the receiver is down for the first POST: the outbox retries
-    notify = {"webhooks": [receiver.url], "retry_backoff_s": 0.5, "poll_seconds": 0.2,
-              "headers": {"X-Hospital-Key": "k1"}}  # fmt: skip
+    notify = {
+        "webhooks": [receiver.url],
+        "retry_backoff_s": 0.5,
+        "poll_seconds": 0.2,
+        "headers": {"X-Hospital-Key": "k1"},
+    }
     node = start_node(**analysis_overrides(), notify=notify)
     _, clean = series(tmp_path / "clean", 8, body_part="HEAD", priority="ROUTINE")
     assert storescu(node, clean).returncode == 0
@@ -98,8 +109,9 @@ def test_a_flagged_study_moves_to_the_top_is_announced_live_and_notified(start_n
     assert READERS[0]["token"] not in node.log() and spec.accession not in node.log()
 
 
-def test_a_refused_notification_is_dead_until_retried_and_nothing_is_lost(start_node, tmp_path: Path,
-                                                                           receiver: Receiver) -> None:  # noqa: ANN001  # fmt: skip
+def test_a_refused_notification_is_dead_until_retried_and_nothing_is_lost(
+    start_node, tmp_path: Path, receiver: Receiver
+) -> None:  # noqa: ANN001
     receiver.statuses = [400]  # the receiver refuses the request as it is: retrying cannot help
     node = start_node(**analysis_overrides(), notify={"webhooks": [receiver.url], "poll_seconds": 0.2})
     spec, bleed = series(tmp_path, 12, lesion_hu=80, body_part="HEAD")

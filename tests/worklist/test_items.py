@@ -35,11 +35,17 @@ def test_sql_order_is_the_scoring_policy_order(any_catalog: Engine) -> None:
     rng = random.Random(7)
     with any_catalog.begin() as conn:
         for _ in range(200):
-            study = add_study(conn, rng.choice(["STAT", "HIGH", "ROUTINE", "MEDIUM", "LOW", None]),
-                              rng.uniform(0, 900))  # fmt: skip
+            study = add_study(conn, rng.choice(["STAT", "HIGH", "ROUTINE", "MEDIUM", "LOW", None]), rng.uniform(0, 900))
             if rng.random() < 0.3:
-                items.record_ai(conn, study, [flag("bleed", rng.uniform(0.5, 1), rng.choice([0.5, 0.9, 1.0]))],
-                                "ct-hemorrhage", "0.2.0", CONFIG, NOW)  # fmt: skip
+                items.record_ai(
+                    conn,
+                    study,
+                    [flag("bleed", rng.uniform(0.5, 1), rng.choice([0.5, 0.9, 1.0]))],
+                    "ct-hemorrhage",
+                    "0.2.0",
+                    CONFIG,
+                    NOW,
+                )
         rows = conn.execute(select(_items)).all()
         for how in ("urgency", "arrival"):
             expected = [r.item.key for r in scoring.rank([items.as_scored(r) for r in rows], NOW, CONFIG.scoring, how)]
@@ -136,8 +142,13 @@ def test_claim_release_complete_and_illegal_transitions(any_catalog: Engine) -> 
         item_id = conn.execute(select(_items.c.id).where(_items.c.workitem_uid == uid)).scalar_one()
         events = [(e.event, e.old_rank, e.new_rank, e.actor) for e in items.history(conn, item_id)]
     assert transaction.startswith("2.25.")
-    assert events == [("created", None, 1, "dicomnode"), ("claimed", 1, 1, "dr-ada"), ("released", 1, 1, "dr-ada"),
-                      ("claimed", 1, 1, "dr-bob"), ("completed", 1, None, "dr-bob")]  # fmt: skip
+    assert events == [
+        ("created", None, 1, "dicomnode"),
+        ("claimed", 1, 1, "dr-ada"),
+        ("released", 1, 1, "dr-ada"),
+        ("claimed", 1, 1, "dr-bob"),
+        ("completed", 1, None, "dr-bob"),
+    ]
 
 
 def test_filters_by_modality_state_and_flag(any_catalog: Engine) -> None:
@@ -151,8 +162,10 @@ def test_filters_by_modality_state_and_flag(any_catalog: Engine) -> None:
         assert reading_order(conn, flagged=True) == [uid_of(conn, dx)]
         assert reading_order(conn, flagged=False) == [uid_of(conn, ct)]
         assert reading_order(conn, states=(WorkItemState.IN_PROGRESS,)) == [uid_of(conn, ct)]
-        ranks = {r.workitem_uid: r.rank for r in conn.execute(order.ranked(CONFIG.scoring, NOW,
-                 filters=order.Filters(modality="CT")))}  # fmt: skip
+        ranks = {
+            r.workitem_uid: r.rank
+            for r in conn.execute(order.ranked(CONFIG.scoring, NOW, filters=order.Filters(modality="CT")))
+        }
         assert ranks == {uid_of(conn, ct): 2}, "filtered rows keep their place in the whole worklist"
 
 

@@ -21,8 +21,11 @@ def order(*items: WorkItem, **kwargs) -> list[str]:  # noqa: ANN003
 
 
 def test_clinical_class_orders_items_without_ai() -> None:
-    assert order(item("low", PriorityClass.LOW, 5), item("stat", PriorityClass.STAT, 1),
-                 item("routine", PriorityClass.ROUTINE, 5)) == ["stat", "routine", "low"]  # fmt: skip
+    assert order(
+        item("low", PriorityClass.LOW, 5),
+        item("stat", PriorityClass.STAT, 1),
+        item("routine", PriorityClass.ROUTINE, 5),
+    ) == ["stat", "routine", "low"]
 
 
 def test_a_critical_ai_finding_lifts_a_routine_study_above_a_clean_stat() -> None:
@@ -40,7 +43,9 @@ def test_urgency_weight_scales_the_ai_part() -> None:
 
 def test_aging_moves_a_long_waiting_item_up_within_the_bound() -> None:
     assert order(item("new-routine", PriorityClass.ROUTINE, 0), item("old-low", PriorityClass.LOW, 100)) == [
-        "old-low", "new-routine"]  # fmt: skip  # 10 + 25 > 30
+        "old-low",
+        "new-routine",
+    ]  # 10 + 25 > 30
 
 
 def test_no_routine_study_starves_behind_a_stream_of_urgent_ones() -> None:
@@ -63,8 +68,10 @@ def test_longest_overdue_goes_first_and_arrival_order_is_available() -> None:
 
 
 def test_the_ai_never_removes_an_item() -> None:
-    items = [item(f"s{i}", PriorityClass(p), i, *([ICH] if i % 3 == 0 else [])) for i, p in
-             zip(range(30), [0, 3, 6, 9] * 8, strict=False)]  # fmt: skip
+    items = [
+        item(f"s{i}", PriorityClass(p), i, *([ICH] if i % 3 == 0 else []))
+        for i, p in zip(range(30), [0, 3, 6, 9] * 8, strict=False)
+    ]
     ranked = rank(items, NOW, POLICY)
     assert sorted(r.item.key for r in ranked) == sorted(i.key for i in items)
     assert [r.rank for r in ranked] == list(range(1, 31))

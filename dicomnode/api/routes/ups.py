@@ -28,12 +28,17 @@ router = APIRouter()
 Reader = Annotated[str, Depends(reader)]
 DICOM_JSON = "application/dicom+json"
 _KEYS = {
-    "ScheduledProcedureStepPriority": "priority", "00741200": "priority",
-    "ProcedureStepState": "state", "00741000": "state",
-    "AccessionNumber": "accession", "00080050": "accession",
-    "ReferencedRequestSequence.AccessionNumber": "accession", "0040A370.00080050": "accession",
-    "Modality": "modality", "00080060": "modality",
-}  # fmt: skip
+    "ScheduledProcedureStepPriority": "priority",
+    "00741200": "priority",
+    "ProcedureStepState": "state",
+    "00741000": "state",
+    "AccessionNumber": "accession",
+    "00080050": "accession",
+    "ReferencedRequestSequence.AccessionNumber": "accession",
+    "0040A370.00080050": "accession",
+    "Modality": "modality",
+    "00080060": "modality",
+}
 _ALL_STATES = (*OPEN_WORKITEM, WorkItemState.COMPLETED, WorkItemState.CANCELED)
 
 
@@ -107,8 +112,10 @@ def _state_request(body: bytes) -> tuple[str, str]:
         wanted = str(ds.ProcedureStepState).strip()
         transaction_uid = str(ds.get("TransactionUID", "")).strip()
     except Exception:
-        raise HTTPException(400, "the body must be a DICOM JSON dataset with ProcedureStepState (00741000) "
-                                 "and TransactionUID (00081195)") from None  # fmt: skip
+        raise HTTPException(
+            400,
+            "the body must be a DICOM JSON dataset with ProcedureStepState (00741000) and TransactionUID (00081195)",
+        ) from None
     if not transaction_uid:
         raise HTTPException(400, "TransactionUID (00081195) is required")
     return wanted, transaction_uid

@@ -22,9 +22,13 @@ from dicomnode.worklist import items, order
 log = logging.getLogger(__name__)
 router = APIRouter()
 Reader = Annotated[str, Depends(reader)]
-STATES = {"open": OPEN_WORKITEM, "scheduled": (WorkItemState.SCHEDULED,),
-          "in-progress": (WorkItemState.IN_PROGRESS,), "completed": (WorkItemState.COMPLETED,),
-          "canceled": (WorkItemState.CANCELED,)}  # fmt: skip
+STATES = {
+    "open": OPEN_WORKITEM,
+    "scheduled": (WorkItemState.SCHEDULED,),
+    "in-progress": (WorkItemState.IN_PROGRESS,),
+    "completed": (WorkItemState.COMPLETED,),
+    "canceled": (WorkItemState.CANCELED,),
+}
 _PAGE = files("dicomnode.api").joinpath("worklist.html")
 
 
