@@ -12,7 +12,7 @@ from sqlalchemy import Engine, case, func, select
 
 from dicomnode.catalog.db import posix_seconds, utcnow
 from dicomnode.catalog.schema import Export, Job, Notification, WorkItem
-from dicomnode.catalog.states import OPEN_WORKITEM, JobState, WorkItemState
+from dicomnode.catalog.states import JobState, OutboxState, WorkItemState
 
 disable_created_metrics()  # *_created samples only add noise to a node's counters
 INFERENCE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -65,27 +65,10 @@ class CatalogCollector(Collector):
                     *[func.sum(case((infer <= b, 1), else_=0)) for b in INFERENCE_BUCKETS],
                 ).where(done)
             ).one()
-        yield _by_state(
-            "dicomnode_jobs",
-            "Analysis jobs by state.",
-            jobs,
-            (JobState.PENDING, JobState.RUNNING, JobState.DONE, JobState.FAILED),
-        )
-        yield _by_state(
-            "dicomnode_exports", "Result sends to PACS by state.", exports, ("pending", "sending", "sent", "dead")
-        )
-        yield _by_state(
-            "dicomnode_notifications",
-            "Critical-finding webhooks by state.",
-            notes,
-            ("pending", "sending", "sent", "dead"),
-        )
-        yield _by_state(
-            "dicomnode_worklist_items",
-            "Worklist items by state.",
-            items,
-            (*OPEN_WORKITEM, WorkItemState.COMPLETED, WorkItemState.CANCELED),
-        )
+        yield _by_state("dicomnode_jobs", "Analysis jobs by state.", jobs, tuple(JobState))
+        yield _by_state("dicomnode_exports", "Result sends to PACS by state.", exports, tuple(OutboxState))
+        yield _by_state("dicomnode_notifications", "Critical-finding webhooks by state.", notes, tuple(OutboxState))
+        yield _by_state("dicomnode_worklist_items", "Worklist items by state.", items, tuple(WorkItemState))
         age = GaugeMetricFamily(
             "dicomnode_worklist_oldest_waiting_seconds",
             "How long the oldest unclaimed worklist item has waited (0: none).",

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,21 +15,10 @@ from dicomnode.demo.synthetic import SeriesSpec, SyntheticPatient, radiograph
 from dicomnode.results.identity import result_uid
 from models.registry import builtin_spec
 from tests.support.dicom_files import DISTINCT_PHI, series
-from tests.support.helpers import CHILD_ENV, storescu, wait_for
+from tests.support.helpers import node_cli, storescu, wait_for
 from tests.support.pipeline import analysis_overrides, job_rows, result_rows, rule, wait_jobs
 
 STANDIN = builtin_spec("standin-hyperdense")
-
-
-def cli(node, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
-    return subprocess.run(
-        [sys.executable, "-m", "dicomnode", *args, "--config", str(node.workdir / "dicomnode.toml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=CHILD_ENV,
-        check=False,
-    )
 
 
 def test_study_is_routed_analysed_and_its_result_recorded(start_node, tmp_path: Path) -> None:  # noqa: ANN001
@@ -53,7 +40,7 @@ def test_study_is_routed_analysed_and_its_result_recorded(start_node, tmp_path: 
     assert 0 < z0 < 6 <= z1 < 12, "the lesion sits at the centre slices"
     assert finding["series_uid"] == spec.series_uid and len(finding["slice_uids"]) == z1 - z0
 
-    listed = cli(node, "jobs")
+    listed = node_cli(node, "jobs")
     assert listed.returncode == 0 and "done" in listed.stdout and "STAT" in listed.stdout
 
 
@@ -62,7 +49,7 @@ def test_study_matching_no_rule_is_visibly_not_analysed(start_node, tmp_path: Pa
     _, files = series(tmp_path, 3, body_part="CHEST")
     assert storescu(node, files).returncode == 0
     catalog = open_catalog(node.catalog_url)
-    wait_for(lambda: StudyAnalysis.NO_RULE in cli(node, "studies").stdout, timeout=30)
+    wait_for(lambda: StudyAnalysis.NO_RULE in node_cli(node, "studies").stdout, timeout=30)
     assert job_rows(catalog) == [] and result_rows(catalog) == []
     assert "no routing rule matched, not analysed" in node.log()
 
@@ -77,9 +64,9 @@ def test_unreadable_study_fails_its_job_clearly_and_the_node_keeps_running(start
     [job] = wait_jobs(catalog, 1, {"failed"}, timeout=90)
     assert job.attempts == 1, "an unreadable study is not retried"
     assert "StudyUnreadable" in job.last_error and "evenly spaced" in job.last_error
-    [listed] = [json.loads(line) for line in cli(node, "jobs", "--state", "failed", "--json").stdout.splitlines()]
+    [listed] = [json.loads(line) for line in node_cli(node, "jobs", "--state", "failed", "--json").stdout.splitlines()]
     assert listed["last_error"] == job.last_error and listed["state"] == "failed"
-    trail = cli(node, "audit", "--json").stdout
+    trail = node_cli(node, "audit", "--json").stdout
     assert '"action": "failed"' in trail and "evenly spaced" in trail, "the audit trail says the analysis failed"
     assert node.alive()
 
@@ -116,11 +103,11 @@ def test_transient_errors_retry_with_backoff_then_fail_visibly_and_retry_on_requ
     assert "will retry" in node.log() and "failed after 3 attempts" in node.log()
     assert result_rows(catalog) == []
 
-    assert cli(node, "retry", str(job.id)).returncode == 0
+    assert node_cli(node, "retry", str(job.id)).returncode == 0
     [job] = wait_jobs(catalog, 1, {"done"}, timeout=60)
     assert job.attempts == 1 and counter.read_text() == "4"
     assert len(result_rows(catalog)) == 1
-    assert cli(node, "retry", str(job.id)).returncode == 1, "only failed jobs can be retried"
+    assert node_cli(node, "retry", str(job.id)).returncode == 1, "only failed jobs can be retried"
 
 
 def test_job_interrupted_by_a_node_kill_completes_once_after_restart(start_node, tmp_path: Path) -> None:  # noqa: ANN001

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pydicom
 
 from dicomnode.catalog.db import open_catalog
 from tests.support.dicom_files import series
-from tests.support.helpers import CHILD_ENV, free_port, storescu, wait_for
+from tests.support.helpers import free_port, node_cli, storescu, wait_for
 from tests.support.pacs import RefusingSCP, StoreSCP
 from tests.support.pipeline import analysis_overrides, rule, wait_jobs
 from tests.support.pki import make_pki
@@ -23,24 +21,13 @@ from tests.support.validate import validate
 FAST_RETRIES = {"retry_backoff_s": 0.3, "retry_backoff_max_s": 1, "poll_seconds": 0.2, "timeout_s": 5}
 
 
-def cli(node, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
-    return subprocess.run(
-        [sys.executable, "-m", "dicomnode", *args, "--config", str(node.workdir / "dicomnode.toml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=CHILD_ENV,
-        check=False,
-    )
-
-
 def exporting_node(start_node, destination: str, **export):  # noqa: ANN001, ANN003, ANN201
     rules = [{**rule("ct", ["standin-hyperdense"], modality=["CT"]), "destinations": [destination]}]
     return start_node(export={**FAST_RETRIES, **export}, **analysis_overrides(rules=rules))
 
 
 def exports(node, state: str | None = None) -> list[dict]:  # noqa: ANN001
-    out = cli(node, "exports", "--json", *(["--state", state] if state else []))
+    out = node_cli(node, "exports", "--json", *(["--state", state] if state else []))
     assert out.returncode == 0, out.stderr
     return [json.loads(line) for line in out.stdout.splitlines()]
 
@@ -59,7 +46,7 @@ def test_sr_and_seg_arrive_at_pacs_valid_and_are_part_of_the_study(start_node, t
             validate(path)
             ds = pydicom.dcmread(path)
             assert ds.StudyInstanceUID == spec.study_uid and ds.SeriesDescription.startswith("AI standin-hyperdense")
-        listed = cli(node, "studies").stdout  # the results are part of the study in our own catalog
+        listed = node_cli(node, "studies").stdout  # the results are part of the study in our own catalog
         row = next(line for line in listed.splitlines() if spec.study_uid in line)
         assert "SEG" in row and "SR" in row and " 14 " in row, row  # 12 images + SEG + SR
     finally:
@@ -108,9 +95,9 @@ def test_a_refusal_retrying_cannot_fix_is_dead_at_once_and_retryable_by_hand(sta
         assert storescu(node2, files).returncode == 0
         dead = wait_for(lambda: (rows := exports(node2, "dead")) and len(rows) == 2 and rows, timeout=90)
         assert all(r["attempts"] == 1 and "0xA900" in r["last_error"] for r in dead), dead
-        retried = cli(node2, "exports", "retry", str(dead[0]["id"]))
+        retried = node_cli(node2, "exports", "retry", str(dead[0]["id"]))
         assert retried.returncode == 0 and "pending again" in retried.stdout
-        assert cli(node2, "exports", "retry", "999999").returncode == 1
+        assert node_cli(node2, "exports", "retry", "999999").returncode == 1
         wait_for(lambda: wrong.offered >= 3, timeout=30)  # it was tried again
     finally:
         wrong.stop()

@@ -16,7 +16,7 @@ import pydicom
 import pytest
 
 from dicomnode.demo.run import STUDIES, write_study
-from tests.support.helpers import CHILD_ENV, READERS, storescu, wait_for
+from tests.support.helpers import CHILD_ENV, READERS, node_cli, storescu, wait_for
 from tests.support.pacs import StoreSCP
 from tests.support.pipeline import analysis_overrides, rule
 
@@ -35,17 +35,6 @@ def pacs(tmp_path: Path):  # noqa: ANN201
     scp = StoreSCP(tmp_path / "pacs").start()
     yield scp
     scp.stop()
-
-
-def cli(node, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
-    return subprocess.run(
-        [sys.executable, "-m", "dicomnode", *args, "--config", str(node.workdir / "dicomnode.toml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=CHILD_ENV,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("mode", ["embedded", "distributed"])
@@ -100,7 +89,7 @@ def test_scanner_push_to_pacs_results_and_reordered_worklist(
     sent = sum(len(k) for k in got.values())
     wait_for(lambda: f'dicomnode_exports{{state="sent"}} {sent}.0' in httpx.get(f"{node.http_url}/metrics").text)
 
-    trail = [json.loads(line) for line in cli(node, "audit", bleed, "--json").stdout.splitlines()]
+    trail = [json.loads(line) for line in node_cli(node, "audit", bleed, "--json").stdout.splitlines()]
     acts = [(a["action"], a["actor"]) for a in trail]
     assert acts[0] == ("received", "STORESCU") and "32 instances from STORESCU@127.0.0.1" in trail[0]["detail"]
     assert ("analysed", "ct-hemorrhage 0.2.0") in acts

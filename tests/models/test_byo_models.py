@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,20 +13,8 @@ from models.manifest import weights_uid
 from models.registry import ModelSpec, build_registry
 from tests.support.byo import export_model
 from tests.support.dicom_files import series
-from tests.support.helpers import CHILD_ENV, storescu, write_config
+from tests.support.helpers import dicomnode_cli, storescu, write_config
 from tests.support.pipeline import analysis_overrides, result_rows, rule, wait_jobs
-
-
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dicomnode", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=CHILD_ENV,
-        check=False,
-        cwd=cwd,
-    )
 
 
 def cube_volume() -> ImageVolume:
@@ -52,25 +38,25 @@ def test_exported_model_round_trip(tmp_path: Path, fmt: str) -> None:
 
 def test_models_check_accepts_a_good_model_and_explains_each_bad_one(tmp_path: Path) -> None:
     good = export_model(tmp_path / "good", "good", "torchscript")
-    ok = cli("models", "check", str(good))
+    ok = dicomnode_cli("models", "check", str(good))
     assert ok.returncode == 0 and "good 1.0.0" in ok.stdout and "OK" in ok.stdout, ok.stderr
 
     two = export_model(tmp_path / "two", "two", "pt2", channels=2)  # manifest promises one output
-    mismatch = cli("models", "check", str(two))
+    mismatch = dicomnode_cli("models", "check", str(two))
     assert mismatch.returncode == 2 and "expected (N, 1, *spatial)" in mismatch.stderr
 
     broken = export_model(tmp_path / "broken", "broken", "torchscript")
     (broken / "model.ts").write_bytes(b"not a model")
-    unloadable = cli("models", "check", str(broken))
+    unloadable = dicomnode_cli("models", "check", str(broken))
     assert unloadable.returncode == 2 and "cannot load" in unloadable.stderr
 
     bad = export_model(tmp_path / "bad", "bad", "torchscript")
     manifest = bad / "manifest.toml"
     manifest.write_text(manifest.read_text().replace("threshold = 0.5", "threshold = 5"))
-    refused = cli("models", "check", str(bad))
+    refused = dicomnode_cli("models", "check", str(bad))
     assert refused.returncode == 2 and "outputs.0.threshold" in refused.stderr and "manifest.toml" in refused.stderr
 
-    assert cli("models", "check", str(tmp_path / "nowhere")).returncode == 2
+    assert dicomnode_cli("models", "check", str(tmp_path / "nowhere")).returncode == 2
 
 
 def test_a_bad_manifest_in_the_models_directory_stops_start_up_naming_it(tmp_path: Path) -> None:
@@ -78,7 +64,7 @@ def test_a_bad_manifest_in_the_models_directory_stops_start_up_naming_it(tmp_pat
     manifest = bad / "manifest.toml"
     manifest.write_text(manifest.read_text().replace('task = "segmentation"', 'task = "guessing"'))
     config = write_config(tmp_path / "c.toml", {"analysis": {"models_dir": str(tmp_path / "models")}})
-    r = cli("models", "list", "--config", str(config))
+    r = dicomnode_cli("models", "list", "--config", str(config))
     assert r.returncode == 2 and "analysis.models_dir" in r.stderr and "task" in r.stderr
 
 
@@ -87,7 +73,7 @@ def test_the_node_runs_a_models_directory_model_end_to_end(start_node, tmp_path:
     node = start_node(
         **analysis_overrides(rules=[rule("bright", ["bright"], modality=["CT"])], models_dir=str(tmp_path / "models"))
     )
-    listed = cli("models", "list", "--config", str(node.workdir / "dicomnode.toml"))
+    listed = dicomnode_cli("models", "list", "--config", str(node.workdir / "dicomnode.toml"))
     assert listed.returncode == 0 and "bright" in listed.stdout
     spec, files = series(tmp_path, 10, lesion_hu=90, lesion_radius_mm=3.0)
     assert storescu(node, files).returncode == 0

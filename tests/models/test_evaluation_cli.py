@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +11,7 @@ from PIL import Image
 from dicomnode.demo.synthetic import SeriesSpec, radiograph, write_volume_series
 from models.phantoms.chest_xr import chest_radiograph
 from models.phantoms.ct_head import ct_head
-from tests.support.helpers import CHILD_ENV
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dicomnode", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=CHILD_ENV,
-        check=False,
-        cwd=cwd,
-    )
+from tests.support.helpers import dicomnode_cli
 
 
 def labelled_ct_folder(folder: Path) -> list[tuple[str, bool]]:
@@ -52,7 +38,7 @@ def test_evaluate_on_a_labelled_dicom_folder_writes_figures_and_a_roc_png(tmp_pa
     (folder / "labels.csv").write_text(
         "study_instance_uid,positive\n" + "".join(f"{uid},{'yes' if pos else 0}\n" for uid, pos in labels)
     )
-    r = cli("models", "evaluate", "ct-hemorrhage", "--dicom", str(folder), "--roc", "roc.png", cwd=tmp_path)
+    r = dicomnode_cli("models", "evaluate", "ct-hemorrhage", "--dicom", str(folder), "--roc", "roc.png", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     figures = json.loads(r.stdout)
     assert (figures["cases"], figures["positives"]) == (4, 2)
@@ -65,12 +51,12 @@ def test_evaluate_folder_errors_name_the_file_and_line(tmp_path: Path) -> None:
     folder = tmp_path / "study-set"
     labels = labelled_ct_folder(folder)
     (folder / "labels.csv").write_text(f"study_instance_uid,positive\n{labels[0][0]},1\n{labels[1][0]},maybe\n")
-    bad = cli("models", "evaluate", "ct-hemorrhage", "--dicom", str(folder), cwd=tmp_path)
+    bad = dicomnode_cli("models", "evaluate", "ct-hemorrhage", "--dicom", str(folder), cwd=tmp_path)
     assert bad.returncode == 2 and "labels.csv:3" in bad.stderr
     (folder / "labels.csv").write_text("study_instance_uid,positive\n1.2.3.4,1\n")
-    missing = cli("models", "evaluate", "ct-hemorrhage", "--dicom", str(folder), cwd=tmp_path)
+    missing = dicomnode_cli("models", "evaluate", "ct-hemorrhage", "--dicom", str(folder), cwd=tmp_path)
     assert missing.returncode == 2 and "no images of CT for 1 labelled studies" in missing.stderr
-    nolabels = cli("models", "evaluate", "ct-hemorrhage", "--dicom", str(tmp_path / "empty"), cwd=tmp_path)
+    nolabels = dicomnode_cli("models", "evaluate", "ct-hemorrhage", "--dicom", str(tmp_path / "empty"), cwd=tmp_path)
     assert nolabels.returncode == 2 and "cannot read labels" in nolabels.stderr
 
 
@@ -85,7 +71,7 @@ def test_evaluate_a_radiograph_folder_in_monochrome1(tmp_path: Path) -> None:
         radiograph(spec, p.image, monochrome1=True).save_as(folder / f"{seed}.dcm", enforce_file_format=True)
         rows.append(f"{spec.study_uid},{int(present)}")
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
-    r = cli("models", "evaluate", "cxr-pneumothorax", "--dicom", str(folder), cwd=tmp_path)
+    r = dicomnode_cli("models", "evaluate", "cxr-pneumothorax", "--dicom", str(folder), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     figures = json.loads(r.stdout)
     assert figures["sensitivity"] == 1.0 and figures["specificity"] == 1.0, figures
@@ -93,8 +79,8 @@ def test_evaluate_a_radiograph_folder_in_monochrome1(tmp_path: Path) -> None:
 
 
 def test_evaluate_on_phantoms_and_refusals(tmp_path: Path) -> None:
-    r = cli("models", "evaluate", "cxr-pneumothorax", "--cases", "12", "--seed", "4242", cwd=tmp_path)
+    r = dicomnode_cli("models", "evaluate", "cxr-pneumothorax", "--cases", "12", "--seed", "4242", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["cases"] == 12 and (tmp_path / "cxr-pneumothorax-roc.png").is_file()
-    stand_in = cli("models", "evaluate", "standin-hyperdense", cwd=tmp_path)
+    stand_in = dicomnode_cli("models", "evaluate", "standin-hyperdense", cwd=tmp_path)
     assert stand_in.returncode == 2 and "no phantom evaluation" in stand_in.stderr

@@ -202,3 +202,14 @@ class PostgresCluster:
 def storescu(node: NodeProcess, files: list[Path], *options: str) -> subprocess.CompletedProcess:
     """dcmtk storescu, as a scanner would push, to the node (one association)."""
     return run_dcmtk("storescu", *options, "-aec", NODE_AE, "127.0.0.1", str(node.port), *map(str, files))
+
+
+def dicomnode_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m dicomnode ARGS` as a user runs it (test model plugins importable); 300 s guards a hang only."""
+    command = [sys.executable, "-m", "dicomnode", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=CHILD_ENV, check=False, cwd=cwd)
+
+
+def node_cli(node: NodeProcess, *args: str) -> subprocess.CompletedProcess:
+    """A `dicomnode` command against a running test node's configuration."""
+    return dicomnode_cli(*args, "--config", str(node.workdir / "dicomnode.toml"))

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 
 from dicomnode.catalog.states import OutboxState
 from tests.support.dicom_files import series
-from tests.support.helpers import CHILD_ENV, READERS, storescu, wait_for
+from tests.support.helpers import READERS, node_cli, storescu, wait_for
 from tests.support.pipeline import analysis_overrides
 from tests.support.webhook import Receiver
 
@@ -32,17 +30,6 @@ def receiver():  # noqa: ANN201
 
 def worklist(node) -> list[dict]:  # noqa: ANN001
     return httpx.get(f"{node.http_url}/api/worklist", headers=ADA, timeout=10).json()["items"]
-
-
-def cli(node, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
-    return subprocess.run(
-        [sys.executable, "-m", "dicomnode", *args, "--config", str(node.workdir / "dicomnode.toml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=CHILD_ENV,
-        check=False,
-    )
 
 
 def follow_events(node, seen: list[str], stop: threading.Event) -> threading.Thread:  # noqa: ANN001
@@ -98,14 +85,14 @@ def test_a_flagged_study_moves_to_the_top_is_announced_live_and_notified(
     assert receiver.posts[1][2]["X-Hospital-Key"] == "k1"
 
     def settled() -> list[dict]:  # the receiver saw the POST before the notifier commits its outcome
-        rows = [json.loads(line) for line in cli(node, "notifications", "--json").stdout.splitlines()]
+        rows = [json.loads(line) for line in node_cli(node, "notifications", "--json").stdout.splitlines()]
         return [] if any(r["state"] == OutboxState.SENDING for r in rows) else rows
 
     [listed] = wait_for(settled, timeout=10)
     assert (listed["state"], listed["attempts"]) == ("sent", 2)
-    printed = [json.loads(line)["uid"] for line in cli(node, "worklist", "--json").stdout.splitlines()]
+    printed = [json.loads(line)["uid"] for line in node_cli(node, "worklist", "--json").stdout.splitlines()]
     assert printed == [i["uid"] for i in worklist(node)], "the CLI shows the same order"
-    assert spec.study_uid in cli(node, "worklist").stdout
+    assert spec.study_uid in node_cli(node, "worklist").stdout
     assert READERS[0]["token"] not in node.log() and spec.accession not in node.log()
 
 
@@ -119,14 +106,15 @@ def test_a_refused_notification_is_dead_until_retried_and_nothing_is_lost(
 
     def dead() -> list[dict]:
         rows = [
-            json.loads(line) for line in cli(node, "notifications", "--json", "--state", "dead").stdout.splitlines()
+            json.loads(line)
+            for line in node_cli(node, "notifications", "--json", "--state", "dead").stdout.splitlines()
         ]
         return rows
 
     [row] = wait_for(dead, timeout=90)
     assert row["attempts"] == 1 and "HTTP 400" in row["last_error"]
-    assert cli(node, "notifications", "retry", "999").returncode == 1
-    assert cli(node, "notifications", "retry", str(row["id"])).returncode == 0
+    assert node_cli(node, "notifications", "retry", "999").returncode == 1
+    assert node_cli(node, "notifications", "retry", str(row["id"])).returncode == 0
     [post] = wait_for(receiver.accepted, timeout=30)
     assert post["study_instance_uid"] == spec.study_uid and node.alive()
 
