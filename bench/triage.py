@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from dicomnode.analysis.volume import load_series
 from dicomnode.catalog.db import open_catalog
 from dicomnode.catalog.schema import Export, Job, Study, WorkItem, WorkItemEvent
+from dicomnode.catalog.states import OutboxState
 from dicomnode.demo.run import DCMTK_ENV, NODE_AE, free_port, start_node, start_pacs, write_config
 from models.registry import builtin_spec
 
@@ -72,12 +73,32 @@ def one_run(files: list[Path], node_port: int, api: httpx.Client, pacs: Path, ca
                 f"PACS folder: {sorted(p.name[:4] for p in pacs.glob('*'))})"
             )
         time.sleep(0.02)
+    # The PACS has the files a moment before the exporter commits sent_at: wait for that state, not for time.
+    _wait_exports_committed(catalog, study_uid, t_last + 120)
     return {
         "total_s": max(seen_pacs, seen_list) - t_last,
         "pacs_s": seen_pacs - t_last,
         "worklist_s": seen_list - t_last,
         **_breakdown(catalog, study_uid, t_last, seen_list),
     }
+
+
+def _wait_exports_committed(catalog, study_uid: str, deadline: float) -> None:  # noqa: ANN001
+    sent = Export.state == OutboxState.SENT
+    query = (
+        select(func.count(), func.count().filter(sent))
+        .select_from(Export)
+        .join(Study, Study.id == Export.study_fk)
+        .where(Study.study_instance_uid == study_uid)
+    )
+    while True:
+        with catalog.connect() as conn:
+            total, done = conn.execute(query).one()
+        if total and total == done:
+            return
+        if time.time() > deadline:
+            raise SystemExit(f"exports of the study not all recorded as sent: {done} of {total}")
+        time.sleep(0.02)
 
 
 def _received(pacs: Path, study_uid: str) -> set[str]:

@@ -13,14 +13,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dicomnode.analysis.commit import FinishedJob, Timings, commit_result
-from dicomnode.analysis.scope import in_scope
+from dicomnode.analysis.commit import FinishedJob, Timings, commit_error, commit_out_of_scope, commit_result
+from dicomnode.analysis.scope import OutOfScope, in_scope
 from dicomnode.analysis.volume import StudyUnreadable, load_series_with_sources
 from dicomnode.catalog.records import series_instance_paths
 from dicomnode.catalog.states import JobOutcome, JobState
 from dicomnode.jobs import lifecycle as jobs
 from dicomnode.jobs.lifecycle import Claim, LostClaim
-from dicomnode.ops import audit
 from dicomnode.results.content import AnalysedSeries
 from dicomnode.results.encode import ResultEncodingError, encode_result
 from dicomnode.results.identity import ResultIdentity
@@ -49,6 +48,11 @@ def run_job(rt: Runtime, job_id: int) -> JobOutcome:
     except LostClaim as exc:
         log.warning("job %d: %s; this run's result is discarded", job_id, exc)
         return JobOutcome.LOST
+    except OutOfScope as exc:
+        if not commit_out_of_scope(rt.catalog, rt.settings, claim, str(exc)):
+            return JobOutcome.LOST
+        log.warning("job %d out of scope (model not run): %s", job_id, exc)
+        return JobOutcome.OUT_OF_SCOPE
     except Exception as exc:
         return _record_error(rt, claim, exc)
     log.info("job done job=%d model=%s total_s=%.2f", job_id, claim.model, timings["total_s"])
@@ -84,10 +88,7 @@ def _as_record(finding: Finding, volume: ImageVolume) -> dict:
 def _record_error(rt: Runtime, claim: Claim, exc: Exception) -> JobOutcome:
     permanent = isinstance(exc, PERMANENT)
     message = f"{type(exc).__name__}: {exc}"
-    with rt.catalog.begin() as conn:
-        state = jobs.record_error(conn, claim, message, permanent, rt.policy)
-        if state is JobState.FAILED:
-            audit.record(conn, claim.study_pk, claim.model, "failed", f"analysis failed: {message}"[:1000])
+    state = commit_error(rt.catalog, rt.settings, claim, message, permanent)
     if permanent:
         log.error("job %d failed (not retried): %s", claim.job_id, message)
     elif state is JobState.PENDING:

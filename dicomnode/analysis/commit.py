@@ -1,6 +1,7 @@
-"""The one transaction a finished job commits: its SR/SEG stored in the study, the result row, the exports
-armed, the worklist item flagged (and its webhooks armed), the audit act, and the job marked done. All or
-nothing: a run that lost its claim rolls all of it back."""
+"""The transactions that end a job. A finished job commits its SR/SEG stored in the study, the result row, the
+exports armed, the worklist item flagged (and its webhooks armed), the audit act and the job marked done, all or
+nothing: a run that lost its claim rolls all of it back. A job that fails, or that the scope gate refuses,
+commits its new state with the audit act and, when it is final, an entry in the worklist item's history."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from pydicom import Dataset
 from sqlalchemy import Engine
 
+from dicomnode.catalog.states import JobState
 from dicomnode.config.settings import Settings
 from dicomnode.export import dicom as dicom_export
 from dicomnode.jobs import lifecycle as jobs
@@ -19,6 +21,7 @@ from dicomnode.receive.storage import Storage
 from dicomnode.results.identity import ResultIdentity
 from dicomnode.results.rows import save_result
 from dicomnode.results.store import store_instances
+from dicomnode.worklist import items
 from dicomnode.worklist.flags import record_result
 
 
@@ -78,3 +81,27 @@ def commit_result(
         seconds = timings.finished()
         jobs.finish(conn, claim, identity.model_version, {k: round(v, 4) for k, v in seconds.items()})
     return seconds
+
+
+def commit_error(
+    catalog: Engine, settings: Settings, claim: jobs.Claim, message: str, permanent: bool
+) -> JobState | None:
+    """Retry after the backoff, or fail for good; the job's new state (None when the claim was lost)."""
+    with catalog.begin() as conn:
+        state = jobs.record_error(conn, claim, message, permanent, settings.analysis)
+        if state is JobState.FAILED:
+            reason = f"analysis failed: {message}"[:1000]
+            audit.record(conn, claim.study_pk, claim.model, "failed", reason)
+            items.record_no_result(conn, claim.study_pk, "ai failed", claim.model, f"AI {reason}", settings.worklist)
+    return state
+
+
+def commit_out_of_scope(catalog: Engine, settings: Settings, claim: jobs.Claim, reason: str) -> bool:
+    """The scope gate refused the study: a final state, said in the audit trail and the item's history."""
+    history = f"AI not run: out of scope for {claim.model} ({reason})"
+    with catalog.begin() as conn:
+        if not jobs.record_out_of_scope(conn, claim, reason):
+            return False
+        audit.record(conn, claim.study_pk, claim.model, "out of scope", reason[:1000])
+        items.record_no_result(conn, claim.study_pk, "out of scope", claim.model, history, settings.worklist)
+    return True

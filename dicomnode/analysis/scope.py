@@ -7,11 +7,15 @@ import logging
 
 from pydicom import Dataset
 
-from dicomnode.analysis.volume import StudyUnreadable
+from dicomnode.errors import DicomnodeError
 from models.image import ImageVolume
 
 Loaded = tuple[ImageVolume, list[Dataset]]
 log = logging.getLogger(__name__)
+
+
+class OutOfScope(DicomnodeError):
+    """The study is not what the model was made for; the message says why. The model is not run."""
 
 
 def in_scope(loaded: list[Loaded], modalities: list[str] | None, model: str, job_id: int) -> list[Loaded]:
@@ -32,5 +36,5 @@ def in_scope(loaded: list[Loaded], modalities: list[str] | None, model: str, job
             )
     if not kept:
         found = ", ".join(sorted({v.modality or "none" for v in volumes}))
-        raise StudyUnreadable(f"model {model} accepts {', '.join(modalities)}; the routed series are {found}")
+        raise OutOfScope(f"model {model} accepts {', '.join(modalities)}; the routed series are {found}")
     return kept

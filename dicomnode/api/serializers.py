@@ -8,6 +8,7 @@ from typing import Any
 from dicomnode.catalog.states import OPEN_WORKITEM
 from dicomnode.routing.priority import UPS_PRIORITY, PriorityClass
 from dicomnode.worklist import items, scoring
+from dicomnode.worklist.ai_status import ModelStatus
 from dicomnode.worklist.scoring import ScoringPolicy
 
 UPS_PUSH_SOP_CLASS = "1.2.840.10008.5.1.4.34.6.1"
@@ -30,6 +31,7 @@ def item_json(row: Any, now: datetime, policy: ScoringPolicy) -> dict[str, Any]:
         "accession_number": row.accession_number or "",
         "patient_name": str(row.patient_name or ""),
         "patient_id": row.patient_id or "",
+        "ai_status": row.ai_status,
         "flagged": row.ai_urgency > 0,
         "flags": row.flags,
         "explanation": assessed.explanation if is_open else f"{row.state} by {row.claimed_by}",
@@ -38,6 +40,15 @@ def item_json(row: Any, now: datetime, policy: ScoringPolicy) -> dict[str, Any]:
         "claimed_by": row.claimed_by,
         "claimed_at": _iso(row.claimed_at),
         "closed_at": _iso(row.closed_at),
+    }
+
+
+def model_status_json(status: ModelStatus) -> dict[str, Any]:
+    return {
+        "model": status.model,
+        "model_version": status.model_version,
+        "ai_status": status.status,
+        "reason": status.reason,
     }
 
 
@@ -56,6 +67,7 @@ def ups_dataset(row: Any, now: datetime, policy: ScoringPolicy) -> dict[str, Any
     """The item as a UPS (PS3.4 CC.2.5) in DICOM JSON (PS3.18 F.2), written directly: building pydicom datasets
     cost 0.7 ms an item. The Transaction UID is never returned (PS3.4 CC.2.5.1.3)."""
     description = (row.study_description or "")[:64]
+    explanation = scoring.assess(items.as_scored(row), now, policy).explanation
     request = {
         "0020000D": _value("UI", row.study_instance_uid),
         "00080050": _value("SH", row.accession_number or ""),
@@ -70,7 +82,7 @@ def ups_dataset(row: Any, now: datetime, policy: ScoringPolicy) -> dict[str, Any
         else {"vr": "PN"},
         "00100020": _value("LO", row.patient_id or ""),
         "0020000D": _value("UI", row.study_instance_uid),
-        "00400400": _value("LT", scoring.assess(items.as_scored(row), now, policy).explanation[:10240]),
+        "00400400": _value("LT", f"AI {row.ai_status}; {explanation}"[:10240]),
         "0040A370": {"vr": "SQ", "Value": [request]},
         "00404005": _value("DT", _dt(row.arrived_at)),
         "00404010": _value("DT", _dt(row.updated_at)),

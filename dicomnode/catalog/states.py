@@ -37,14 +37,17 @@ class JobState(StrEnum):
     RUNNING = "running"  # claimed by a worker that keeps heartbeat_at fresh
     DONE = "done"
     FAILED = "failed"  # permanent error, or the last attempt failed
+    OUT_OF_SCOPE = "out of scope"  # the scope gate refused the study: the model was not run, nothing was guessed
 
 
 JOB_MOVES: Mapping[JobState, frozenset[JobState]] = {
     JobState.PENDING: frozenset({JobState.RUNNING}),  # claimed
-    # finished; an error with attempts left or a dead worker (re-queued); the study completed again; failed
-    JobState.RUNNING: frozenset({JobState.DONE, JobState.PENDING, JobState.FAILED}),
+    # finished; an error with attempts left or a dead worker (re-queued); the study completed again; failed;
+    # refused by the scope gate
+    JobState.RUNNING: frozenset({JobState.DONE, JobState.PENDING, JobState.FAILED, JobState.OUT_OF_SCOPE}),
     JobState.DONE: frozenset({JobState.PENDING}),  # the study completed again (late instances)
     JobState.FAILED: frozenset({JobState.PENDING}),  # retried by hand, or the study completed again
+    JobState.OUT_OF_SCOPE: frozenset({JobState.PENDING}),  # retried by hand, or the study completed again
 }
 
 
@@ -54,6 +57,7 @@ class JobOutcome(StrEnum):
     DONE = "done"
     RETRY = "retry"  # failed; the job is pending again after its backoff
     FAILED = "failed"  # failed for good
+    OUT_OF_SCOPE = "out of scope"  # the scope gate refused the study
     SKIPPED = "skipped"  # not claimable: finished, running elsewhere, or not due
     LOST = "lost"  # the claim was lost while it ran; its result was discarded
 

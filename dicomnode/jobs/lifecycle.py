@@ -203,6 +203,16 @@ def record_error(
     return values["state"] if result.rowcount == 1 else None
 
 
+def record_out_of_scope(conn: Connection, claim: Claim, reason: str) -> bool:
+    """The scope gate refused the study: a final state of its own, never retried; False when the claim was lost."""
+    result = conn.execute(
+        update(_jobs)
+        .where(_jobs.c.id == claim.job_id, _jobs.c.run_token == claim.token, _jobs.c.state == JobState.RUNNING)
+        .values(state=JobState.OUT_OF_SCOPE, finished_at=utcnow(), last_error=reason[:4000], run_token=None)
+    )
+    return result.rowcount == 1
+
+
 def reap_dead_runs(conn: Connection, policy: AnalysisConfig, everything: bool = False) -> int:
     """Re-queue running jobs whose worker stopped heartbeating (all of them when `everything`).
 
@@ -240,11 +250,11 @@ def forget_queues(conn: Connection) -> int:
 
 
 def retry_failed(conn: Connection, job_id: int) -> bool:
-    """Operator action: give a failed job a fresh set of attempts."""
+    """Operator action: give a failed (or out-of-scope) job a fresh set of attempts."""
     return (
         conn.execute(
             update(_jobs)
-            .where(_jobs.c.id == job_id, _jobs.c.state == JobState.FAILED)
+            .where(_jobs.c.id == job_id, _jobs.c.state.in_((JobState.FAILED, JobState.OUT_OF_SCOPE)))
             .values(state=JobState.PENDING, attempts=0, not_before=utcnow(), enqueued_at=None, finished_at=None)
         ).rowcount
         == 1

@@ -12,7 +12,8 @@ from sqlalchemy import Engine, case, func, select
 
 from dicomnode.catalog.db import posix_seconds, utcnow
 from dicomnode.catalog.schema import Export, Job, Notification, WorkItem
-from dicomnode.catalog.states import JobState, OutboxState, WorkItemState
+from dicomnode.catalog.states import OPEN_WORKITEM, JobState, OutboxState, WorkItemState
+from dicomnode.worklist.ai_status import AIStatus, status_of
 
 disable_created_metrics()  # *_created samples only add noise to a node's counters
 INFERENCE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -53,6 +54,9 @@ class CatalogCollector(Collector):
             exports = dict(conn.execute(select(Export.state, func.count()).group_by(Export.state)).all())
             notes = dict(conn.execute(select(Notification.state, func.count()).group_by(Notification.state)).all())
             items = dict(conn.execute(select(WorkItem.state, func.count()).group_by(WorkItem.state)).all())
+            open_items = WorkItem.state.in_(OPEN_WORKITEM)
+            per_item = select(status_of(WorkItem.study_fk).label("status")).where(open_items).subquery()
+            ai = dict(conn.execute(select(per_item.c.status, func.count()).group_by(per_item.c.status)).all())
             oldest = conn.execute(
                 select(func.min(WorkItem.arrived_s)).where(WorkItem.state == WorkItemState.SCHEDULED)
             ).scalar()
@@ -69,6 +73,9 @@ class CatalogCollector(Collector):
         yield _by_state("dicomnode_exports", "Result sends to PACS by state.", exports, tuple(OutboxState))
         yield _by_state("dicomnode_notifications", "Critical-finding webhooks by state.", notes, tuple(OutboxState))
         yield _by_state("dicomnode_worklist_items", "Worklist items by state.", items, tuple(WorkItemState))
+        yield _by_label(
+            "dicomnode_worklist_ai_status", "Open worklist items by AI status.", "status", ai, tuple(AIStatus)
+        )
         age = GaugeMetricFamily(
             "dicomnode_worklist_oldest_waiting_seconds",
             "How long the oldest unclaimed worklist item has waited (0: none).",
@@ -85,7 +92,11 @@ class CatalogCollector(Collector):
 
 
 def _by_state(name: str, doc: str, counts: dict[str, int], states: tuple[str, ...]) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, doc, labels=["state"])
-    for state in states:
-        family.add_metric([state], counts.get(state, 0))
+    return _by_label(name, doc, "state", counts, states)
+
+
+def _by_label(name: str, doc: str, label: str, counts: dict[str, int], values: tuple[str, ...]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=[label])
+    for value in values:
+        family.add_metric([value], counts.get(value, 0))
     return family

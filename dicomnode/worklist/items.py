@@ -116,6 +116,25 @@ def record_ai(
     return item_id
 
 
+def record_no_result(
+    conn: Connection,
+    study_pk: int,
+    event: str,
+    actor: str,
+    reason: str,
+    config: WorklistConfig,
+    now: datetime | None = None,
+) -> None:
+    """A model failed for good, or its scope gate refused the study: the item's history says so and why (its rank
+    does not change: no result is not a negative result)."""
+    now = now or utcnow()
+    item_id = conn.execute(select(_items.c.id).where(_items.c.study_fk == study_pk)).scalar()
+    if item_id is None:
+        return
+    conn.execute(update(_items).where(_items.c.id == item_id).values(updated_at=now))
+    _event(conn, item_id, event, item_rank(conn, item_id, config, now), config, now, actor, reason)
+
+
 def claim(
     conn: Connection,
     uid: str,

@@ -18,7 +18,7 @@ from dicomnode.catalog.db import posix_seconds
 from dicomnode.catalog.schema import Patient, Study, WorkItem
 from dicomnode.catalog.states import OPEN_WORKITEM
 from dicomnode.routing.priority import PriorityClass
-from dicomnode.worklist import scoring
+from dicomnode.worklist import ai_status, scoring
 
 Order = Literal["urgency", "arrival"]
 _items = ITEMS = WorkItem.__table__
@@ -35,6 +35,7 @@ class Filters:
     accession_number: str | None = None
     workitem_uid: str | None = None
     priorities: tuple[str, ...] | None = None  # PriorityClass names
+    ai_status: str | None = None  # an AIStatus value
 
 
 def _deadline(policy: scoring.ScoringPolicy) -> ColumnElement[float]:
@@ -94,6 +95,8 @@ def ranked(
         query = query.where(inner.c.priority.in_(filters.priorities))
     if filters.workitem_uid:
         query = query.where(inner.c.workitem_uid == filters.workitem_uid)
+    if filters.ai_status:
+        query = query.where(ai_status.status_of(_studies.c.id) == filters.ai_status)
     # closed items (no rank) after the open ones, most recently closed first
     return query.order_by(inner.c.rank.is_(None), inner.c.rank, inner.c.closed_at.desc(), inner.c.id)
 
@@ -109,6 +112,7 @@ def ranked_ids(policy: scoring.ScoringPolicy, now: datetime, order: Order = "urg
             _items.c.modalities,
             _items.c.ai_urgency,
             _deadline(policy).label("deadline_s"),
+            ai_status.status_of(_items.c.study_fk).label("ai_status"),
             func.row_number().over(order_by=keys).label("rank"),
         )
         .where(_items.c.state.in_(OPEN_WORKITEM))
@@ -134,6 +138,7 @@ def _shown() -> tuple[ColumnElement[Any], ...]:
         _studies.c.requested_procedure_priority,
         _patients.c.patient_name,
         _patients.c.patient_id,
+        ai_status.status_of(_studies.c.id).label("ai_status"),
     )
 
 

@@ -32,6 +32,7 @@ class Entry:
     priority: str
     modalities: frozenset[str]
     flagged: bool
+    ai_status: str
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ class RankedView:
         with self._catalog.connect() as conn:
             rows = conn.execute(order.ranked_ids(self._policy, now, how)).all()
         entries = [
-            Entry(r.id, r.rank, r.state, r.priority, frozenset(r.modalities.split("/")), r.ai_urgency > 0) for r in rows
+            Entry(r.id, r.rank, r.state, r.priority, frozenset(r.modalities.split("/")), r.ai_urgency > 0, r.ai_status)
+            for r in rows
         ]
         now_s = posix_seconds(now)
         deadlines = [r.deadline_s for r in rows if r.deadline_s > now_s]
@@ -105,6 +107,7 @@ def _matches(entry: Entry, filters: order.Filters) -> bool:
         and (not filters.modality or filters.modality.strip().upper() in entry.modalities)
         and (filters.flagged is None or entry.flagged == filters.flagged)
         and (filters.priorities is None or entry.priority in filters.priorities)
+        and (filters.ai_status is None or entry.ai_status == filters.ai_status)
     )
 
 

@@ -76,14 +76,17 @@ def test_unreadable_study_fails_its_job_clearly_and_the_node_keeps_running(start
     assert [r.state for r in rows] == ["failed", "done"]
 
 
-def test_a_rule_wider_than_its_model_fails_the_job_naming_the_modality(start_node, tmp_path: Path) -> None:  # noqa: ANN001
-    """A rule that sends a radiograph to a CT model: the job fails at once, saying why; nothing is guessed."""
+def test_a_rule_wider_than_its_model_leaves_the_job_out_of_scope_naming_the_modality(
+    start_node, tmp_path: Path
+) -> None:  # noqa: ANN001
+    """A rule that sends a radiograph to a CT model: the job ends out of scope at once, saying why; nothing is
+    guessed."""
     node = start_node(**analysis_overrides(rules=[rule("everything", ["standin-hyperdense"])]))
     image = np.random.default_rng(0).random((64, 64))
     path = tmp_path / "xr.dcm"
     radiograph(SeriesSpec(modality="DX", body_part="CHEST"), image).save_as(path, enforce_file_format=True)
     assert storescu(node, [path]).returncode == 0
-    [job] = wait_jobs(open_catalog(node.catalog_url), 1, {"failed"}, timeout=90)
+    [job] = wait_jobs(open_catalog(node.catalog_url), 1, {"out of scope"}, timeout=90)
     assert job.attempts == 1 and "accepts CT; the routed series are DX" in job.last_error
 
 

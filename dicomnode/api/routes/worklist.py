@@ -14,10 +14,11 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 
 from dicomnode.api.auth import reader
 from dicomnode.api.listing import find, one
-from dicomnode.api.serializers import event_json, item_json
+from dicomnode.api.serializers import event_json, item_json, model_status_json
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.states import OPEN_WORKITEM, WorkItemState
-from dicomnode.worklist import items, order
+from dicomnode.worklist import ai_status, items, order
+from dicomnode.worklist.ai_status import AIStatus
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -51,12 +52,13 @@ def list_items(
     state: Literal["open", "scheduled", "in-progress", "completed", "canceled"] = "open",
     modality: str | None = None,
     flagged: bool | None = None,
+    ai_status: AIStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    """Open items in reading order (rank 1 first); filter by state, modality and AI flag."""
+    """Open items in reading order (rank 1 first); filter by state, modality, AI flag and AI status."""
     now = utcnow()
-    filters = order.Filters(modality=modality, states=STATES[state], flagged=flagged)
+    filters = order.Filters(modality=modality, states=STATES[state], flagged=flagged, ai_status=ai_status)
     rows, total = find(request.app, order_by, filters, limit, offset, now)
     return {
         "order": order_by,
@@ -92,13 +94,18 @@ async def events(request: Request, _reader: Reader) -> StreamingResponse:
 
 @router.get("/api/worklist/{uid}")
 def get_item(uid: str, request: Request, _reader: Reader) -> dict[str, Any]:
-    """One item, open or closed, with its history of rank and state changes."""
+    """One item, open or closed, with each model's AI status and its history of rank and state changes."""
     now = utcnow()
     row = one(request.app, uid, now)
     with request.app.state.catalog.connect() as conn:
         history = items.history(conn, row.id)
+        models = ai_status.per_model(conn, row.study_fk)
     scoring = request.app.state.settings.worklist.scoring
-    return {**item_json(row, now, scoring), "history": [event_json(e) for e in history]}
+    return {
+        **item_json(row, now, scoring),
+        "ai": [model_status_json(m) for m in models],
+        "history": [event_json(e) for e in history],
+    }
 
 
 @router.post("/api/worklist/{uid}/claim")
