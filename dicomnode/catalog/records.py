@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, func, select
 
 from dicomnode.catalog.db import insert_for
-from dicomnode.catalog.schema import Instance, Patient, Series, Study
+from dicomnode.catalog.schema import Instance, Patient, Series, Study, StudyPatient
 from dicomnode.catalog.states import StudyState
 from dicomnode.receive.header import InstanceHeader
 
@@ -18,6 +18,7 @@ _patients = Patient.__table__
 _studies = Study.__table__
 _series = Series.__table__
 _instances = Instance.__table__
+_study_patients = StudyPatient.__table__
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,17 @@ def record_instance(conn: Connection, header: InstanceHeader, receipt: Receipt, 
             "reason_for_requested_procedure": h.reason_for_requested_procedure,
         },
     ).scalar_one()
+    conn.execute(
+        stmts.study_patient,
+        {
+            "study_fk": study_fk,
+            "patient_id": h.patient_id,
+            "issuer_of_patient_id": h.issuer_of_patient_id,
+            "patient_name": h.patient_name,
+            "birth_date": h.birth_date,
+            "sex": h.sex,
+        },
+    )
     series_fk = conn.execute(
         stmts.series,
         {
@@ -113,13 +125,14 @@ def record_derived_instance(conn: Connection, study_pk: int, series: dict[str, A
 class _Upserts:
     patient: Any
     study: Any
+    study_patient: Any
     series: Any
     instance: Any
 
 
 @functools.cache
 def _statements(dialect: str) -> _Upserts:
-    """The four upserts, built once per dialect: building them costs more than running them."""
+    """The upserts, built once per dialect: building them costs more than running them."""
 
     def keep_known(stmt: Any, table: Any, columns: tuple[str, ...]) -> dict[str, Any]:
         # A later instance that lacks an attribute does not erase what an earlier one gave.
@@ -130,6 +143,12 @@ def _statements(dialect: str) -> _Upserts:
         index_elements=["patient_id", "issuer_of_patient_id"],
         set_=keep_known(patient, _patients, ("patient_name", "birth_date", "sex")),
     ).returning(_patients.c.id)
+
+    study_patient = insert_for(dialect, _study_patients)
+    first_known = {  # the study's first instance that carried a value keeps it
+        k: func.coalesce(_study_patients.c[k], study_patient.excluded[k]) for k in ("patient_name", "birth_date", "sex")
+    }
+    study_patient = study_patient.on_conflict_do_update(index_elements=["study_fk"], set_=first_known)
 
     study = insert_for(dialect, _studies)
     latest = func.max if dialect == "sqlite" else func.greatest
@@ -153,7 +172,7 @@ def _statements(dialect: str) -> _Upserts:
         index_elements=["sop_instance_uid"],
         set_={c.name: instance.excluded[c.name] for c in _instances.c if c.name not in ("id", "sop_instance_uid")},
     )
-    return _Upserts(patient, study, series, instance)
+    return _Upserts(patient, study, study_patient, series, instance)
 
 
 _STUDY_DESCRIBED = (

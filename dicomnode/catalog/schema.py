@@ -50,6 +50,20 @@ class Study(Base):
     analysis: Mapped[str | None] = mapped_column(String(16))  # StudyAnalysis, set at completion
 
 
+class StudyPatient(Base):
+    """The patient as the study's own instances name it (the first instance that carried each value). The
+    worklist shows this: a newer study with the same PatientID and another name never relabels this one."""
+
+    __tablename__ = "study_patients"
+
+    study_fk: Mapped[int] = mapped_column(ForeignKey("studies.id"), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64), index=True)
+    issuer_of_patient_id: Mapped[str] = mapped_column(String(64), default="")
+    patient_name: Mapped[str | None] = mapped_column(String(324))
+    birth_date: Mapped[str | None] = mapped_column(String(8))
+    sex: Mapped[str | None] = mapped_column(String(16))
+
+
 class Series(Base):
     __tablename__ = "series"
     __table_args__ = (UniqueConstraint("study_fk", "series_instance_uid"),)

@@ -25,6 +25,7 @@ from dicomnode.catalog.schema import (
     Result,
     Series,
     Study,
+    StudyPatient,
     WorkItem,
     WorkItemEvent,
 )
@@ -130,7 +131,7 @@ def _forget(conn: Connection, d: Doomed) -> list[str]:
     patient = conn.execute(select(_studies.c.patient_fk).where(_studies.c.id == pk)).scalar_one()
     item_ids = select(_items.c.id).where(_items.c.study_fk == pk)
     conn.execute(delete(_events).where(_events.c.item_fk.in_(item_ids)))
-    for table in (_items, _notes, _exports, _results, _jobs):
+    for table in (_items, _notes, _exports, _results, _jobs, StudyPatient.__table__):
         conn.execute(delete(table).where(table.c.study_fk == pk))
     conn.execute(delete(_instances).where(_instances.c.series_fk.in_(series_ids)))
     conn.execute(delete(_series).where(_series.c.study_fk == pk))

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Select, case, func, literal, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, case, exists, func, literal, or_, select
 
 from dicomnode.catalog.db import posix_seconds
-from dicomnode.catalog.schema import Patient, Study, WorkItem
+from dicomnode.catalog.schema import Patient, Study, StudyPatient, WorkItem
 from dicomnode.catalog.states import OPEN_WORKITEM
 from dicomnode.routing.priority import PriorityClass
 from dicomnode.worklist import ai_status, scoring
@@ -24,6 +24,7 @@ Order = Literal["urgency", "arrival"]
 _items = ITEMS = WorkItem.__table__
 _studies = Study.__table__
 _patients = Patient.__table__
+_study_patients = StudyPatient.__table__
 _NEVER = 1e15  # seconds: a class without a maximum wait is never overdue
 
 
@@ -82,6 +83,7 @@ def ranked(
         select(inner, func.count().over().label("total"), *_shown())
         .join(_studies, _studies.c.id == inner.c.study_fk)
         .join(_patients, _patients.c.id == _studies.c.patient_fk)
+        .outerjoin(_study_patients, _study_patients.c.study_fk == _studies.c.id)
         .where(inner.c.state.in_(filters.states))
     )
     if filters.modality:
@@ -126,19 +128,40 @@ def detail_query() -> Select:
         select(_items, *_shown())
         .join(_studies, _studies.c.id == _items.c.study_fk)
         .join(_patients, _patients.c.id == _studies.c.patient_fk)
+        .outerjoin(_study_patients, _study_patients.c.study_fk == _studies.c.id)
     )
 
 
 def _shown() -> tuple[ColumnElement[Any], ...]:
-    """The study's and patient's columns a client sees with an item."""
+    """The study's and patient's columns a client sees with an item: the patient as the study's own instances name
+    it (studies received before study_patients existed fall back to the shared patient row)."""
+    own = _study_patients.c
     return (
         _studies.c.study_instance_uid,
         _studies.c.accession_number,
         _studies.c.study_description,
         _studies.c.requested_procedure_priority,
-        _patients.c.patient_name,
-        _patients.c.patient_id,
+        func.coalesce(own.patient_name, _patients.c.patient_name).label("patient_name"),
+        func.coalesce(own.patient_id, _patients.c.patient_id).label("patient_id"),
+        func.coalesce(own.birth_date, _patients.c.birth_date).label("patient_birth_date"),
+        func.coalesce(own.sex, _patients.c.sex).label("patient_sex"),
+        _identity_conflict().label("identity_conflict"),
         ai_status.status_of(_studies.c.id).label("ai_status"),
+    )
+
+
+def _identity_conflict() -> ColumnElement[bool]:
+    """Another study names the same PatientID (and issuer) with a different name or birth date."""
+    own, other = _study_patients.c, _study_patients.alias("other_study").c
+
+    def differs(column: str) -> ColumnElement[bool]:
+        return and_(own[column].is_not(None), other[column].is_not(None), own[column] != other[column])
+
+    return exists().where(
+        other.patient_id == own.patient_id,
+        other.issuer_of_patient_id == own.issuer_of_patient_id,
+        other.study_fk != own.study_fk,
+        or_(differs("patient_name"), differs("birth_date")),
     )
 
 
