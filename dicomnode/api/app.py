@@ -17,11 +17,17 @@ from dicomnode.api.routes import ups, worklist
 from dicomnode.config.settings import Settings
 from dicomnode.errors import DicomnodeError
 from dicomnode.worklist.items import ItemNotFound, NotTheClaimer, WorklistError
+from dicomnode.worklist.key_images import NoKeyImage
 from dicomnode.worklist.snapshot import RankedView
 from dicomnode.worklist.watcher import WorklistWatcher
 
 # The HTTP answer to each domain error a route lets through; the first class in an error's MRO wins.
-HTTP_STATUS: dict[type[DicomnodeError], int] = {ItemNotFound: 404, NotTheClaimer: 409, WorklistError: 409}
+HTTP_STATUS: dict[type[DicomnodeError], int] = {
+    ItemNotFound: 404,
+    NotTheClaimer: 409,
+    WorklistError: 409,
+    NoKeyImage: 404,
+}
 
 
 @dataclass(frozen=True)

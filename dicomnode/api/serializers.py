@@ -6,16 +6,16 @@ from datetime import datetime
 from typing import Any
 
 from dicomnode.catalog.states import OPEN_WORKITEM
+from dicomnode.config.worklist import WorklistConfig
 from dicomnode.routing.priority import UPS_PRIORITY, PriorityClass
 from dicomnode.worklist import items, scoring
 from dicomnode.worklist.ai_status import ModelStatus
-from dicomnode.worklist.scoring import ScoringPolicy
 
 UPS_PUSH_SOP_CLASS = "1.2.840.10008.5.1.4.34.6.1"
 
 
-def item_json(row: Any, now: datetime, policy: ScoringPolicy) -> dict[str, Any]:
-    assessed = scoring.assess(items.as_scored(row), now, policy)
+def item_json(row: Any, now: datetime, config: WorklistConfig) -> dict[str, Any]:
+    assessed = scoring.assess(items.as_scored(row), now, config.scoring)
     is_open = row.state in OPEN_WORKITEM
     return {
         "uid": row.workitem_uid,
@@ -43,7 +43,14 @@ def item_json(row: Any, now: datetime, policy: ScoringPolicy) -> dict[str, Any]:
         "claimed_by": row.claimed_by,
         "claimed_at": _iso(row.claimed_at),
         "closed_at": _iso(row.closed_at),
+        "viewer_url": _viewer_link(row, config),
     }
+
+
+def _viewer_link(row: Any, config: WorklistConfig) -> str | None:
+    return config.viewer_link(
+        study_instance_uid=row.study_instance_uid, accession_number=row.accession_number, patient_id=row.patient_id
+    )
 
 
 def model_status_json(status: ModelStatus) -> dict[str, Any]:
@@ -66,18 +73,19 @@ def event_json(row: Any) -> dict[str, Any]:
     }
 
 
-def ups_dataset(row: Any, now: datetime, policy: ScoringPolicy) -> dict[str, Any]:
+def ups_dataset(row: Any, now: datetime, config: WorklistConfig) -> dict[str, Any]:
     """The item as a UPS (PS3.4 CC.2.5) in DICOM JSON (PS3.18 F.2), written directly: building pydicom datasets
     cost 0.7 ms an item. The Transaction UID is never returned (PS3.4 CC.2.5.1.3)."""
     description = (row.study_description or "")[:64]
-    explanation = scoring.assess(items.as_scored(row), now, policy).explanation
+    explanation = scoring.assess(items.as_scored(row), now, config.scoring).explanation
     request = {
         "0020000D": _value("UI", row.study_instance_uid),
         "00080050": _value("SH", row.accession_number or ""),
         "00401001": _value("SH", ""),
         "00321060": _value("LO", description),
     }
-    return {
+    link = _viewer_link(row, config)
+    dataset = {
         "00080016": _value("UI", UPS_PUSH_SOP_CLASS),
         "00080018": _value("UI", row.workitem_uid),
         "00100010": {"vr": "PN", "Value": [{"Alphabetic": str(row.patient_name)}]}
@@ -94,6 +102,9 @@ def ups_dataset(row: Any, now: datetime, policy: ScoringPolicy) -> dict[str, Any
         "00741202": _value("LO", "dicomnode reading worklist"),
         "00741204": _value("LO", description or "Read study"),
     }
+    if link:
+        dataset["00081190"] = _value("UR", link)  # Retrieve URL: where the study's images open
+    return dataset
 
 
 def _value(vr: str, value: str) -> dict[str, Any]:

@@ -30,7 +30,7 @@ def worklist(
     with catalog_of(settings).connect() as conn:
         query = ranked(settings.worklist.scoring, now, how, Filters(ai_status=ai_status))
         rows = conn.execute(query.limit(limit)).all()
-    views = [item_json(r, now, settings.worklist.scoring) for r in rows]
+    views = [item_json(r, now, settings.worklist) for r in rows]
     # no patient names or IDs on a terminal whose output may end up in a ticket: the study UID identifies
     emit(
         views,

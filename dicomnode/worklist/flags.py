@@ -36,8 +36,9 @@ def record_result(
             "model": model,
             "model_version": model_version,
             "result_uid": result_uid,
+            "finding_index": index,  # its place in the result's findings: the key image's address
         }
-        for f in findings
+        for index, f in enumerate(findings)
     ]
     item_id = items.record_ai(conn, study_pk, flags, model, model_version, settings.worklist)
     uid = conn.execute(select(WorkItem.__table__.c.workitem_uid).where(WorkItem.__table__.c.id == item_id)).scalar_one()

@@ -72,7 +72,7 @@ def search(request: Request, _reader: Reader) -> Response:
     headers = {"Warning": ", ".join(warnings)} if warnings else {}
     if not rows:
         return Response(status_code=204, headers=headers)
-    body = [ups_dataset(r, now, settings.worklist.scoring) for r in rows]
+    body = [ups_dataset(r, now, settings.worklist) for r in rows]
     return JSONResponse(body, media_type=DICOM_JSON, headers=headers)
 
 
@@ -80,7 +80,7 @@ def search(request: Request, _reader: Reader) -> Response:
 def retrieve(uid: str, request: Request, _reader: Reader) -> Response:
     now = utcnow()
     row = one(request.app, uid, now)
-    return JSONResponse([ups_dataset(row, now, request.app.state.settings.worklist.scoring)], media_type=DICOM_JSON)
+    return JSONResponse([ups_dataset(row, now, request.app.state.settings.worklist)], media_type=DICOM_JSON)
 
 
 @router.put("/workitems/{uid}/state")

@@ -9,7 +9,7 @@ import logging
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from dicomnode.api.auth import reader
@@ -17,7 +17,7 @@ from dicomnode.api.listing import find, one
 from dicomnode.api.serializers import event_json, item_json, model_status_json
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.states import OPEN_WORKITEM, WorkItemState
-from dicomnode.worklist import ai_status, items, order
+from dicomnode.worklist import ai_status, items, key_images, order
 from dicomnode.worklist.ai_status import AIStatus
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def list_items(
         "total": total,
         "version": request.app.state.watcher.version,
         "generated_at": now.isoformat(timespec="seconds") + "Z",
-        "items": [item_json(r, now, request.app.state.settings.worklist.scoring) for r in rows],
+        "items": [item_json(r, now, request.app.state.settings.worklist) for r in rows],
     }
 
 
@@ -100,12 +100,22 @@ def get_item(uid: str, request: Request, _reader: Reader) -> dict[str, Any]:
     with request.app.state.catalog.connect() as conn:
         history = items.history(conn, row.id)
         models = ai_status.per_model(conn, row.study_fk)
-    scoring = request.app.state.settings.worklist.scoring
     return {
-        **item_json(row, now, scoring),
+        **item_json(row, now, request.app.state.settings.worklist),
         "ai": [model_status_json(m) for m in models],
         "history": [event_json(e) for e in history],
     }
+
+
+@router.get("/api/worklist/{uid}/key-image/{result_uid}/{index}.png", response_class=Response)
+def key_image(uid: str, result_uid: str, index: int, request: Request, _reader: Reader) -> Response:
+    """A flagged finding's key image: its centre slice, windowed, the finding boxed, "not for diagnostic use"."""
+    now = utcnow()
+    row = one(request.app, uid, now)
+    root = request.app.state.settings.storage.path.resolve()
+    with request.app.state.catalog.connect() as conn:
+        image = key_images.key_image_png(conn, root, row.study_fk, result_uid, index)
+    return Response(image, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.post("/api/worklist/{uid}/claim")

@@ -1,0 +1,77 @@
+"""The key image of a finding: its centre slice, windowed, the finding's box drawn, and a caption that says what
+made it and that it is not for diagnosis. One renderer for the worklist thumbnail (and the Secondary Capture key
+image a PACS will show)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pydicom
+from PIL import Image, ImageDraw, ImageFont
+from pydicom.pixels import apply_modality_lut
+
+NOT_FOR_DIAGNOSIS = "AI output - not for diagnostic use"
+_BOX = (255, 214, 0)  # yellow: seen on grey anatomy, and not the red of a STAT order
+
+
+@dataclass(frozen=True)
+class KeyImage:
+    """What to draw: the box (row0, col0, row1, col1; upper bounds exclusive) and the caption lines."""
+
+    box: tuple[int, int, int, int]
+    caption: tuple[str, ...]
+
+
+def grey_slice(ds: pydicom.Dataset) -> np.ndarray:
+    """The slice as 8-bit grey, dense bright: the header's window when it has one, else the 0.5-99.5 percentiles."""
+    pixels = apply_modality_lut(ds.pixel_array, ds).astype(np.float32)
+    window = _header_window(ds)
+    low, high = window if window else tuple(float(v) for v in np.percentile(pixels, (0.5, 99.5)))
+    grey = np.clip((pixels - low) / max(high - low, 1e-6), 0, 1) * 255
+    if ds.get("PhotometricInterpretation") == "MONOCHROME1":
+        grey = 255 - grey
+    return grey.astype(np.uint8)
+
+
+def render(grey: np.ndarray, key: KeyImage, max_side: int | None = None) -> Image.Image:
+    """RGB image of the slice with the box and the caption band, scaled so its longer side is at most `max_side`."""
+    image = Image.fromarray(grey).convert("RGB")
+    scale = 1.0
+    if max_side and max(image.size) > max_side:
+        scale = max_side / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    draw = ImageDraw.Draw(image)
+    r0, c0, r1, c1 = (round(v * scale) for v in key.box)
+    margin = 3  # the outline sits just outside the region, never over it
+    draw.rectangle((c0 - margin, r0 - margin, c1 + margin, r1 + margin), outline=_BOX, width=2)
+    font = ImageFont.load_default()
+    lines = [*key.caption, NOT_FOR_DIAGNOSIS]
+    line_height = 12
+    band = line_height * len(lines) + 6
+    canvas = Image.new("RGB", (image.width, image.height + band), "black")
+    canvas.paste(image, (0, 0))
+    text = ImageDraw.Draw(canvas)
+    for i, line in enumerate(lines):
+        text.text((4, image.height + 3 + i * line_height), line, fill="white", font=font)
+    return canvas
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def _header_window(ds: pydicom.Dataset) -> tuple[float, float] | None:
+    """The first Window Center/Width the header suggests (PS3.3 C.11.2), as (low, high)."""
+    try:
+        centre, width = (float(_first(ds.get(k))) for k in ("WindowCenter", "WindowWidth"))
+    except (TypeError, ValueError):
+        return None
+    return (centre - width / 2, centre + width / 2) if width > 0 else None
+
+
+def _first(value: object) -> object:
+    return value[0] if isinstance(value, pydicom.multival.MultiValue) else value
