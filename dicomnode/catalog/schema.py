@@ -206,6 +206,26 @@ class WorkItemEvent(Base):
     actor: Mapped[str | None] = mapped_column(String(64))  # reader token name, model, or the node
 
 
+class Feedback(Base):
+    """A reader's assessment of one AI flag (the IHE AI Result Assessment idea): agree, disagree or unsure, with an
+    optional comment. One per reader, flag and result; a changed mind replaces it (the item's history keeps both)."""
+
+    __tablename__ = "ai_feedback"
+    __table_args__ = (UniqueConstraint("result_uid", "label", "reader"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_fk: Mapped[int] = mapped_column(ForeignKey("worklist_items.id"), index=True)
+    study_fk: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    result_uid: Mapped[str] = mapped_column(UID)
+    label: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(64))
+    verdict: Mapped[str] = mapped_column(String(16))  # worklist/feedback.py Verdict
+    comment: Mapped[str | None] = mapped_column(Text)
+    reader: Mapped[str] = mapped_column(String(64))  # reader token name
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class Notification(Base):
     """The webhook outbox: one flagged finding to one URL (same transitions as exports, dicomnode/outbox.py)."""
 

@@ -20,6 +20,7 @@ for command in (
     catalog.jobs,
     catalog.retry,
     worklist.worklist,
+    worklist.feedback,
     catalog.audit,
     ops.retention,
     node.demo,

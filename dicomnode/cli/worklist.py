@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import typer
+from sqlalchemy import select
 
+from dicomnode.catalog.schema import WorkItem
 from dicomnode.cli.render import Column, ConfigOption, JsonOption, catalog_of, emit, fail, settings_from
 from dicomnode.worklist.ai_status import AIStatus
+from dicomnode.worklist.feedback import Verdict
 
 
 def worklist(
@@ -47,3 +50,35 @@ def worklist(
         as_json,
         as_dict=dict,
     )
+
+
+def feedback(
+    workitem_uid: Annotated[str, typer.Argument(help="The worklist item (its UPS workitem UID)")],
+    label: Annotated[str, typer.Option(help="The AI flag's finding label, as the worklist shows it")],
+    verdict: Annotated[Verdict, typer.Option(help="What the reader thinks of the flag")],
+    reader: Annotated[str, typer.Option(help="The reader: a token name from http.tokens")],
+    result_uid: Annotated[str | None, typer.Option(help="Which result's flag, when several carry the label")] = None,
+    comment: Annotated[str | None, typer.Option(help="Why, in a few words")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Record a reader's verdict on an AI flag (agree, disagree, unsure): in the item's history, the audit trail and
+    the metrics; it never changes the rank."""
+    from dicomnode.worklist import feedback as assessments
+
+    settings = settings_from(config)
+    if reader not in {t.name for t in settings.http.tokens}:
+        fail(f"--reader {reader!r} is not a token name in http.tokens", 2)
+    with catalog_of(settings).begin() as conn:
+        item = conn.execute(select(WorkItem.flags).where(WorkItem.workitem_uid == workitem_uid)).first()
+        if item is None:
+            fail(f"no workitem {workitem_uid}")
+        matching = [f for f in item.flags if f["label"] == label and result_uid in (None, f["result_uid"])]
+        if len(matching) != 1:
+            found = ", ".join(sorted({f["label"] for f in item.flags})) or "none"
+            fail(f"{len(matching)} flags match {label!r} (flags: {found}); name one with --result-uid")
+        chosen = assessments.Assessment(matching[0]["result_uid"], label, verdict, comment)
+        try:
+            assessments.record(conn, workitem_uid, reader, chosen, settings.worklist)
+        except assessments.FlagNotFound as exc:
+            fail(str(exc))
+    typer.echo(f"{reader}: {verdict} with {label!r} recorded for {workitem_uid}")

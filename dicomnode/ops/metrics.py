@@ -13,7 +13,9 @@ from sqlalchemy import Engine, case, func, select
 from dicomnode.catalog.db import posix_seconds, utcnow
 from dicomnode.catalog.schema import Export, Job, Notification, WorkItem
 from dicomnode.catalog.states import OPEN_WORKITEM, JobState, OutboxState, WorkItemState
+from dicomnode.worklist import feedback
 from dicomnode.worklist.ai_status import AIStatus, status_of
+from dicomnode.worklist.feedback import Verdict
 
 disable_created_metrics()  # *_created samples only add noise to a node's counters
 INFERENCE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -57,6 +59,7 @@ class CatalogCollector(Collector):
             open_items = WorkItem.state.in_(OPEN_WORKITEM)
             per_item = select(status_of(WorkItem.study_fk).label("status")).where(open_items).subquery()
             ai = dict(conn.execute(select(per_item.c.status, func.count()).group_by(per_item.c.status)).all())
+            opinions = feedback.agreement(conn)
             oldest = conn.execute(
                 select(func.min(WorkItem.arrived_s)).where(WorkItem.state == WorkItemState.SCHEDULED)
             ).scalar()
@@ -76,6 +79,7 @@ class CatalogCollector(Collector):
         yield _by_label(
             "dicomnode_worklist_ai_status", "Open worklist items by AI status.", "status", ai, tuple(AIStatus)
         )
+        yield from _feedback(opinions)
         age = GaugeMetricFamily(
             "dicomnode_worklist_oldest_waiting_seconds",
             "How long the oldest unclaimed worklist item has waited (0: none).",
@@ -89,6 +93,28 @@ class CatalogCollector(Collector):
         )
         histogram.add_metric([], [*buckets, ("+Inf", int(count))], float(total))
         yield histogram
+
+
+def _feedback(opinions: list[tuple[str, str, str, int]]) -> Iterator[GaugeMetricFamily]:
+    """Readers' verdicts per model version, and the agreement rate agree / (agree + disagree)."""
+    verdicts = GaugeMetricFamily(
+        "dicomnode_ai_feedback", "Reader verdicts on AI flags.", labels=["model", "model_version", "verdict"]
+    )
+    rate = GaugeMetricFamily(
+        "dicomnode_ai_agreement_ratio",
+        "Readers' agreement with AI flags: agree / (agree + disagree), per model version.",
+        labels=["model", "model_version"],
+    )
+    per_version: dict[tuple[str, str], dict[str, int]] = {}
+    for model, version, verdict, count in opinions:
+        verdicts.add_metric([model, version, verdict], count)
+        per_version.setdefault((model, version), {})[verdict] = count
+    for (model, version), counts in sorted(per_version.items()):
+        decided = counts.get(Verdict.AGREE, 0) + counts.get(Verdict.DISAGREE, 0)
+        if decided:
+            rate.add_metric([model, version], counts.get(Verdict.AGREE, 0) / decided)
+    yield verdicts
+    yield rate
 
 
 def _by_state(name: str, doc: str, counts: dict[str, int], states: tuple[str, ...]) -> GaugeMetricFamily:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, delete, exists, func, select
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.schema import (
     Export,
+    Feedback,
     Instance,
     Job,
     Notification,
@@ -131,6 +132,7 @@ def _forget(conn: Connection, d: Doomed) -> list[str]:
     patient = conn.execute(select(_studies.c.patient_fk).where(_studies.c.id == pk)).scalar_one()
     item_ids = select(_items.c.id).where(_items.c.study_fk == pk)
     conn.execute(delete(_events).where(_events.c.item_fk.in_(item_ids)))
+    conn.execute(delete(Feedback.__table__).where(Feedback.__table__.c.study_fk == pk))
     for table in (_items, _notes, _exports, _results, _jobs, StudyPatient.__table__):
         conn.execute(delete(table).where(table.c.study_fk == pk))
     conn.execute(delete(_instances).where(_instances.c.series_fk.in_(series_ids)))

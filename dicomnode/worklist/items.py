@@ -85,7 +85,7 @@ def enlist(conn: Connection, study_pk: int, config: WorklistConfig, now: datetim
             **facts,
         )
     ).inserted_primary_key[0]
-    _event(conn, item_id, "created", None, config, now, NODE, "new study: " + explain(conn, item_id, config, now))
+    add_event(conn, item_id, "created", None, config, now, NODE, "new study: " + explain(conn, item_id, config, now))
     return item_id
 
 
@@ -112,7 +112,7 @@ def record_ai(
     reason = explain(conn, item_id, config, now)
     if not flags:
         reason = f"AI: nothing found ({model} {model_version}); {reason}"
-    _event(conn, item_id, "ai", old_rank, config, now, f"{model} {model_version}", reason)
+    add_event(conn, item_id, "ai", old_rank, config, now, f"{model} {model_version}", reason)
     return item_id
 
 
@@ -132,7 +132,7 @@ def record_no_result(
     if item_id is None:
         return
     conn.execute(update(_items).where(_items.c.id == item_id).values(updated_at=now))
-    _event(conn, item_id, event, item_rank(conn, item_id, config, now), config, now, actor, reason)
+    add_event(conn, item_id, event, item_rank(conn, item_id, config, now), config, now, actor, reason)
 
 
 def claim(
@@ -163,7 +163,9 @@ def claim(
     ).rowcount
     if not done:  # another claim committed between the read and the update
         raise WorklistError("workitem was claimed by another reader a moment ago")
-    _event(conn, item.id, "claimed", item_rank(conn, item.id, config, now), config, now, reader, f"claimed by {reader}")
+    add_event(
+        conn, item.id, "claimed", item_rank(conn, item.id, config, now), config, now, reader, f"claimed by {reader}"
+    )
     audit.record(conn, item.study_fk, reader, "claimed", f"workitem {uid}", at=now)
     return transaction_uid
 
@@ -184,7 +186,7 @@ def release(
         update(_items).where(_items.c.id == item.id).values(state=WorkItemState.SCHEDULED, updated_at=now, **unclaimed)
     )
     rank = item_rank(conn, item.id, config, now)
-    _event(conn, item.id, "released", rank, config, now, item.claimed_by, f"released by {item.claimed_by}")
+    add_event(conn, item.id, "released", rank, config, now, item.claimed_by, f"released by {item.claimed_by}")
     audit.record(conn, item.study_fk, item.claimed_by, "released", f"workitem {uid}", at=now)
 
 
@@ -205,7 +207,7 @@ def close(
     old_rank = item_rank(conn, item.id, config, now)
     conn.execute(update(_items).where(_items.c.id == item.id).values(state=state, closed_at=now, updated_at=now))
     word = "completed" if state == WorkItemState.COMPLETED else "canceled"
-    _event(conn, item.id, word, old_rank, config, now, item.claimed_by, f"{word} by {item.claimed_by}")
+    add_event(conn, item.id, word, old_rank, config, now, item.claimed_by, f"{word} by {item.claimed_by}")
     audit.record(conn, item.study_fk, item.claimed_by, word, f"workitem {uid}", at=now)
 
 
@@ -226,7 +228,7 @@ def mark_overdue(conn: Connection, config: WorklistConfig, now: datetime | None 
         just_before = row.arrived_at + timedelta(minutes=limit, milliseconds=-1)
         old_rank = order.rank_of(conn, row.id, policy, just_before)
         conn.execute(update(_items).where(_items.c.id == row.id).values(overdue_since=now, updated_at=now))
-        _event(conn, row.id, "overdue", old_rank, config, now, NODE, explain(conn, row.id, config, now))
+        add_event(conn, row.id, "overdue", old_rank, config, now, NODE, explain(conn, row.id, config, now))
     return len(due)
 
 
@@ -258,7 +260,7 @@ def history(conn: Connection, item_id: int) -> list[Row]:
     return conn.execute(select(_events).where(_events.c.item_fk == item_id).order_by(_events.c.id)).all()
 
 
-def _event(
+def add_event(
     conn: Connection,
     item_id: int,
     event: str,

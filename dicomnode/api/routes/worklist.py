@@ -11,14 +11,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
+from pydantic import BaseModel, Field
 
 from dicomnode.api.auth import reader
 from dicomnode.api.listing import find, one
 from dicomnode.api.serializers import event_json, item_json, model_status_json
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.states import OPEN_WORKITEM, WorkItemState
-from dicomnode.worklist import ai_status, items, key_images, order
+from dicomnode.worklist import ai_status, feedback, items, key_images, order
 from dicomnode.worklist.ai_status import AIStatus
+from dicomnode.worklist.feedback import Verdict
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -60,12 +62,15 @@ def list_items(
     now = utcnow()
     filters = order.Filters(modality=modality, states=STATES[state], flagged=flagged, ai_status=ai_status)
     rows, total = find(request.app, order_by, filters, limit, offset, now)
+    with request.app.state.catalog.connect() as conn:
+        opinions = feedback.by_item(conn, [r.id for r in rows])
+    config = request.app.state.settings.worklist
     return {
         "order": order_by,
         "total": total,
         "version": request.app.state.watcher.version,
         "generated_at": now.isoformat(timespec="seconds") + "Z",
-        "items": [item_json(r, now, request.app.state.settings.worklist) for r in rows],
+        "items": [{**item_json(r, now, config), "feedback": opinions[r.id]} for r in rows],
     }
 
 
@@ -100,9 +105,11 @@ def get_item(uid: str, request: Request, _reader: Reader) -> dict[str, Any]:
     with request.app.state.catalog.connect() as conn:
         history = items.history(conn, row.id)
         models = ai_status.per_model(conn, row.study_fk)
+        opinions = feedback.by_item(conn, [row.id])[row.id]
     return {
         **item_json(row, now, request.app.state.settings.worklist),
         "ai": [model_status_json(m) for m in models],
+        "feedback": opinions,
         "history": [event_json(e) for e in history],
     }
 
@@ -116,6 +123,26 @@ def key_image(uid: str, result_uid: str, index: int, request: Request, _reader: 
     with request.app.state.catalog.connect() as conn:
         image = key_images.key_image_png(conn, root, row.study_fk, result_uid, index)
     return Response(image, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+class FeedbackIn(BaseModel):
+    """A reader's assessment of one AI flag of the item."""
+
+    result_uid: str = Field(max_length=64)
+    label: str = Field(max_length=64)
+    verdict: Verdict
+    comment: str | None = Field(None, max_length=feedback.MAX_COMMENT)
+
+
+@router.post("/api/worklist/{uid}/feedback")
+def give_feedback(uid: str, body: FeedbackIn, request: Request, who: Reader) -> dict[str, Any]:
+    """Agree, disagree or unsure about one AI flag; recorded in the history and audit trail, never moves the rank."""
+    assessment = feedback.Assessment(body.result_uid, body.label, body.verdict, body.comment)
+    with request.app.state.catalog.begin() as conn:
+        stored = feedback.record(conn, uid, who, assessment, request.app.state.settings.worklist)
+    request.app.state.watcher.check()
+    log.info("worklist item %s: feedback %s by %s", uid, body.verdict, who)
+    return stored
 
 
 @router.post("/api/worklist/{uid}/claim")
