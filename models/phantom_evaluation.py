@@ -8,7 +8,7 @@ folder (workers/folder_evaluation.py).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +38,9 @@ class Scored:
     hits: list[bool]  # positive cases whose top finding overlaps the truth
 
 
-def score_cases(detector: Detector, cases: Iterable[Case]) -> Scored:
-    """The study score of the first output for each case (see Detector.analyse), and localisation."""
+def score_cases(detector: Detector, cases: Iterable[Case], on_case: Callable[[], None] | None = None) -> Scored:
+    """The study score of the first output for each case (see Detector.analyse), and localisation; `on_case` is
+    called after each case (progress)."""
     label = detector.manifest.outputs[0].label
     scores, labels, dices, hits = [], [], [], []
     for case in cases:
@@ -55,6 +56,8 @@ def score_cases(detector: Detector, cases: Iterable[Case]) -> Scored:
                 dices.append(dice(found, case.truth))
             top = analysis.findings[:1]
             hits.append(bool(top) and bool((found & case.truth).any()))
+        if on_case is not None:
+            on_case()
     return Scored(np.array(scores), np.array(labels, dtype=bool), dices, hits)
 
 
@@ -90,12 +93,16 @@ def chest_cases(seed: int, count: int) -> Iterator[Case]:
         yield Case(volume, p.side is not None, p.pneumothorax_mask[None])
 
 
-def evaluate_ct_hemorrhage(model: Detector, seed: int = EVALUATION_SEED, cases: int = 60) -> dict:
-    return figures(model, score_cases(model, ct_head_cases(seed, cases)))
+def evaluate_ct_hemorrhage(
+    model: Detector, seed: int = EVALUATION_SEED, cases: int = 60, on_case: Callable[[], None] | None = None
+) -> dict:
+    return figures(model, score_cases(model, ct_head_cases(seed, cases), on_case))
 
 
-def evaluate_cxr_pneumothorax(model: Detector, seed: int = EVALUATION_SEED, cases: int = 200) -> dict:
-    return figures(model, score_cases(model, chest_cases(seed, cases)))
+def evaluate_cxr_pneumothorax(
+    model: Detector, seed: int = EVALUATION_SEED, cases: int = 200, on_case: Callable[[], None] | None = None
+) -> dict:
+    return figures(model, score_cases(model, chest_cases(seed, cases), on_case))
 
 
 def calibrate(detector: Detector, cases: Iterable[Case], manifest_path: Path) -> Calibration:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -70,11 +71,14 @@ class ModelSpec:
             raise ValueError(f"model {self.name} has no built-in training")
         return _import(self.trainer)(seed, steps)
 
-    def evaluate(self, device: str, seed: int, cases: int | None = None) -> dict:
+    def evaluate(
+        self, device: str, seed: int, cases: int | None = None, on_case: Callable[[], None] | None = None
+    ) -> dict:
+        """Figures on held-out phantoms; `on_case` is called after each scored case."""
         if self.evaluator is None:
             raise ValueError(f"model {self.name} has no phantom evaluation; evaluate it on a labelled DICOM folder")
-        sized = {"cases": cases} if cases is not None else {}
-        return _import(self.evaluator)(self.load(device), seed, **sized)
+        options = {k: v for k, v in (("cases", cases), ("on_case", on_case)) if v is not None}
+        return _import(self.evaluator)(self.load(device), seed, **options)
 
     def load(self, device: str) -> Model:
         model = _import(self.loader)(self, device)

@@ -52,10 +52,18 @@ def _require_columns(engine: Engine) -> None:
         )
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite catalog URL; None for another database or an in-memory one."""
+    if not url.startswith("sqlite") or ":///" not in url:
+        return None
+    database = url.split(":///", 1)[1].split("?", 1)[0]
+    return Path(database) if database and database != ":memory:" else None
+
+
 def _sqlite_engine(url: str) -> Engine:
-    database = url.split(":///", 1)[1] if ":///" in url else ""
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    database = sqlite_path(url)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")

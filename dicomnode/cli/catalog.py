@@ -7,13 +7,14 @@ from typing import Annotated
 import typer
 
 from dicomnode.catalog.states import JobState
-from dicomnode.cli.render import Column, ConfigOption, JsonOption, catalog_of, emit, fail, settings_from
+from dicomnode.cli.render import Column, ConfigOption, JsonOption, WideOption, catalog_of, emit, fail, settings_from
 
 
 def studies(
     config: ConfigOption = None,
     limit: Annotated[int, typer.Option(help="Most recent N studies")] = 200,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """List the studies the catalog holds."""
     from dicomnode.catalog.records import list_studies
@@ -34,6 +35,7 @@ def studies(
             Column("analysis", lambda s: s.analysis),
         ],
         as_json,
+        wide=wide,
     )
 
 
@@ -42,6 +44,7 @@ def jobs(
     state: Annotated[JobState | None, typer.Option(help="Only jobs in this state")] = None,
     limit: Annotated[int, typer.Option(help="Most recent N jobs")] = 200,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """List analysis jobs: state, attempts, last error, timings."""
     from dataclasses import asdict
@@ -65,6 +68,7 @@ def jobs(
         ],
         as_json,
         as_dict=lambda j: {**asdict(j), "priority": PriorityClass(j.priority).name},
+        wide=wide,
     )
 
 
@@ -83,6 +87,7 @@ def audit(
     config: ConfigOption = None,
     limit: Annotated[int, typer.Option(help="Most recent N acts (without a study UID)")] = 200,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Who or what touched a study: received from, analysed by, exported to, claimed and completed by, deleted."""
     from dicomnode.ops.audit import trail
@@ -102,4 +107,5 @@ def audit(
         ],
         as_json,
         as_dict=lambda r: {k: str(v) if k == "at" else v for k, v in r._mapping.items()},
+        wide=wide,
     )

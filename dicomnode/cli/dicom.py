@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dicomnode.cli.render import console, fail
+
+if TYPE_CHECKING:
+    from dicomnode.dicom.scu import SendResult
 
 
 def echo(
@@ -37,7 +40,7 @@ def send(
     calling_aet: Annotated[str, typer.Option(help="Our AE title")] = "DICOMNODE",
 ) -> None:
     """C-STORE files to a DICOM node, as stored (no transcoding)."""
-    from dicomnode.dicom.scu import Destination, SendResult, send_files
+    from dicomnode.dicom.scu import Destination, send_files
     from dicomnode.dicom.status import hex_code
 
     try:
@@ -58,10 +61,22 @@ def send(
                 failures.append(result)
 
         send_files(files, dest, calling_aet, on_result=on_result)
-    for f in failures:
-        console.print(f"[red]failed[/red] {f.path}: status {hex_code(f.status)} {f.error or ''}", highlight=False)
+    for (code, error), paths in _by_cause(failures).items():
+        examples = ", ".join(p.name for p in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        console.print(
+            f"[red]failed[/red] {len(paths)} of {len(files)}: status {hex_code(code)} {error or ''} ({examples})",
+            highlight=False,
+        )
     typer.echo(f"sent {len(files) - len(failures)} of {len(files)} to {dest}")
     raise typer.Exit(1 if failures else 0)
+
+
+def _by_cause(failures: list[SendResult]) -> dict[tuple[int | None, str | None], list[Path]]:
+    """Failures grouped by what went wrong: a dead port is one line, not one per file."""
+    causes: dict[tuple[int | None, str | None], list[Path]] = {}
+    for f in failures:
+        causes.setdefault((f.status, f.error), []).append(f.path)
+    return causes
 
 
 def _expand(paths: list[Path]) -> list[Path]:

@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
+from dicomnode import __version__
 from dicomnode.cli import catalog, dicom, node, ops, worklist
 from dicomnode.cli.models import models_app
 from dicomnode.cli.outbox import exports_app, notifications_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        typer.echo(f"dicomnode {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """A PACS-integrated DICOM node and AI worklist prioritizer."""
+
+
 for command in (
     node.serve,
     dicom.echo,

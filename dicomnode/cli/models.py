@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dicomnode.cli.render import Column, ConfigOption, emit, fail, settings_from
+from dicomnode.cli.render import Column, ConfigOption, JsonOption, WideOption, console, emit, fail, settings_from
 
 models_app = typer.Typer(no_args_is_help=True, help="Detection models: list, check, train, evaluate.")
 
 
 @models_app.command("list")
-def models_list(config: ConfigOption = None) -> None:
+def models_list(config: ConfigOption = None, as_json: JsonOption = False, wide: WideOption = False) -> None:
     """The models this node can run: built-in, from analysis.models_dir, and plugins."""
     registry = settings_from(config).registry
     specs = [registry.get(name) for name in registry.names()]
@@ -29,6 +31,16 @@ def models_list(config: ConfigOption = None) -> None:
             Column("weights UID", lambda s: s.uid, uid=True),
             Column("trainable", lambda s: "yes" if s.trainer else ""),
         ],
+        as_json,
+        as_dict=lambda s: {
+            "model": s.name,
+            "version": s.version,
+            "family": s.family,
+            "weights_uid": s.uid,
+            "modalities": s.manifest.modalities if s.manifest else [],
+            "trainable": bool(s.trainer),
+        },
+        wide=wide,
     )
 
 
@@ -75,35 +87,42 @@ def models_evaluate(
     cases: Annotated[int | None, typer.Option(help="Number of phantom studies; default the model's own")] = None,
     dicom: Annotated[Path | None, typer.Option(help="Evaluate on this labelled DICOM folder instead")] = None,
     labels: Annotated[Path | None, typer.Option(help="Labels CSV for --dicom; default FOLDER/labels.csv")] = None,
-    roc: Annotated[Path | None, typer.Option(help="Where to write the ROC curve; default ./NAME-roc.png")] = None,
+    roc: Annotated[
+        Path | None, typer.Option(help="Write the ROC curve as a PNG here (nothing is written unasked)")
+    ] = None,
 ) -> None:
     """AUC, sensitivity and specificity at the threshold, Dice (segmenters), calibration error, and a ROC PNG:
     on held-out phantoms, or on your labelled DICOM folder (--dicom; label format in the README)."""
     from models.roc_plot import write_roc_png
 
+    columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         spec = settings_from(config).registry.get(name)
-        if dicom is not None:
-            figures = _evaluate_folder(spec, dicom, labels or dicom / "labels.csv")
-        else:
-            figures = spec.evaluate("cpu", seed, cases)
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("cases", total=cases)
+            scored = lambda: progress.advance(task)  # noqa: E731 - one case scored
+            if dicom is not None:
+                figures = _evaluate_folder(spec, dicom, labels or dicom / "labels.csv", scored)
+            else:
+                figures = spec.evaluate("cpu", seed, cases, on_case=scored)
     except ValueError as exc:
         fail(str(exc), 2)
     curve = figures.pop("roc")
-    roc = roc or Path(f"{name}-roc.png")
-    point = (1 - figures["specificity"], figures["sensitivity"])
-    write_roc_png(roc, curve["fpr"], curve["tpr"], f"{name} {spec.version}: AUC {figures['auc']:.3f}", point)
     typer.echo(json.dumps(figures))
-    typer.echo(f"ROC curve: {roc}", err=True)
+    if roc is not None:
+        point = (1 - figures["specificity"], figures["sensitivity"])
+        write_roc_png(roc, curve["fpr"], curve["tpr"], f"{name} {spec.version}: AUC {figures['auc']:.3f}", point)
+        typer.echo(f"ROC curve: {roc}", err=True)
 
 
-def _evaluate_folder(spec: Any, folder: Path, labels: Path) -> dict:
+def _evaluate_folder(spec: Any, folder: Path, labels: Path, on_case: Callable[[], None]) -> dict:
     from dicomnode.analysis.folder import folder_cases
     from dicomnode.analysis.volume import StudyUnreadable
     from models.phantom_evaluation import figures, score_cases
 
     detector = spec.load("cpu")
     try:
-        return figures(detector, score_cases(detector, folder_cases(folder, labels, detector.manifest.modalities)))
+        cases = folder_cases(folder, labels, detector.manifest.modalities)
+        return figures(detector, score_cases(detector, cases, on_case))
     except StudyUnreadable as exc:
         raise ValueError(str(exc)) from None

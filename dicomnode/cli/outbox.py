@@ -9,7 +9,7 @@ import typer
 from sqlalchemy import Connection
 
 from dicomnode.catalog.states import OutboxState
-from dicomnode.cli.render import Column, ConfigOption, JsonOption, catalog_of, emit, fail, settings_from
+from dicomnode.cli.render import Column, ConfigOption, JsonOption, WideOption, catalog_of, emit, fail, settings_from
 
 StateOption = Annotated[OutboxState | None, typer.Option(help="Only sends in this state")]
 exports_app = typer.Typer(help="The export outbox: results on their way to PACS.", invoke_without_command=True)
@@ -23,6 +23,7 @@ def exports_list(
     state: StateOption = None,
     limit: Annotated[int, typer.Option(help="Most recent N sends")] = 200,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """List sends of results to their destinations: state, attempts, next try, last error."""
     if ctx.invoked_subcommand is not None:
@@ -47,6 +48,7 @@ def exports_list(
             Column("last error", lambda e: e.last_error),
         ],
         as_json,
+        wide=wide,
     )
 
 
@@ -65,6 +67,7 @@ def notifications_list(
     state: StateOption = None,
     limit: Annotated[int, typer.Option(help="Most recent N")] = 200,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """List webhook notifications: finding, state, attempts, last error."""
     if ctx.invoked_subcommand is not None:
@@ -84,6 +87,7 @@ def notifications_list(
             Column("last error", lambda n: n.last_error),
         ],
         as_json,
+        wide=wide,
     )
 
 

@@ -25,6 +25,7 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="TOML config file; DICOMNODE_* env vars override it."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line, full text")]
+WideOption = Annotated[bool, typer.Option("--wide", help="As wide as the table, whatever the terminal")]
 
 
 def fail(message: str, code: int = 1, prefix: str = "error:") -> NoReturn:
@@ -41,8 +42,15 @@ def settings_from(config: Path | None) -> Settings:
 
 
 def catalog_of(settings: Settings) -> Engine:
-    from dicomnode.catalog.db import CatalogSchemaError, open_catalog
+    """The catalog the settings name; a SQLite file that does not exist is an error here, never a new catalog."""
+    from dicomnode.catalog.db import CatalogSchemaError, open_catalog, sqlite_path
 
+    path = sqlite_path(settings.catalog.url)
+    if path is not None and not path.exists():
+        fail(
+            f"no catalog at {path} (catalog.url from {settings.source}); pass the node's config with --config "
+            "(after `make demo`: --config var/demo/dicomnode.toml)"
+        )
     try:
         return open_catalog(settings.catalog.url)
     except CatalogSchemaError as exc:
@@ -61,8 +69,10 @@ def emit(
     columns: Sequence[Column],
     as_json: bool = False,
     as_dict: Callable[[Any], dict[str, Any]] | None = None,
+    wide: bool = False,
 ) -> None:
-    """JSON lines (`as_dict` of each row, default its dataclass fields) or a table of `columns`."""
+    """JSON lines (`as_dict` of each row, default its dataclass fields) or a table of `columns`; an empty table
+    says so on stderr."""
     if as_json:
         from dataclasses import asdict
 
@@ -75,13 +85,16 @@ def emit(
             column.overflow = "fold"
     for row in rows:
         table.add_row(*(_cell(c.value(row)) for c in columns))
-    print_table(table)
+    print_table(table, wide)
+    if not rows:
+        console.print("(nothing to list)", highlight=False)
 
 
-def print_table(table: Table) -> None:
-    """To a terminal: as wide as the terminal. To a pipe or file: as wide as the table, one line per row."""
+def print_table(table: Table, wide: bool = False) -> None:
+    """To a terminal: as wide as the terminal, unless `wide`. To a pipe or file: as wide as the table, one line
+    per row."""
     out = Console()
-    if not out.is_terminal:
+    if wide or not out.is_terminal:
         out = Console(width=max(80, Console(width=100_000).measure(table).maximum))
     out.print(table)
 

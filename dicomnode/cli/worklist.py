@@ -8,7 +8,7 @@ import typer
 from sqlalchemy import select
 
 from dicomnode.catalog.schema import WorkItem
-from dicomnode.cli.render import Column, ConfigOption, JsonOption, catalog_of, emit, fail, settings_from
+from dicomnode.cli.render import Column, ConfigOption, JsonOption, WideOption, catalog_of, emit, fail, settings_from
 from dicomnode.worklist.ai_status import AIStatus
 from dicomnode.worklist.feedback import Verdict
 
@@ -19,6 +19,7 @@ def worklist(
     limit: Annotated[int, typer.Option(help="First N items")] = 50,
     ai_status: Annotated[AIStatus | None, typer.Option(help="Only items with this AI status")] = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """The reading worklist as readers see it: rank, priority, state and why each study is where it is."""
     from dicomnode.api.serializers import item_json
@@ -49,6 +50,7 @@ def worklist(
         ],
         as_json,
         as_dict=dict,
+        wide=wide,
     )
 
 

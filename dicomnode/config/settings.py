@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     _registry: Any = PrivateAttr(None)
+    _source: str = PrivateAttr("defaults and DICOMNODE_* environment variables")
+
+    @property
+    def source(self) -> str:
+        """Where these settings were read from, for messages."""
+        return self._source
 
     @property
     def registry(self) -> Registry:
@@ -97,11 +103,14 @@ def load_settings(config_file: Path | None = None) -> Settings:
         raise ConfigError(f"config file not found: {config_file}")
     source = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": config_file}})
     try:
-        return source()
+        settings = source()
     except ValidationError as exc:
         raise ConfigError(_describe(exc, config_file)) from None
     except ValueError as exc:  # e.g. malformed TOML or JSON in an environment variable
         raise ConfigError(f"cannot read configuration: {exc}") from None
+    if config_file is not None:
+        settings._source = f"{config_file} and DICOMNODE_* environment variables"
+    return settings
 
 
 def _describe(exc: ValidationError, config_file: Path | None) -> str:

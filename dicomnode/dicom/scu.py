@@ -201,7 +201,6 @@ def _associate(ae: AE, dest: Destination) -> Association:
         return assoc
     if assoc.is_rejected:
         rj = assoc.acceptor.primitive
-        raise AssociationFailed(
-            f"{dest}: association rejected (result={rj.result}, source={rj.result_source}, reason={rj.diagnostic})"
-        )
+        reason = status.rejection_reason(rj.result, rj.result_source, rj.diagnostic)
+        raise AssociationFailed(f"{dest}: association rejected: {reason}")
     raise AssociationFailed(f"{dest}: association failed (no answer, aborted or refused)")

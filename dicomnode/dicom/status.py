@@ -31,6 +31,25 @@ CALLED_AE_NOT_RECOGNIZED = (0x01, 0x01, 0x07)  # permanent, service user
 TEMPORARY_CONGESTION = (0x02, 0x03, 0x01)  # transient, service provider (presentation)
 
 
+# A-ASSOCIATE-RJ reasons in words (PS3.8 Table 9-21), by (source, diagnostic).
+REJECTION_REASONS = {
+    (1, 1): "no reason given",
+    (1, 2): "application context name not supported",
+    (1, 3): "calling AE title not recognized",
+    (1, 7): "called AE title not recognized",
+    (2, 1): "no reason given (ACSE)",
+    (2, 2): "protocol version not supported",
+    (3, 1): "temporary congestion",
+    (3, 2): "local limit exceeded",
+}
+
+
+def rejection_reason(result: int, source: int, diagnostic: int) -> str:
+    """An A-ASSOCIATE-RJ as a person reads it: why, and whether trying again later may help."""
+    why = REJECTION_REASONS.get((source, diagnostic), f"reason {diagnostic} from source {source}")
+    return f"{why} ({'permanent' if result == 1 else 'transient: try again later'})"
+
+
 def is_stored(status: int | None) -> bool:
     """The peer took the instance: success, or a warning that says it was stored."""
     return status is not None and status in STORED
