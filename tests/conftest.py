@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from dicomnode.catalog.db import open_catalog
+from tests.support.browser import chromium
 from tests.support.helpers import NodeProcess, PostgresCluster, node_sections
 from tests.support.pipeline import RedisServer, WorkerProcess
 
@@ -94,3 +95,9 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     yield _start
     for worker in started:
         worker.kill()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Real headless Chromium, quit at teardown."""
+    yield from chromium()

@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from dicomnode.api.auth import Readers
+from dicomnode.api.routes import docs, ups, worklist
 from dicomnode.api.routes import operations as operation_routes
-from dicomnode.api.routes import ups, worklist
 from dicomnode.config.settings import Settings
 from dicomnode.errors import DicomnodeError
 from dicomnode.worklist.items import ItemNotFound, NotTheClaimer, WorklistError
@@ -41,7 +41,7 @@ class Operations:
 def create_app(
     settings: Settings, catalog: Engine, watcher: WorklistWatcher, operations: Operations | None = None
 ) -> FastAPI:
-    app = FastAPI(title="dicomnode", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app = FastAPI(title="dicomnode", version="1", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.readers = Readers(settings.http.tokens)
     app.state.settings = settings
     app.state.catalog = catalog
@@ -53,6 +53,8 @@ def create_app(
     if operations is not None:
         app.include_router(operation_routes.router)
     app.include_router(ups.router)
+    app.include_router(docs.router)
+    docs.mount_assets(app)
     return app
 
 

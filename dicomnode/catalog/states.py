@@ -95,7 +95,7 @@ WORKITEM_MOVES: Mapping[WorkItemState, frozenset[WorkItemState]] = {
     WorkItemState.IN_PROGRESS: frozenset(
         {WorkItemState.SCHEDULED, WorkItemState.COMPLETED, WorkItemState.CANCELED}  # released, completed, canceled
     ),
-    WorkItemState.COMPLETED: frozenset(),
+    WorkItemState.COMPLETED: frozenset({WorkItemState.IN_PROGRESS}),  # undone by its reader within a minute
     WorkItemState.CANCELED: frozenset(),
 }
 OPEN_WORKITEM = (WorkItemState.SCHEDULED, WorkItemState.IN_PROGRESS)  # on the worklist and ranked

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 from dicomnode.catalog.db import posix_seconds, utcnow
 from dicomnode.catalog.records import modalities_of
 from dicomnode.catalog.schema import Study, WorkItem, WorkItemEvent
-from dicomnode.catalog.states import OPEN_WORKITEM, WorkItemState
+from dicomnode.catalog.states import OPEN_WORKITEM, WORKITEM_MOVES, WorkItemState, require_move
 from dicomnode.config.worklist import WorklistConfig
 from dicomnode.dicom.uids import derived_uid
 from dicomnode.errors import DicomnodeError
@@ -209,6 +209,28 @@ def close(
     word = "completed" if state == WorkItemState.COMPLETED else "canceled"
     add_event(conn, item.id, word, old_rank, config, now, item.claimed_by, f"{word} by {item.claimed_by}")
     audit.record(conn, item.study_fk, item.claimed_by, word, f"workitem {uid}", at=now)
+
+
+UNDO_SECONDS = 60  # how long a reader may take back a completion
+
+
+def reopen(conn: Connection, uid: str, reader: str, config: WorklistConfig, now: datetime | None = None) -> None:
+    """COMPLETED -> IN PROGRESS: the reader who completed the item takes it back within UNDO_SECONDS (a slip of
+    the hand); after that, or for anyone else, a completion stands."""
+    now = now or utcnow()
+    item = _get(conn, uid)
+    if item.state != WorkItemState.COMPLETED or item.claimed_by != reader:
+        raise WorklistError(f"workitem is {item.state}; only its reader can undo a completion")
+    if item.closed_at is None or (now - item.closed_at).total_seconds() > UNDO_SECONDS:
+        raise WorklistError(f"a completion can be undone for {UNDO_SECONDS} seconds only")
+    require_move(WORKITEM_MOVES, item.state, WorkItemState.IN_PROGRESS)
+    conn.execute(
+        update(_items)
+        .where(_items.c.id == item.id, _items.c.state == WorkItemState.COMPLETED)
+        .values(state=WorkItemState.IN_PROGRESS, closed_at=None, updated_at=now)
+    )
+    add_event(conn, item.id, "reopened", None, config, now, reader, f"completion undone by {reader}")
+    audit.record(conn, item.study_fk, reader, "reopened", f"workitem {uid}", at=now)
 
 
 def mark_overdue(conn: Connection, config: WorklistConfig, now: datetime | None = None, limit: int = 50) -> int:

@@ -24,7 +24,8 @@ Order = Literal["urgency", "arrival"]
 _items = ITEMS = WorkItem.__table__
 _studies = Study.__table__
 _patients = Patient.__table__
-_study_patients = StudyPatient.__table__
+_study_patients = STUDY_PATIENTS = StudyPatient.__table__
+PATIENTS = _patients
 _NEVER = 1e15  # seconds: a class without a maximum wait is never overdue
 
 
@@ -37,6 +38,7 @@ class Filters:
     workitem_uid: str | None = None
     priorities: tuple[str, ...] | None = None  # PriorityClass names
     ai_status: str | None = None  # an AIStatus value
+    search: str | None = None  # patient name words, patient ID, accession number or study date
 
 
 def _deadline(policy: scoring.ScoringPolicy) -> ColumnElement[float]:
@@ -99,6 +101,8 @@ def ranked(
         query = query.where(inner.c.workitem_uid == filters.workitem_uid)
     if filters.ai_status:
         query = query.where(ai_status.status_of(_studies.c.id) == filters.ai_status)
+    if filters.search:
+        query = query.where(search_condition(filters.search))
     # closed items (no rank) after the open ones, most recently closed first
     return query.order_by(inner.c.rank.is_(None), inner.c.rank, inner.c.closed_at.desc(), inner.c.id)
 
@@ -147,6 +151,23 @@ def _shown() -> tuple[ColumnElement[Any], ...]:
         func.coalesce(own.sex, _patients.c.sex).label("patient_sex"),
         _identity_conflict().label("identity_conflict"),
         ai_status.status_of(_studies.c.id).label("ai_status"),
+    )
+
+
+def search_condition(text: str) -> ColumnElement[bool]:
+    """A study a reader is looking for: every word in the patient's name, or the exact patient ID or accession
+    number, or the study date (YYYY-MM-DD or YYYYMMDD). For queries joined with studies, patients and
+    study_patients."""
+    name = func.coalesce(_study_patients.c.patient_name, _patients.c.patient_name, "")
+    patient_id = func.coalesce(_study_patients.c.patient_id, _patients.c.patient_id)
+    words = [w for w in text.replace("^", " ").split() if w]
+    exact = text.strip()
+    date = exact.replace("-", "")
+    return or_(
+        and_(*[name.ilike(f"%{w}%") for w in words]) if words else literal(False),
+        patient_id == exact,
+        _studies.c.accession_number == exact,
+        _studies.c.study_date == date,
     )
 
 

@@ -55,7 +55,7 @@ class RankedView:
     ) -> tuple[list[Any], int]:
         """Open items matching `filters`, in reading order: (rows with .rank, total matching)."""
         entries = self._snapshot(how, now).entries
-        if filters.accession_number or filters.workitem_uid:
+        if filters.accession_number or filters.workitem_uid or filters.search:
             wanted = self._ids_of_studies(filters)
             entries = [e for e in entries if e.id in wanted]
         selected = [e for e in entries if _matches(e, filters)]
@@ -84,11 +84,18 @@ class RankedView:
 
     def _ids_of_studies(self, filters: order.Filters) -> set[int]:
         items_, studies = order.ITEMS, Study.__table__
-        query = select(items_.c.id).join(studies, studies.c.id == items_.c.study_fk)
+        query = (
+            select(items_.c.id)
+            .join(studies, studies.c.id == items_.c.study_fk)
+            .join(order.PATIENTS, order.PATIENTS.c.id == studies.c.patient_fk)
+            .outerjoin(order.STUDY_PATIENTS, order.STUDY_PATIENTS.c.study_fk == studies.c.id)
+        )
         if filters.accession_number:
             query = query.where(studies.c.accession_number == filters.accession_number)
         if filters.workitem_uid:
             query = query.where(items_.c.workitem_uid == filters.workitem_uid)
+        if filters.search:
+            query = query.where(order.search_condition(filters.search))
         with self._catalog.connect() as conn:
             return set(conn.execute(query).scalars())
 

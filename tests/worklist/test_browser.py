@@ -4,64 +4,18 @@ completes it, and switches to arrival order."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from tests.support.browser import click, rows, uids
 from tests.support.dicom_files import series
-from tests.support.helpers import READERS, require_tool, storescu, wait_for
+from tests.support.helpers import READERS, storescu, wait_for
 from tests.support.pipeline import analysis_overrides
 
 ADA = {"Authorization": f"Bearer {READERS[0]['token']}"}
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,900",
-]
-
-
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = require_tool("chromium")
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(require_tool("chromedriver")), options=options)
-    yield driver
-    driver.quit()
-
-
-def rows(driver: webdriver.Chrome) -> list[dict]:
-    """The table as the reader sees it, read in one go (the page re-renders rows on each change)."""
-    return driver.execute_script("""return [...document.querySelectorAll('#items tr')].map(r => ({
-        uid: r.dataset.uid, flagged: r.classList.contains('flagged'), text: r.innerText,
-        rank: r.querySelector('.rank').innerText}))""")
-
-
-def uids(driver: webdriver.Chrome) -> list[str]:
-    return [r["uid"] for r in rows(driver)]
-
-
-def click(driver: webdriver.Chrome, css: str) -> None:
-    """A real click on the element, found afresh if a re-render replaced it."""
-
-    def attempt(d: webdriver.Chrome) -> bool:
-        d.find_element(By.CSS_SELECTOR, css).click()
-        return True
-
-    WebDriverWait(driver, 20, ignored_exceptions=[StaleElementReferenceException]).until(attempt)
 
 
 def test_a_new_critical_result_moves_its_study_to_the_top_live(start_node, tmp_path: Path, browser) -> None:  # noqa: ANN001
@@ -101,9 +55,21 @@ def test_a_new_critical_result_moves_its_study_to_the_top_live(start_node, tmp_p
 
     click(browser, f'tr[data-uid="{flagged_uid}"] button[data-act=claim]')
     wait.until(lambda d: "Reading: dr-ada" in rows(d)[0]["text"])
+    click(browser, f'tr[data-uid="{flagged_uid}"] button[data-act=arm]')  # Complete asks to confirm
+    assert httpx.get(f"{api}/{flagged_uid}", headers=ADA).json()["state"] == "IN PROGRESS", "not before the confirm"
     click(browser, f'tr[data-uid="{flagged_uid}"] button[data-act=complete]')
     wait.until(lambda d: uids(d) == [first["uid"]])
     assert httpx.get(f"{api}/{flagged_uid}", headers=ADA).json()["state"] == "COMPLETED"
+    click(browser, "#undo button[data-undo]")  # a slip of the hand, taken back within the minute
+    wait.until(lambda d: flagged_uid in uids(d))
+    assert httpx.get(f"{api}/{flagged_uid}", headers=ADA).json()["state"] == "IN PROGRESS"
+    click(browser, f'tr[data-uid="{flagged_uid}"] button[data-act=arm]')
+    click(browser, f'tr[data-uid="{flagged_uid}"] button[data-act=complete]')
+    wait.until(lambda d: uids(d) == [first["uid"]])
+    Select(browser.find_element(By.ID, "view")).select_by_value("completed")
+    wait.until(lambda d: uids(d) == [flagged_uid] and "completed by dr-ada" in rows(d)[0]["text"])
+    Select(browser.find_element(By.ID, "view")).select_by_value("open")
+    wait.until(lambda d: uids(d) == [first["uid"]])
 
     click(browser, "#items a[data-act=history]")
     wait.until(lambda d: "created" in d.find_element(By.CSS_SELECTOR, "#items .history").text)

@@ -55,12 +55,15 @@ def list_items(
     modality: str | None = None,
     flagged: bool | None = None,
     ai_status: AIStatus | None = None,
+    q: Annotated[str | None, Query(max_length=64, description="Patient name or ID, accession, or study date")] = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     """Open items in reading order (rank 1 first); filter by state, modality, AI flag and AI status."""
     now = utcnow()
-    filters = order.Filters(modality=modality, states=STATES[state], flagged=flagged, ai_status=ai_status)
+    filters = order.Filters(
+        modality=modality, states=STATES[state], flagged=flagged, ai_status=ai_status, search=(q or "").strip() or None
+    )
     rows, total = find(request.app, order_by, filters, limit, offset, now)
     with request.app.state.catalog.connect() as conn:
         opinions = feedback.by_item(conn, [r.id for r in rows])
@@ -161,6 +164,16 @@ def release(uid: str, request: Request, who: Reader) -> dict[str, Any]:
     request.app.state.watcher.check()
     log.info("worklist item %s released by %s", uid, who)
     return {"uid": uid, "state": WorkItemState.SCHEDULED}
+
+
+@router.post("/api/worklist/{uid}/reopen")
+def reopen(uid: str, request: Request, who: Reader) -> dict[str, Any]:
+    """Undo a completion: only its reader, only within a minute."""
+    with request.app.state.catalog.begin() as conn:
+        items.reopen(conn, uid, who, request.app.state.settings.worklist)
+    request.app.state.watcher.check()
+    log.info("worklist item %s reopened by %s", uid, who)
+    return {"uid": uid, "state": WorkItemState.IN_PROGRESS}
 
 
 @router.post("/api/worklist/{uid}/complete")
