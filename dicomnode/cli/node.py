@@ -74,7 +74,9 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Emptied and used for the demo's node, PACS and studies")] = Path(
         "var/demo"
     ),
-    keep: Annotated[bool, typer.Option("--keep", help="Keep running afterwards to look at the web worklist")] = False,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep running afterwards to look at the web worklist", metavar="")
+    ] = False,
     http_port: Annotated[int, typer.Option(help="Web worklist port (0: any free port)")] = 0,
 ) -> None:
     """Push synthetic studies (CT heads, chest X-rays, routine and acute) to a node with dcmtk, and show the SR/SEG

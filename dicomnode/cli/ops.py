@@ -11,7 +11,9 @@ from dicomnode.cli.render import ConfigOption, catalog_of, fail, settings_from
 
 def retention(
     config: ConfigOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing", metavar="")
+    ] = False,
 ) -> None:
     """Apply the retention policy once: delete old studies (or, with --dry-run, list them)."""
     from dicomnode.ops.retention import apply, plan

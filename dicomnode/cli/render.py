@@ -24,8 +24,8 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML config file; DICOMNODE_* env vars override it."),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line, full text")]
-WideOption = Annotated[bool, typer.Option("--wide", help="As wide as the table, whatever the terminal")]
+JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line, full text", metavar="")]
+WideOption = Annotated[bool, typer.Option("--wide", help="As wide as the table, whatever the terminal", metavar="")]
 
 
 def fail(message: str, code: int = 1, prefix: str = "error:") -> NoReturn:
