@@ -38,6 +38,12 @@ def serve(config: ConfigOption = None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     node.wait()
+    # Everything is durable and every stage has stopped; the interpreter's own teardown (torch and the other
+    # native libraries) would hold the process for seconds more, so a service manager waits on nothing.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def worker(
