@@ -17,6 +17,31 @@ from dicomnode.errors import DicomnodeError
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+# The VRs with a 2-byte length in explicit VR syntaxes (PS3.5 7.1.2); anything else is not DICOM, and an instance
+# pydicom cannot decode must not be acknowledged and archived.
+_SHORT_VRS = {
+    b"AE",
+    b"AS",
+    b"AT",
+    b"CS",
+    b"DA",
+    b"DS",
+    b"DT",
+    b"FD",
+    b"FL",
+    b"IS",
+    b"LO",
+    b"LT",
+    b"PN",
+    b"SH",
+    b"SL",
+    b"SS",
+    b"ST",
+    b"TM",
+    b"UI",
+    b"UL",
+    b"US",
+}
 MAX_DEPTH = 32
 
 
@@ -93,10 +118,10 @@ class _Walker:
                 if pos + 12 > end:
                     raise MalformedDataset("truncated element header")
                 length, pos = self.u32.unpack_from(buf, pos + 8)[0], pos + 12
-            elif buf[pos + 4 : pos + 6].isalpha() and buf[pos + 4 : pos + 6].isupper():
+            elif buf[pos + 4 : pos + 6] in _SHORT_VRS:
                 length, pos = self.u16.unpack_from(buf, pos + 6)[0], pos + 8
             else:
-                raise MalformedDataset("invalid value representation")
+                raise MalformedDataset("unknown value representation")
             pos = self._value_end(pos, length, depth)
         if until_delimiter:
             raise MalformedDataset("truncated: missing sequence or item delimiter")

@@ -71,6 +71,11 @@ def test_request_uid_mismatches(node, tmp_path: Path) -> None:  # noqa: ANN001
     assoc.release()
 
 
+def _with_vr(dataset: bytes, tag: bytes, vr: bytes) -> bytes:
+    at = dataset.index(tag)
+    return dataset[: at + 4] + vr + dataset[at + 6 :]
+
+
 def test_truncated_and_garbage_data_sets(node, tmp_path: Path) -> None:  # noqa: ANN001
     template = one_instance(tmp_path, "template.dcm")
     whole = dataset_bytes(template)
@@ -79,6 +84,8 @@ def test_truncated_and_garbage_data_sets(node, tmp_path: Path) -> None:  # noqa:
         with_raw_dataset(template, whole[: len(whole) // 3], tmp_path / "cut-in-header.dcm"),
         with_raw_dataset(template, os.urandom(4096), tmp_path / "garbage.dcm"),
         with_raw_dataset(template, b"\x08\x00", tmp_path / "two-bytes.dcm"),
+        # Rows (0028,0010) with VR "ZZ": two capital letters, but no DICOM VR (pydicom cannot decode it)
+        with_raw_dataset(template, _with_vr(whole, b"\x28\x00\x10\x00", b"ZZ"), tmp_path / "vr-zz.dcm"),
     ]
     assoc = node.associate(CONTEXTS)
     for path in broken:
