@@ -53,6 +53,8 @@ class Listener:
         self._dicom = dicom
         self._handlers = [
             (evt.EVT_REQUESTED, handle_requested, [policy, metrics]),
+            (evt.EVT_ACCEPTED, handle_accepted, [metrics]),
+            (evt.EVT_REJECTED, handle_rejected_by_limit, [metrics, dicom.max_associations]),
             (evt.EVT_C_ECHO, handle_echo),
             (evt.EVT_C_STORE, handle_store, [ingest, metrics]),
             (evt.EVT_ABORTED, handle_aborted),
@@ -107,9 +109,7 @@ def handle_requested(event: evt.Event, policy: AdmissionPolicy, metrics: NodeMet
     calling, called = rq.primitive.calling_ae_title, rq.primitive.called_ae_title
     rejection = policy.decide(calling, called, rq.address)
     if rejection is None:
-        metrics.associations.labels("accepted").inc()
-        log.info("association from %s@%s:%s to %s", calling, rq.address, rq.port, called)
-        return
+        return  # pynetdicom may still refuse it (max_associations): counted when it answers, below
     metrics.associations.labels("rejected").inc()
     log.warning(
         "association rejected from %s@%s to %s: %s",
@@ -122,6 +122,30 @@ def handle_requested(event: evt.Event, policy: AdmissionPolicy, metrics: NodeMet
     # As pynetdicom's own reject path does: kill() waits until the DUL has sent
     # the A-ASSOCIATE-RJ, else the socket may close before the peer reads it.
     event.assoc.kill()
+
+
+def handle_accepted(event: evt.Event, metrics: NodeMetrics) -> None:
+    rq = event.assoc.requestor
+    metrics.associations.labels("accepted").inc()
+    log.info(
+        "association from %s@%s:%s to %s",
+        rq.primitive.calling_ae_title,
+        rq.address,
+        rq.port,
+        rq.primitive.called_ae_title,
+    )
+
+
+def handle_rejected_by_limit(event: evt.Event, metrics: NodeMetrics, max_associations: int) -> None:
+    """pynetdicom's own refusal, after our admission policy let the request through: the association limit."""
+    rq = event.assoc.requestor
+    metrics.associations.labels("rejected").inc()
+    log.warning(
+        "association rejected from %s@%s: all associations in use (dicom.max_associations is %d)",
+        rq.primitive.calling_ae_title,
+        rq.address,
+        max_associations,
+    )
 
 
 def handle_echo(event: evt.Event) -> int:

@@ -8,6 +8,7 @@ import signal
 import socket
 from pathlib import Path
 
+import httpx
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import build_context
@@ -15,7 +16,7 @@ from pynetdicom import build_context
 from dicomnode.catalog.db import open_catalog
 from dicomnode.dicom import status
 from tests.support.dicom_files import DISTINCT_PHI, dataset_bytes, one_instance, with_raw_dataset
-from tests.support.helpers import NODE_AE, run_dcmtk, storescu
+from tests.support.helpers import NODE_AE, run_dcmtk, storescu, wait_for
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"
@@ -177,6 +178,16 @@ def test_maximum_concurrent_associations(start_node) -> None:  # noqa: ANN001
     rj = second.acceptor.primitive
     assert (rj.result, rj.result_source, rj.diagnostic) == (0x02, 0x03, 0x02)  # local limit exceeded
     first.release()
+    # the refusal is visible: a warning and a rejected count, never logged or counted as accepted
+    wait_for(lambda: "all associations in use (dicom.max_associations is 1)" in node.log(), timeout=10)
+
+    def rejected_counted() -> str | None:
+        text = httpx.get(f"{node.http_url}/metrics", timeout=10).text
+        return text if 'dicomnode_associations_total{outcome="rejected"} 1.0' in text else None
+
+    metrics = wait_for(rejected_counted, timeout=10)
+    assert 'dicomnode_associations_total{outcome="accepted"} 1.0' in metrics
+    assert node.log().count("association from") == 1
 
 
 def test_no_patient_data_in_logs(node, tmp_path: Path) -> None:  # noqa: ANN001
