@@ -1,5 +1,5 @@
-"""The web worklist page and its REST API: list, live events, one item with its history, claim, release,
-complete."""
+"""The web worklist page and its REST API: list (filters, search), live events, one item with its AI status and
+history, key images, reader feedback, claim, release, complete and its undo."""
 
 from __future__ import annotations
 
