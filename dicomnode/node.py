@@ -9,6 +9,7 @@ import threading
 from typing import Protocol
 
 from dicomnode.assembly.completion import Assembler
+from dicomnode.assembly.release import ReleaseTracker
 from dicomnode.catalog.db import open_catalog
 from dicomnode.config.settings import Settings
 from dicomnode.dicom.admission import AdmissionPolicy
@@ -58,17 +59,20 @@ class Node:
         exporter = Exporter(catalog, storage, s.export, s.dicom.ae_title)
         notifier = Notifier(catalog, s.notify)
         watcher = WorklistWatcher(catalog, s.worklist, on_change=(exporter.wake, notifier.wake))
+        a = s.assembly
+        assembler = Assembler(
+            catalog, EnlistingHook(router, s.worklist), a.study_quiet_seconds, a.poll_seconds, a.release_grace_seconds
+        )
         self._listener = Listener(
             s.dicom,
             AdmissionPolicy(s.dicom, storage),
             Ingest(storage, catalog, s.dicom.duplicate_policy, s.dicom.max_instance_bytes),
             self.metrics,
+            ReleaseTracker(assembler.release_completes),
         )
         stages: list[Stage | None] = [
             self._listener,
-            Assembler(
-                catalog, EnlistingHook(router, s.worklist), s.assembly.study_quiet_seconds, s.assembly.poll_seconds
-            ),
+            assembler,
             scheduler,
             exporter,
             notifier,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select, update
 
 from dicomnode.assembly.hooks import CompletedStudy, CompletionHook
+from dicomnode.assembly.release import StudyKey
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.schema import Study
 from dicomnode.catalog.states import StudyState
@@ -74,14 +76,49 @@ def _complete_one(catalog: Engine, hook: CompletionHook, study_pk: int, cutoff: 
 
 
 class Assembler(Service):
-    """Polls the catalog; works the same after a restart because the catalog holds the state."""
+    """Polls the catalog; works the same after a restart because the catalog holds the state. Studies whose last
+    sending association was released by a complete_on_release peer complete after a short grace instead."""
 
-    def __init__(self, catalog: Engine, hook: CompletionHook, quiet_seconds: float, poll_seconds: float) -> None:
-        super().__init__("assembler", interval_s=min(poll_seconds, quiet_seconds))
+    def __init__(
+        self,
+        catalog: Engine,
+        hook: CompletionHook,
+        quiet_seconds: float,
+        poll_seconds: float,
+        release_grace_seconds: float = 1.0,
+    ) -> None:
+        super().__init__("assembler", interval_s=min(poll_seconds, quiet_seconds, max(release_grace_seconds, 0.1)))
         self._catalog = catalog
         self._hook = hook
         self._quiet = quiet_seconds
+        self._grace = timedelta(seconds=release_grace_seconds)
+        self._released: dict[StudyKey, datetime] = {}
+        self._lock = threading.Lock()
+
+    def release_completes(self, study: StudyKey, released_at: datetime) -> None:
+        """The study's sender released its association: complete it after the grace (the next round at most
+        one grace later), unless more of it arrives meanwhile."""
+        with self._lock:
+            self._released[study] = released_at
 
     def run_round(self) -> bool:
+        self._complete_released()
         complete_quiet_studies(self._catalog, self._hook, self._quiet)
         return False
+
+    def _complete_released(self) -> None:
+        now = utcnow()
+        with self._lock:
+            due = {k: t for k, t in self._released.items() if t + self._grace <= now}
+            for k in due:
+                del self._released[k]
+        for (called_ae, study_uid), released_at in due.items():
+            with self._catalog.connect() as conn:
+                pk = conn.execute(
+                    select(_studies.c.id).where(
+                        _studies.c.called_ae == called_ae, _studies.c.study_instance_uid == study_uid
+                    )
+                ).scalar()
+            # an instance received after the release leaves the study to the quiet period
+            if pk is not None and _complete_one(self._catalog, self._hook, pk, cutoff=released_at):
+                log.info("study complete on release study=%s", study_uid)

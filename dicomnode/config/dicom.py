@@ -24,6 +24,11 @@ class Peer(Section):
         default_factory=lambda: ["0.0.0.0/0", "::/0"],
         description="IP addresses or CIDR networks the peer may connect from.",
     )
+    complete_on_release: bool = Field(
+        False,
+        description="The peer sends a study in one association: complete the study when that association is "
+        "released (after assembly.release_grace_seconds), not after the quiet period. A late instance reopens it.",
+    )
 
     @field_validator("hosts")
     @classmethod

@@ -23,3 +23,6 @@ class CatalogConfig(Section):
 class AssemblyConfig(Section):
     study_quiet_seconds: float = Field(10, gt=0)
     poll_seconds: float = Field(1, gt=0)
+    release_grace_seconds: float = Field(
+        1, ge=0, description="After a complete_on_release peer's release, wait this long before completing."
+    )

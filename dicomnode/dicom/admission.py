@@ -27,6 +27,7 @@ class AdmissionPolicy:
     def __init__(self, dicom: DicomConfig, storage: Storage) -> None:
         self._called = dicom.called_ae_titles()
         self._peers = [(p.ae_title.strip(), p.networks()) for p in dicom.peers]
+        self._peer_configs = list(dicom.peers)
         self._storage = storage
         if not self._peers:
             log.warning("peer allowlist is empty: any calling AE from any address is accepted")
@@ -41,11 +42,22 @@ class AdmissionPolicy:
             return Rejection(*status.TEMPORARY_CONGESTION, BELOW_FLOOR)
         return None
 
+    def completes_on_release(self, calling_ae: str, address: str) -> bool:
+        """The peer (AE and address) sends each study in one association: its release completes the study."""
+        ip = _address(address)
+        return ip is not None and any(
+            p.complete_on_release and calling_ae.strip() == p.ae_title.strip() and any(ip in n for n in p.networks())
+            for p in self._peer_configs
+        )
+
     def _peer_allowed(self, calling_ae: str, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        if ip.version == 6 and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        return any(calling_ae == ae and any(ip in net for net in nets) for ae, nets in self._peers)
+        ip = _address(address)
+        return ip is not None and any(calling_ae == ae and any(ip in net for net in nets) for ae, nets in self._peers)
+
+
+def _address(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    return ip.ipv4_mapped if ip.version == 6 and ip.ipv4_mapped else ip

@@ -12,6 +12,7 @@ from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
+from dicomnode.assembly.release import ReleaseTracker
 from dicomnode.config.dicom import DicomConfig, TLSConfig
 from dicomnode.dicom import status
 from dicomnode.dicom.admission import AdmissionPolicy
@@ -48,18 +49,26 @@ def build_ae(dicom: DicomConfig) -> AE:
 class Listener:
     """The node's DICOM port: started last, so that every stage behind it runs before the first C-STORE."""
 
-    def __init__(self, dicom: DicomConfig, policy: AdmissionPolicy, ingest: Ingest, metrics: NodeMetrics) -> None:
+    def __init__(
+        self,
+        dicom: DicomConfig,
+        policy: AdmissionPolicy,
+        ingest: Ingest,
+        metrics: NodeMetrics,
+        releases: ReleaseTracker,
+    ) -> None:
         self.name = "dicom-listener"
         self._dicom = dicom
         self._handlers = [
             (evt.EVT_REQUESTED, handle_requested, [policy, metrics]),
-            (evt.EVT_ACCEPTED, handle_accepted, [metrics]),
+            (evt.EVT_ACCEPTED, handle_accepted, [policy, metrics, releases]),
             (evt.EVT_REJECTED, handle_rejected_by_limit, [metrics, dicom.max_associations]),
             (evt.EVT_C_ECHO, handle_echo),
-            (evt.EVT_C_STORE, handle_store, [ingest, metrics]),
+            (evt.EVT_C_STORE, handle_store, [ingest, metrics, releases]),
+            (evt.EVT_RELEASED, handle_released, [releases]),
             (evt.EVT_ABORTED, handle_aborted),
             (evt.EVT_CONN_OPEN, handle_connection_opened, [metrics]),
-            (evt.EVT_CONN_CLOSE, handle_connection_closed, [metrics]),
+            (evt.EVT_CONN_CLOSE, handle_connection_closed, [metrics, releases]),
         ]
         self._server: ThreadedAssociationServer | None = None
 
@@ -124,8 +133,9 @@ def handle_requested(event: evt.Event, policy: AdmissionPolicy, metrics: NodeMet
     event.assoc.kill()
 
 
-def handle_accepted(event: evt.Event, metrics: NodeMetrics) -> None:
+def handle_accepted(event: evt.Event, policy: AdmissionPolicy, metrics: NodeMetrics, releases: ReleaseTracker) -> None:
     rq = event.assoc.requestor
+    releases.opened(id(event.assoc), policy.completes_on_release(rq.primitive.calling_ae_title, rq.address))
     metrics.associations.labels("accepted").inc()
     log.info(
         "association from %s@%s:%s to %s",
@@ -152,7 +162,7 @@ def handle_echo(event: evt.Event) -> int:
     return status.SUCCESS
 
 
-def handle_store(event: evt.Event, ingest: Ingest, metrics: NodeMetrics) -> Dataset | int:
+def handle_store(event: evt.Event, ingest: Ingest, metrics: NodeMetrics, releases: ReleaseTracker) -> Dataset | int:
     rq = event.assoc.requestor
     dataset = event.encoded_dataset(include_meta=False)
     outcome = ingest.store(
@@ -169,6 +179,8 @@ def handle_store(event: evt.Event, ingest: Ingest, metrics: NodeMetrics) -> Data
     if outcome.status == status.SUCCESS:
         metrics.instances.inc()
         metrics.bytes.inc(len(dataset))
+        if outcome.study_instance_uid:
+            releases.stored(id(event.assoc), (rq.primitive.called_ae_title.strip(), outcome.study_instance_uid))
     else:
         metrics.refused.labels(f"0x{outcome.status:04X}").inc()
     if outcome.comment is None:
@@ -177,6 +189,10 @@ def handle_store(event: evt.Event, ingest: Ingest, metrics: NodeMetrics) -> Data
     rsp.Status = outcome.status
     rsp.ErrorComment = outcome.comment[:64]
     return rsp
+
+
+def handle_released(event: evt.Event, releases: ReleaseTracker) -> None:
+    releases.released(id(event.assoc))
 
 
 def handle_aborted(event: Any) -> None:
@@ -189,5 +205,6 @@ def handle_connection_opened(event: Any, metrics: NodeMetrics) -> None:
     metrics.active_associations.inc()
 
 
-def handle_connection_closed(event: Any, metrics: NodeMetrics) -> None:
+def handle_connection_closed(event: Any, metrics: NodeMetrics, releases: ReleaseTracker) -> None:
+    releases.aborted(id(event.assoc))  # nothing left after a clean release; an abort or a dropped connection
     metrics.active_associations.dec()

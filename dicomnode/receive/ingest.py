@@ -43,6 +43,7 @@ class StoreRequest:
 class StoreOutcome:
     status: int
     comment: str | None = None
+    study_instance_uid: str | None = None  # of an instance now held (stored, or kept from before)
 
 
 class Ingest:
@@ -114,7 +115,7 @@ class Ingest:
             with self.catalog.connect() as conn:
                 if self.duplicate_policy is DuplicatePolicy.KEEP_FIRST and instance_exists(conn, req.sop_instance_uid):
                     log.info("duplicate kept first sop=%s from=%s", req.sop_instance_uid, req.calling_ae)
-                    return StoreOutcome(status.SUCCESS)  # idempotent: same UID, nothing to do
+                    return StoreOutcome(status.SUCCESS, study_instance_uid=header.study_instance_uid)  # idempotent
                 # End the read before the write: in SQLite WAL a read transaction that
                 # later writes fails (BUSY_SNAPSHOT) if another association committed.
                 conn.rollback()
@@ -132,7 +133,7 @@ class Ingest:
             req.calling_ae,
             size,
         )
-        return StoreOutcome(status.SUCCESS)
+        return StoreOutcome(status.SUCCESS, study_instance_uid=header.study_instance_uid)
 
 
 def _refuse(req: StoreRequest, code: int, comment: str) -> StoreOutcome:
