@@ -59,7 +59,8 @@ class ResultIdentity:
         return self._uid("finding", str(index))
 
     def tracking_id(self, index: int, label: str) -> str:
-        return f"{label} {index + 1}"[:64]
+        """The same spelling for a finding found (its label) and one stated absent (its code meaning)."""
+        return f"{label.lower()} {index + 1}"[:64]
 
     @property
     def description(self) -> str:

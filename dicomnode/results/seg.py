@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import highdicom as hd
 import numpy as np
 from pydicom import Dataset
@@ -61,6 +63,7 @@ def build_seg(series: AnalysedSeries, identity: ResultIdentity, first_index: int
         device_serial_number=identity.model_uid[-16:],
         content_description=f"{identity.description} segmentation"[:64],
         content_label="AI_SEGMENTATION",
+        content_creator_name=f"{MANUFACTURER}^{identity.model}"[:64],
         contributing_equipment=[contributing_equipment(identity)],
         omit_empty_frames=True,
     )
@@ -80,7 +83,18 @@ def _description(identity: ResultIdentity, f: Finding, number: int, index: int) 
         tracking_uid=identity.tracking_uid(index),
         tracking_id=identity.tracking_id(index, f.label),
         anatomic_regions=[coded(f.site)] if f.site else None,
+        display_color=display_color(f),
     )
+
+
+# Distinct, readable over grey anatomy; a finding type keeps its colour in every SEG (chosen by its code).
+_PALETTE = ((255, 214, 0), (0, 200, 255), (255, 110, 200), (120, 230, 80), (255, 150, 40), (170, 130, 255))
+
+
+def display_color(f: Finding) -> hd.color.CIELabColor:
+    """The segment's Recommended Display CIELab Value: stable per finding type."""
+    key = f"{f.code.scheme}:{f.code.value}".encode()
+    return hd.color.CIELabColor.from_rgb(*_PALETTE[zlib.crc32(key) % len(_PALETTE)])
 
 
 def _one_hot(

@@ -80,12 +80,12 @@ def _tracking(identity: ResultIdentity, index: int, label: str) -> hd.sr.Trackin
     return hd.sr.TrackingIdentifier(uid=identity.tracking_uid(index), identifier=identity.tracking_id(index, label))
 
 
-def _measurements(f: Finding, algorithm: hd.sr.AlgorithmIdentification) -> list[hd.sr.Measurement]:
-    values = [hd.sr.Measurement(name=PROBABILITY, value=f.probability, unit=unit("1"), algorithm_id=algorithm)]
+def _measurements(f: Finding) -> list[hd.sr.Measurement]:
+    """The finding's NUMs, without children: OHIF drops a group's values when a NUM has children other than a
+    SCOORD, so the algorithm is named once, by the group."""
+    values = [hd.sr.Measurement(name=PROBABILITY, value=f.probability, unit=unit("1"))]
     for m in f.measurements:
-        values.append(
-            hd.sr.Measurement(name=MEASUREMENT_NAMES[m.name], value=m.value, unit=unit(m.unit), algorithm_id=algorithm)
-        )
+        values.append(hd.sr.Measurement(name=MEASUREMENT_NAMES[m.name], value=m.value, unit=unit(m.unit)))
     return values
 
 
@@ -101,7 +101,7 @@ def _finding_group(
         "tracking_identifier": _tracking(identity, index, f.label),
         "finding_type": coded(f.code),
         "algorithm_id": algorithm,
-        "measurements": _measurements(f, algorithm),
+        "measurements": _measurements(f),
         "finding_sites": [hd.sr.FindingSite(coded(f.site))] if f.site else None,
     }
     if segment_number is not None:

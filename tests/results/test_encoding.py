@@ -15,7 +15,7 @@ from dicomnode.analysis.volume import load_series
 from dicomnode.demo.synthetic import SeriesSpec, radiograph, write_volume_series
 from dicomnode.results.content import AnalysedSeries
 from dicomnode.results.identity import ResultIdentity, result_uid
-from dicomnode.results.seg import build_seg
+from dicomnode.results.seg import build_seg, display_color
 from dicomnode.results.sr import build_sr
 from models.phantoms.chest_xr import chest_radiograph
 from models.phantoms.ct_head import ct_head
@@ -80,9 +80,25 @@ def test_ct_findings_become_a_valid_sr_and_seg_linked_by_tracking_uid(ct_case, t
             segment.referenced_segment_numbers == [number] and segment.referenced_sop_instance_uid == seg.SOPInstanceUID
         )
 
+    # What dcmqi and OHIF read without a warning: a content creator, a colour per segment (the same for a finding
+    # type in every SEG); NUMs with no children but a SCOORD, so OHIF keeps their values
+    assert seg_back.ContentCreatorName == "dicomnode^ct-hemorrhage"
+    colours = {tuple(d.RecommendedDisplayCIELabValue) for d in seg_back.SegmentSequence}
+    assert colours == {tuple(display_color(case.findings[0]).value)}, "one finding type, one colour"
+    nums = [item for item in _walk(back.ContentSequence) if item.ValueType == "NUM"]
+    assert nums and all(c.ValueType in ("SCOORD", "SCOORD3D") for n in nums for c in n.get("ContentSequence", []))
+
     # The SEG's masks are the findings' masks, slice by slice (source images passed in mask order)
     mask = seg_back.get_volume().array  # (frames with content, rows, columns, segments)
     assert mask.sum() == sum(int(f.mask.sum()) for f in case.findings)
+
+
+def _walk(items) -> list:  # noqa: ANN001
+    found = []
+    for item in items:
+        found.append(item)
+        found.extend(_walk(item.get("ContentSequence", [])))
+    return found
 
 
 def test_the_same_result_gets_the_same_uids_and_a_new_model_version_new_ones(ct_case) -> None:  # noqa: ANN001
@@ -109,6 +125,7 @@ def test_a_study_without_findings_gets_an_sr_saying_so(ct_case, tmp_path: Path) 
         [require_tool("dsrdump"), str(tmp_path / "sr.dcm")], capture_output=True, text=True, check=False
     ).stdout
     assert group.tracking_uid and 'Algorithm Version")="' + spec.version in dump
+    assert group.tracking_identifier == group.tracking_identifier.lower(), "spelt as a found finding's would be"
 
 
 def test_a_radiograph_finding_is_a_rectangle_on_the_image(tmp_path: Path) -> None:
