@@ -87,7 +87,7 @@ class Assembler(Service):
         poll_seconds: float,
         release_grace_seconds: float = 1.0,
     ) -> None:
-        super().__init__("assembler", interval_s=min(poll_seconds, quiet_seconds, max(release_grace_seconds, 0.1)))
+        super().__init__("assembler", interval_s=min(poll_seconds, quiet_seconds))
         self._catalog = catalog
         self._hook = hook
         self._quiet = quiet_seconds
@@ -96,10 +96,13 @@ class Assembler(Service):
         self._lock = threading.Lock()
 
     def release_completes(self, study: StudyKey, released_at: datetime) -> None:
-        """The study's sender released its association: complete it after the grace (the next round at most
-        one grace later), unless more of it arrives meanwhile."""
+        """The study's sender released its association: complete it once the grace has passed, unless more of it
+        arrives meanwhile."""
         with self._lock:
             self._released[study] = released_at
+        timer = threading.Timer(self._grace.total_seconds(), self.wake)
+        timer.daemon = True
+        timer.start()
 
     def run_round(self) -> bool:
         self._complete_released()
