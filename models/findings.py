@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,13 @@ import numpy as np
 from models.manifest import Code
 
 UNITS = {"ml": "milliliter", "mm": "millimeter", "mm2": "square millimeter"}  # UCUM codes we report in
+
+
+def centre_slice(bbox: Sequence[int], centre: Sequence[float]) -> int:
+    """The slice (z index of the analysed volume) that shows a finding: its centre of mass, within its box. Its SR
+    rectangle and its key image are drawn there."""
+    z0, z1 = bbox[0], bbox[3]
+    return min(max(int(round(centre[0])), z0), z1 - 1)
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,10 @@ class Finding:
             raise ValueError(f"centre {self.centre} lies outside bbox {self.bbox}")
         if self.mask is not None and self.mask.shape != (z1 - z0, y1 - y0, x1 - x0):
             raise ValueError(f"mask shape {self.mask.shape} does not match bbox {self.bbox}")
+
+    @property
+    def centre_slice(self) -> int:
+        return centre_slice(self.bbox, self.centre)
 
     def measurement(self, name: str) -> float | None:
         return next((m.value for m in self.measurements if m.name == name), None)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import typer
-from sqlalchemy import select
 
-from dicomnode.catalog.schema import WorkItem
 from dicomnode.cli.render import Column, ConfigOption, JsonOption, WideOption, catalog_of, emit, fail, settings_from
 from dicomnode.worklist.ai_status import AIStatus
 from dicomnode.worklist.feedback import Verdict
+from dicomnode.worklist.items import WorklistError
 
 
 def worklist(
@@ -70,17 +69,10 @@ def feedback(
     settings = settings_from(config)
     if reader not in {t.name for t in settings.http.tokens}:
         fail(f"--reader {reader!r} is not a token name in http.tokens", 2)
-    with catalog_of(settings).begin() as conn:
-        item = conn.execute(select(WorkItem.flags).where(WorkItem.workitem_uid == workitem_uid)).first()
-        if item is None:
-            fail(f"no workitem {workitem_uid}")
-        matching = [f for f in item.flags if f["label"] == label and result_uid in (None, f["result_uid"])]
-        if len(matching) != 1:
-            found = ", ".join(sorted({f["label"] for f in item.flags})) or "none"
-            fail(f"{len(matching)} flags match {label!r} (flags: {found}); name one with --result-uid")
-        chosen = assessments.Assessment(matching[0]["result_uid"], label, verdict, comment)
-        try:
+    chosen = assessments.Assessment(result_uid, label, verdict, comment)
+    try:
+        with catalog_of(settings).begin() as conn:
             assessments.record(conn, workitem_uid, reader, chosen, settings.worklist)
-        except assessments.FlagNotFound as exc:
-            fail(str(exc))
+    except WorklistError as exc:  # no such item, or no (single) flag with that label: said with what there is
+        fail(str(exc))
     typer.echo(f"{reader}: {verdict} with {label!r} recorded for {workitem_uid}")

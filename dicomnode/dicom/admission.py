@@ -26,8 +26,8 @@ class Rejection:
 class AdmissionPolicy:
     def __init__(self, dicom: DicomConfig, storage: Storage) -> None:
         self._called = dicom.called_ae_titles()
-        self._peers = [(p.ae_title.strip(), p.networks()) for p in dicom.peers]
-        self._peer_configs = list(dicom.peers)
+        # (calling AE, networks, completes on release), networks parsed once
+        self._peers = [(p.ae_title.strip(), p.networks(), p.complete_on_release) for p in dicom.peers]
         self._storage = storage
         if not self._peers:
             log.warning("peer allowlist is empty: any calling AE from any address is accepted")
@@ -36,7 +36,7 @@ class AdmissionPolicy:
         """None to accept, else the rejection to send."""
         if called_ae.strip() not in self._called:
             return Rejection(*status.CALLED_AE_NOT_RECOGNIZED, "called AE title is not ours")
-        if self._peers and not self._peer_allowed(calling_ae.strip(), address):
+        if self._peers and not self._matching(calling_ae, address):
             return Rejection(*status.CALLING_AE_NOT_RECOGNIZED, "calling AE/address not in allowlist")
         if self._storage.below_floor():
             return Rejection(*status.TEMPORARY_CONGESTION, BELOW_FLOOR)
@@ -44,15 +44,15 @@ class AdmissionPolicy:
 
     def completes_on_release(self, calling_ae: str, address: str) -> bool:
         """The peer (AE and address) sends each study in one association: its release completes the study."""
-        ip = _address(address)
-        return ip is not None and any(
-            p.complete_on_release and calling_ae.strip() == p.ae_title.strip() and any(ip in n for n in p.networks())
-            for p in self._peer_configs
-        )
+        return any(completes for *_, completes in self._matching(calling_ae, address))
 
-    def _peer_allowed(self, calling_ae: str, address: str) -> bool:
+    def _matching(self, calling_ae: str, address: str) -> list[tuple[str, list, bool]]:
+        """The allowlist entries for this calling AE title that the address belongs to."""
         ip = _address(address)
-        return ip is not None and any(calling_ae == ae and any(ip in net for net in nets) for ae, nets in self._peers)
+        if ip is None:
+            return []
+        calling = calling_ae.strip()
+        return [p for p in self._peers if p[0] == calling and any(ip in net for net in p[1])]
 
 
 def _address(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

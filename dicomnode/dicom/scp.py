@@ -182,7 +182,7 @@ def handle_store(event: evt.Event, ingest: Ingest, metrics: NodeMetrics, release
         if outcome.study_instance_uid:
             releases.stored(id(event.assoc), (rq.primitive.called_ae_title.strip(), outcome.study_instance_uid))
     else:
-        metrics.refused.labels(f"0x{outcome.status:04X}").inc()
+        metrics.refused.labels(status.hex_code(outcome.status)).inc()
     if outcome.comment is None:
         return outcome.status
     rsp = Dataset()

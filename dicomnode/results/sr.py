@@ -118,7 +118,7 @@ def _finding_group(
 def _rectangle(s: AnalysedSeries, f: Finding) -> hd.sr.ImageRegion:
     """The bounding box on the finding's centre slice, in image pixel coordinates (column, row)."""
     z0, y0, x0, z1, y1, x1 = f.bbox
-    source = s.sources[min(max(int(round(f.centre[0])), z0), z1 - 1)]
+    source = s.sources[f.centre_slice]
     corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]], dtype=float)
     return hd.sr.ImageRegion(
         graphic_type=hd.sr.GraphicTypeValues.POLYLINE,

@@ -59,14 +59,14 @@ def status_of(study_fk: ColumnElement[int]) -> ColumnElement[str]:
 
     done = (_jobs.c.study_fk == study_fk, _jobs.c.state == JobState.DONE)
     found = exists().where(*done, _result_of_job(), _results.c.max_probability > 0)
-    return case(
-        (found, AIStatus.FLAGGED.value),
-        (any_job(_jobs.c.state == JobState.FAILED), AIStatus.FAILED.value),
-        (any_job(_jobs.c.state == JobState.OUT_OF_SCOPE), AIStatus.OUT_OF_SCOPE.value),
-        (any_job(_jobs.c.state.in_((JobState.PENDING, JobState.RUNNING))), AIStatus.PENDING.value),
-        (any_job(_jobs.c.state == JobState.DONE), AIStatus.NEGATIVE.value),
-        else_=AIStatus.NOT_ANALYSED.value,
-    )
+    when = {
+        AIStatus.FLAGGED: found,
+        AIStatus.FAILED: any_job(_jobs.c.state == JobState.FAILED),
+        AIStatus.OUT_OF_SCOPE: any_job(_jobs.c.state == JobState.OUT_OF_SCOPE),
+        AIStatus.PENDING: any_job(_jobs.c.state.in_((JobState.PENDING, JobState.RUNNING))),
+        AIStatus.NEGATIVE: any_job(_jobs.c.state == JobState.DONE),
+    }
+    return case(*[(when[s], s.value) for s in PRECEDENCE], else_=AIStatus.NOT_ANALYSED.value)
 
 
 def per_model(conn: Connection, study_pk: int) -> list[ModelStatus]:

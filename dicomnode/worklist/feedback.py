@@ -33,7 +33,7 @@ class FlagNotFound(items.ItemNotFound):
 
 @dataclass(frozen=True)
 class Assessment:
-    result_uid: str
+    result_uid: str | None  # None: the item's one flag with this label
     label: str
     verdict: Verdict
     comment: str | None = None
@@ -44,19 +44,13 @@ def record(
 ) -> dict[str, Any]:
     """Record (or replace) `reader`'s assessment of one of the item's flags; returns it as stored."""
     now = now or utcnow()
-    item = conn.execute(select(_items).where(_items.c.workitem_uid == uid)).first()
-    if item is None:
-        raise items.ItemNotFound(f"no workitem {uid}")
-    flag = next(
-        (f for f in item.flags if (f["result_uid"], f["label"]) == (assessment.result_uid, assessment.label)), None
-    )
-    if flag is None:
-        raise FlagNotFound(f"workitem {uid} has no AI flag {assessment.label!r} from result {assessment.result_uid}")
+    item = items.get(conn, uid)
+    flag = _flag(item.flags, assessment)
     comment = (assessment.comment or "").strip()[:MAX_COMMENT] or None
     values = {"verdict": assessment.verdict, "comment": comment, "at": now, "item_fk": item.id}
     stmt = insert_for(conn.dialect.name, _feedback).values(
         study_fk=item.study_fk,
-        result_uid=assessment.result_uid,
+        result_uid=flag["result_uid"],
         label=assessment.label,
         model=flag["model"],
         model_version=flag["model_version"],
@@ -72,12 +66,21 @@ def record(
     audit.record(conn, item.study_fk, reader, "feedback", f"{assessment.verdict} with {about}", at=now)
     return {
         "label": assessment.label,
-        "result_uid": assessment.result_uid,
+        "result_uid": flag["result_uid"],
         "verdict": assessment.verdict,
         "comment": comment,
         "reader": reader,
         "at": now.isoformat(timespec="seconds") + "Z",
     }
+
+
+def _flag(flags: list[dict[str, Any]], assessment: Assessment) -> dict[str, Any]:
+    """The one flag the assessment is about: its label, and its result when given."""
+    matching = [f for f in flags if f["label"] == assessment.label and assessment.result_uid in (None, f["result_uid"])]
+    if len(matching) != 1:
+        found = ", ".join(sorted({f["label"] for f in flags})) or "none"
+        raise FlagNotFound(f"{len(matching)} flags match {assessment.label!r} (flags: {found}); name one by its result")
+    return matching[0]
 
 
 def by_item(conn: Connection, item_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

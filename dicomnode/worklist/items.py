@@ -145,7 +145,7 @@ def claim(
 ) -> str:
     """SCHEDULED -> IN PROGRESS for `reader`; returns the claim's Transaction UID (generated when not given)."""
     now = now or utcnow()
-    item = _get(conn, uid)
+    item = get(conn, uid)
     if item.state != WorkItemState.SCHEDULED:
         holder = f" by {item.claimed_by}" if item.state == WorkItemState.IN_PROGRESS else ""
         raise WorklistError(f"workitem is {item.state}{holder}; only a SCHEDULED workitem can be claimed")
@@ -218,7 +218,7 @@ def reopen(conn: Connection, uid: str, reader: str, config: WorklistConfig, now:
     """COMPLETED -> IN PROGRESS: the reader who completed the item takes it back within UNDO_SECONDS (a slip of
     the hand); after that, or for anyone else, a completion stands."""
     now = now or utcnow()
-    item = _get(conn, uid)
+    item = get(conn, uid)
     if item.state != WorkItemState.COMPLETED or item.claimed_by != reader:
         raise WorklistError(f"workitem is {item.state}; only its reader can undo a completion")
     if item.closed_at is None or (now - item.closed_at).total_seconds() > UNDO_SECONDS:
@@ -300,7 +300,8 @@ def add_event(
     )
 
 
-def _get(conn: Connection, uid: str) -> Row:
+def get(conn: Connection, uid: str) -> Row:
+    """The item with that workitem UID, or ItemNotFound."""
     row = conn.execute(select(_items).where(_items.c.workitem_uid == uid)).first()
     if row is None:
         raise ItemNotFound(f"no workitem {uid}")
@@ -309,7 +310,7 @@ def _get(conn: Connection, uid: str) -> Row:
 
 def _claimed(conn: Connection, uid: str, reader: str | None, transaction_uid: str | None) -> Row:
     """The item, if it is IN PROGRESS and the caller holds the claim (same reader, or same Transaction UID)."""
-    item = _get(conn, uid)
+    item = get(conn, uid)
     if item.state != WorkItemState.IN_PROGRESS:
         raise WorklistError(f"workitem is {item.state}, not IN PROGRESS")
     if transaction_uid is not None and transaction_uid != item.transaction_uid:

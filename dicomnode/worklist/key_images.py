@@ -11,6 +11,7 @@ from sqlalchemy import Connection, select
 from dicomnode.catalog.schema import Instance, Result
 from dicomnode.errors import DicomnodeError
 from dicomnode.results import keyimage
+from models.findings import centre_slice
 
 THUMBNAIL_SIDE = 384  # pixels: readable beside a worklist row, enlarged by the browser on click
 _results, _instances = Result.__table__, Instance.__table__
@@ -31,8 +32,7 @@ def key_image_png(conn: Connection, storage_root: Path, study_pk: int, result_ui
         raise NoKeyImage(f"no finding {index} in result {result_uid} of this study")
     finding = row.findings[index]
     z0, y0, x0, z1, y1, x1 = finding["bbox"]
-    centre_z = min(max(int(finding["centre"][0]), z0), z1 - 1)
-    sop_uid = finding["slice_uids"][centre_z - z0]
+    sop_uid = finding["slice_uids"][centre_slice(finding["bbox"], finding["centre"]) - z0]
     path = conn.execute(select(_instances.c.path).where(_instances.c.sop_instance_uid == sop_uid)).scalar()
     if path is None or not (storage_root / path).is_file():
         raise NoKeyImage(f"the slice of finding {index} is no longer stored")

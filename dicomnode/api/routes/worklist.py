@@ -6,18 +6,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection
 
 from dicomnode.api.auth import reader
 from dicomnode.api.listing import find, one
 from dicomnode.api.serializers import event_json, item_json, model_status_json
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.states import OPEN_WORKITEM, WorkItemState
+from dicomnode.config.worklist import WorklistConfig
 from dicomnode.worklist import ai_status, feedback, items, key_images, order
 from dicomnode.worklist.ai_status import AIStatus
 from dicomnode.worklist.feedback import Verdict
@@ -141,45 +144,47 @@ class FeedbackIn(BaseModel):
 def give_feedback(uid: str, body: FeedbackIn, request: Request, who: Reader) -> dict[str, Any]:
     """Agree, disagree or unsure about one AI flag; recorded in the history and audit trail, never moves the rank."""
     assessment = feedback.Assessment(body.result_uid, body.label, body.verdict, body.comment)
+    return _change(
+        request,
+        uid,
+        who,
+        f"given feedback ({body.verdict})",
+        lambda c, cfg: feedback.record(c, uid, who, assessment, cfg),
+    )
+
+
+def _change(
+    request: Request, uid: str, who: str, done: str, change: Callable[[Connection, WorklistConfig], Any]
+) -> Any:
+    """One state change of an item: committed, shown at once (the reader's next list need not wait for the
+    watcher's poll), logged."""
     with request.app.state.catalog.begin() as conn:
-        stored = feedback.record(conn, uid, who, assessment, request.app.state.settings.worklist)
+        outcome = change(conn, request.app.state.settings.worklist)
     request.app.state.watcher.check()
-    log.info("worklist item %s: feedback %s by %s", uid, body.verdict, who)
-    return stored
+    log.info("worklist item %s %s by %s", uid, done, who)
+    return outcome
 
 
 @router.post("/api/worklist/{uid}/claim")
 def claim(uid: str, request: Request, who: Reader) -> dict[str, Any]:
-    with request.app.state.catalog.begin() as conn:
-        transaction_uid = items.claim(conn, uid, who, None, request.app.state.settings.worklist)
-    request.app.state.watcher.check()  # the reader's next list shows the claim, without waiting for the poll
-    log.info("worklist item %s claimed by %s", uid, who)
+    transaction_uid = _change(request, uid, who, "claimed", lambda c, cfg: items.claim(c, uid, who, None, cfg))
     return {"uid": uid, "state": WorkItemState.IN_PROGRESS, "claimed_by": who, "transaction_uid": transaction_uid}
 
 
 @router.post("/api/worklist/{uid}/release")
 def release(uid: str, request: Request, who: Reader) -> dict[str, Any]:
-    with request.app.state.catalog.begin() as conn:
-        items.release(conn, uid, who, None, request.app.state.settings.worklist)
-    request.app.state.watcher.check()
-    log.info("worklist item %s released by %s", uid, who)
+    _change(request, uid, who, "released", lambda c, cfg: items.release(c, uid, who, None, cfg))
     return {"uid": uid, "state": WorkItemState.SCHEDULED}
 
 
 @router.post("/api/worklist/{uid}/reopen")
 def reopen(uid: str, request: Request, who: Reader) -> dict[str, Any]:
     """Undo a completion: only its reader, only within a minute."""
-    with request.app.state.catalog.begin() as conn:
-        items.reopen(conn, uid, who, request.app.state.settings.worklist)
-    request.app.state.watcher.check()
-    log.info("worklist item %s reopened by %s", uid, who)
+    _change(request, uid, who, "reopened", lambda c, cfg: items.reopen(c, uid, who, cfg))
     return {"uid": uid, "state": WorkItemState.IN_PROGRESS}
 
 
 @router.post("/api/worklist/{uid}/complete")
 def complete(uid: str, request: Request, who: Reader) -> dict[str, Any]:
-    with request.app.state.catalog.begin() as conn:
-        items.close(conn, uid, who, None, WorkItemState.COMPLETED, request.app.state.settings.worklist)
-    request.app.state.watcher.check()
-    log.info("worklist item %s completed by %s", uid, who)
+    _change(request, uid, who, "completed", lambda c, cfg: items.close(c, uid, who, None, WorkItemState.COMPLETED, cfg))
     return {"uid": uid, "state": WorkItemState.COMPLETED}
