@@ -70,7 +70,29 @@ class DicomConfig(Section):
     peers: list[Peer] = Field(default_factory=list, description="Allowlist of senders; empty accepts everyone.")
     max_associations: int = Field(32, ge=1)
     max_instance_bytes: int = Field(4 * 1024**3, ge=1024)
-    max_pdu_bytes: int = Field(0, ge=0, description="Largest PDU we accept; 0 is unlimited.")
+    max_pdu_bytes: int = Field(
+        4 * 1024**2,
+        ge=0,
+        description="Largest P-DATA PDU we advertise and accept; a peer that sends a larger one is aborted. "
+        "0 is unlimited (a peer may then make us buffer gigabytes).",
+    )
+    association_request_timeout_s: float = Field(
+        5,
+        gt=0,
+        description="A connection must deliver its whole A-ASSOCIATE-RQ (and TLS handshake) within this time.",
+    )
+    max_connections_per_address: int = Field(
+        8, ge=1, description="Open connections one IP address may hold, associated or not."
+    )
+    max_pending_connections: int = Field(
+        16, ge=1, description="Connections that have not yet sent an A-ASSOCIATE-RQ, from anyone."
+    )
+    max_stranger_connections: int = Field(
+        4,
+        ge=1,
+        description="Of those, how many may come from addresses outside every peer's hosts (with a non-empty "
+        "allowlist), so that strangers cannot take the slots of allowed senders.",
+    )
     acse_timeout_s: float = Field(30, gt=0)
     dimse_timeout_s: float = Field(60, gt=0)
     network_timeout_s: float = Field(120, gt=0)

@@ -15,12 +15,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Rejection:
-    """An A-ASSOCIATE-RJ: result, source, diagnostic (PS3.8 9.3.4) and why, for the log."""
+    """An A-ASSOCIATE-RJ: result, source, diagnostic (PS3.8 9.3.4), why (for the log) and the metric's label."""
 
     result: int
     source: int
     diagnostic: int
     reason: str
+    label: str
 
 
 class AdmissionPolicy:
@@ -35,12 +36,19 @@ class AdmissionPolicy:
     def decide(self, calling_ae: str, called_ae: str, address: str) -> Rejection | None:
         """None to accept, else the rejection to send."""
         if called_ae.strip() not in self._called:
-            return Rejection(*status.CALLED_AE_NOT_RECOGNIZED, "called AE title is not ours")
+            return Rejection(*status.CALLED_AE_NOT_RECOGNIZED, "called AE title is not ours", "called_ae")
         if self._peers and not self._matching(calling_ae, address):
-            return Rejection(*status.CALLING_AE_NOT_RECOGNIZED, "calling AE/address not in allowlist")
+            return Rejection(*status.CALLING_AE_NOT_RECOGNIZED, "calling AE/address not in allowlist", "calling_ae")
         if self._storage.below_floor():
-            return Rejection(*status.TEMPORARY_CONGESTION, BELOW_FLOOR)
+            return Rejection(*status.TEMPORARY_CONGESTION, BELOW_FLOOR, "disk_floor")
         return None
+
+    def is_peer_address(self, address: str) -> bool:
+        """The address belongs to some allowed peer (any address does while the allowlist is empty)."""
+        ip = _address(address)
+        if not self._peers:
+            return True
+        return ip is not None and any(ip in net for p in self._peers for net in p[1])
 
     def completes_on_release(self, calling_ae: str, address: str) -> bool:
         """The peer (AE and address) sends each study in one association: its release completes the study."""

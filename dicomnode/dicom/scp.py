@@ -10,12 +10,12 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
-from pynetdicom.transport import ThreadedAssociationServer
 
 from dicomnode.assembly.release import ReleaseTracker
 from dicomnode.config.dicom import DicomConfig, TLSConfig
 from dicomnode.dicom import status
-from dicomnode.dicom.admission import AdmissionPolicy
+from dicomnode.dicom.admission import AdmissionPolicy, Rejection
+from dicomnode.dicom.gate import ConnectionGate, GatedServer
 from dicomnode.ops.metrics import NodeMetrics
 from dicomnode.receive.ingest import Ingest, StoreRequest
 
@@ -36,7 +36,9 @@ def build_ae(dicom: DicomConfig) -> AE:
     """An AE that accepts C-ECHO, and C-STORE for every storage SOP class (private ones too)."""
     ae = AE(ae_title=dicom.ae_title)
     ae.maximum_pdu_size = dicom.max_pdu_bytes
-    ae.maximum_associations = dicom.max_associations
+    # The gate counts admitted associations against max_associations; pynetdicom counts every
+    # connection thread, so its own limit is set where only the gate's caps can reach it.
+    ae.maximum_associations = dicom.max_associations + dicom.max_pending_connections
     ae.acse_timeout = dicom.acse_timeout_s
     ae.dimse_timeout = dicom.dimse_timeout_s
     ae.network_timeout = dicom.network_timeout_s
@@ -59,26 +61,28 @@ class Listener:
     ) -> None:
         self.name = "dicom-listener"
         self._dicom = dicom
+        self._gate = ConnectionGate(dicom, policy.is_peer_address, metrics)
         self._handlers = [
-            (evt.EVT_REQUESTED, handle_requested, [policy, metrics]),
+            (evt.EVT_REQUESTED, handle_requested, [policy, self._gate, metrics]),
             (evt.EVT_ACCEPTED, handle_accepted, [policy, metrics, releases]),
-            (evt.EVT_REJECTED, handle_rejected_by_limit, [metrics, dicom.max_associations]),
             (evt.EVT_C_ECHO, handle_echo),
             (evt.EVT_C_STORE, handle_store, [ingest, metrics, releases]),
             (evt.EVT_RELEASED, handle_released, [releases]),
             (evt.EVT_ABORTED, handle_aborted),
             (evt.EVT_CONN_OPEN, handle_connection_opened, [metrics]),
-            (evt.EVT_CONN_CLOSE, handle_connection_closed, [metrics, releases]),
+            (evt.EVT_CONN_CLOSE, handle_connection_closed, [metrics, releases, self._gate]),
         ]
-        self._server: ThreadedAssociationServer | None = None
+        self._server: GatedServer | None = None
 
     def start(self) -> None:
-        self._server = build_ae(self._dicom).start_server(  # type: ignore[assignment]
+        self._server = build_ae(self._dicom).make_server(
             (self._dicom.host, self._dicom.port),
-            block=False,
             evt_handlers=self._handlers,
             ssl_context=server_tls_context(self._dicom.tls),
+            server_class=GatedServer,
+            gate=self._gate,
         )
+        threading.Thread(target=self._server.serve_forever, name="AcceptorServer@dicomnode", daemon=True).start()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -112,14 +116,21 @@ def server_tls_context(tls: TLSConfig) -> ssl.SSLContext | None:
     return ctx
 
 
-def handle_requested(event: evt.Event, policy: AdmissionPolicy, metrics: NodeMetrics) -> None:
+def handle_requested(event: evt.Event, policy: AdmissionPolicy, gate: ConnectionGate, metrics: NodeMetrics) -> None:
     """Accept or reject an A-ASSOCIATE-RQ before pynetdicom negotiates it."""
     rq = event.assoc.requestor
     calling, called = rq.primitive.calling_ae_title, rq.primitive.called_ae_title
     rejection = policy.decide(calling, called, rq.address)
+    if rejection is None and not gate.admit(event.assoc):
+        limit = gate.dicom.max_associations
+        rejection = Rejection(
+            *status.LOCAL_LIMIT_EXCEEDED,
+            f"all associations in use (dicom.max_associations is {limit})",
+            "association_limit",
+        )
     if rejection is None:
-        return  # pynetdicom may still refuse it (max_associations): counted when it answers, below
-    metrics.associations.labels("rejected").inc()
+        return
+    metrics.associations.labels("rejected", rejection.label).inc()
     log.warning(
         "association rejected from %s@%s to %s: %s",
         calling,
@@ -136,25 +147,13 @@ def handle_requested(event: evt.Event, policy: AdmissionPolicy, metrics: NodeMet
 def handle_accepted(event: evt.Event, policy: AdmissionPolicy, metrics: NodeMetrics, releases: ReleaseTracker) -> None:
     rq = event.assoc.requestor
     releases.opened(id(event.assoc), policy.completes_on_release(rq.primitive.calling_ae_title, rq.address))
-    metrics.associations.labels("accepted").inc()
+    metrics.associations.labels("accepted", "").inc()
     log.info(
         "association from %s@%s:%s to %s",
         rq.primitive.calling_ae_title,
         rq.address,
         rq.port,
         rq.primitive.called_ae_title,
-    )
-
-
-def handle_rejected_by_limit(event: evt.Event, metrics: NodeMetrics, max_associations: int) -> None:
-    """pynetdicom's own refusal, after our admission policy let the request through: the association limit."""
-    rq = event.assoc.requestor
-    metrics.associations.labels("rejected").inc()
-    log.warning(
-        "association rejected from %s@%s: all associations in use (dicom.max_associations is %d)",
-        rq.primitive.calling_ae_title,
-        rq.address,
-        max_associations,
     )
 
 
@@ -205,6 +204,7 @@ def handle_connection_opened(event: Any, metrics: NodeMetrics) -> None:
     metrics.active_associations.inc()
 
 
-def handle_connection_closed(event: Any, metrics: NodeMetrics, releases: ReleaseTracker) -> None:
+def handle_connection_closed(event: Any, metrics: NodeMetrics, releases: ReleaseTracker, gate: ConnectionGate) -> None:
     releases.aborted(id(event.assoc))  # nothing left after a clean release; an abort or a dropped connection
+    gate.close_association(event.assoc)
     metrics.active_associations.dec()

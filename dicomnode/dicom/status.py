@@ -29,6 +29,7 @@ _CANNOT_UNDERSTAND_RANGE = range(0xC000, 0xD000)
 CALLING_AE_NOT_RECOGNIZED = (0x01, 0x01, 0x03)  # permanent, service user
 CALLED_AE_NOT_RECOGNIZED = (0x01, 0x01, 0x07)  # permanent, service user
 TEMPORARY_CONGESTION = (0x02, 0x03, 0x01)  # transient, service provider (presentation)
+LOCAL_LIMIT_EXCEEDED = (0x02, 0x03, 0x02)  # transient, service provider (presentation)
 
 
 # A-ASSOCIATE-RJ reasons in words (PS3.8 Table 9-21), by (source, diagnostic).

@@ -27,7 +27,10 @@ class NodeMetrics:
     def __init__(self, catalog: Engine | None = None) -> None:
         self.registry = CollectorRegistry()
         self.associations = Counter(
-            "dicomnode_associations", "Associations requested, by outcome.", ["outcome"], registry=self.registry
+            "dicomnode_associations",
+            "Connections and association requests, by outcome and (for a rejection) reason.",
+            ["outcome", "reason"],
+            registry=self.registry,
         )
         self.active_associations = Gauge(
             "dicomnode_associations_active", "Associations open now.", registry=self.registry

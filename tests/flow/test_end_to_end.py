@@ -84,7 +84,7 @@ def test_scanner_push_to_pacs_results_and_reordered_worklist(
     assert (
         'dicomnode_jobs{state="done"} 5.0' in metrics and 'dicomnode_worklist_items{state="SCHEDULED"} 5.0' in metrics
     )
-    assert 'dicomnode_associations_total{outcome="accepted"}' in metrics
+    assert 'dicomnode_associations_total{outcome="accepted",reason=""}' in metrics
     assert "dicomnode_inference_seconds_count 5.0" in metrics
     sent = sum(len(k) for k in got.values())
     wait_for(lambda: f'dicomnode_exports{{state="sent"}} {sent}.0' in httpx.get(f"{node.http_url}/metrics").text)

@@ -183,10 +183,12 @@ def test_maximum_concurrent_associations(start_node) -> None:  # noqa: ANN001
 
     def rejected_counted() -> str | None:
         text = httpx.get(f"{node.http_url}/metrics", timeout=10).text
-        return text if 'dicomnode_associations_total{outcome="rejected"} 1.0' in text else None
+        return (
+            text if 'dicomnode_associations_total{outcome="rejected",reason="association_limit"} 1.0' in text else None
+        )
 
     metrics = wait_for(rejected_counted, timeout=10)
-    assert 'dicomnode_associations_total{outcome="accepted"} 1.0' in metrics
+    assert 'dicomnode_associations_total{outcome="accepted",reason=""} 1.0' in metrics
     assert node.log().count("association from") == 1
 
 

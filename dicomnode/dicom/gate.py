@@ -1,0 +1,252 @@
+"""Admission before resources: which connections may exist before their A-ASSOCIATE-RQ is read.
+
+pynetdicom gives every TCP connection a thread, counts it against maximum_associations before the
+A-ASSOCIATE-RQ is read, and buffers a PDU of whatever length the peer declares. So anyone who can
+reach the port could take every slot with idle or trickling sockets, or the memory with one PDU
+header. The gate decides at accept(), from the address alone (per-address and pending caps, a
+share for addresses outside the allowlist); gives each connection a deadline for its TLS handshake
+and association request; counts only admitted associations against max_associations; and its
+socket aborts a peer whose PDU header declares more than we accept, before buffering it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynetdicom import evt
+from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
+
+from dicomnode.config.dicom import DicomConfig
+from dicomnode.ops.metrics import NodeMetrics
+
+log = logging.getLogger(__name__)
+
+# An A-ASSOCIATE-RQ proposing all 128 presentation contexts, each with a dozen transfer
+# syntaxes, is about 40 KiB; anything larger before association is not a DICOM peer.
+ASSOCIATION_REQUEST_MAX_BYTES = 64 * 1024
+_LOG_EVERY_S = 10.0  # one warning per address and reason in this window; the metric counts them all
+
+
+@dataclass(eq=False)
+class Connection:
+    address: str
+    trusted: bool  # the address belongs to an allowed peer
+    deadline: float  # monotonic time by which the association request must be read
+    sock: socket.socket | None = None
+    assoc: Any = None  # the pynetdicom Association serving it, once made
+    admitted: bool = False
+    closed: bool = False
+
+    def live(self) -> bool:
+        if self.closed:
+            return False
+        return self.assoc is None or self.assoc.ident is None or self.assoc.is_alive()
+
+
+@dataclass
+class ConnectionGate:
+    dicom: DicomConfig
+    is_peer_address: Callable[[str], bool]
+    metrics: NodeMetrics
+    clock: Callable[[], float] = time.monotonic
+    _connections: list[Connection] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _last_logged: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def open(self, sock: socket.socket, address: str) -> Connection | None:
+        """A new TCP connection: its Connection, or None (refused, logged and counted) if it may not exist."""
+        trusted = self.is_peer_address(address)
+        with self._lock:
+            live = self._prune()
+            pending = [c for c in live if not c.admitted]
+            refusal = None
+            if sum(c.address == address for c in live) >= self.dicom.max_connections_per_address:
+                refusal = ("per_address_limit", f"{self.dicom.max_connections_per_address} connections already open")
+            elif len(pending) >= self.dicom.max_pending_connections:
+                refusal = ("pending_limit", f"{len(pending)} connections not yet associated")
+            elif not trusted and sum(not c.trusted for c in pending) >= self.dicom.max_stranger_connections:
+                refusal = ("stranger_limit", "address outside the allowlist and its share of connections is taken")
+            if refusal is None:
+                conn = Connection(address, trusted, self.clock() + self.dicom.association_request_timeout_s, sock)
+                self._connections.append(conn)
+                return conn
+        self.refused(address, *refusal)
+        return None
+
+    def connection(self, sock: socket.socket) -> Connection | None:
+        with self._lock:
+            return next((c for c in self._connections if c.sock is sock), None)
+
+    def admit(self, assoc: Any) -> bool:
+        """The association request passed the policy: False if max_associations are already admitted."""
+        with self._lock:
+            live = self._prune()
+            conn = next((c for c in live if c.assoc is assoc), None)
+            if sum(c.admitted for c in live) >= self.dicom.max_associations:
+                return False
+            if conn is not None:
+                conn.admitted = True
+            return True
+
+    def close(self, conn: Connection) -> None:
+        with self._lock:
+            conn.closed = True
+            self._prune()
+
+    def close_association(self, assoc: Any) -> None:
+        with self._lock:
+            for conn in self._connections:
+                if conn.assoc is assoc:
+                    conn.closed = True
+            self._prune()
+
+    def expire(self) -> None:
+        """Cut connections that have not delivered their association request in time (idle or trickling)."""
+        now = self.clock()
+        with self._lock:
+            late = [c for c in self._prune() if not c.admitted and now >= c.deadline]
+            for conn in late:
+                conn.closed = True
+            self._prune()
+        for conn in late:
+            self.refused(
+                conn.address,
+                "request_timeout",
+                f"no association request within {self.dicom.association_request_timeout_s:g} s",
+            )
+            _shut(conn.sock)
+
+    def refused(self, address: str, label: str, reason: str) -> None:
+        self.metrics.associations.labels("rejected", label).inc()
+        now = self.clock()
+        key = (address, label)
+        if now - self._last_logged.get(key, -_LOG_EVERY_S) >= _LOG_EVERY_S:
+            self._last_logged[key] = now
+            log.warning("connection from %s refused: %s", address, reason)
+
+    def _prune(self) -> list[Connection]:
+        self._connections = [c for c in self._connections if c.live()]
+        return self._connections
+
+
+class GatedServer(ThreadedAssociationServer):
+    """pynetdicom's threaded server with the gate at accept() and the TLS handshake moved off the accept loop
+    (pynetdicom does it in the accepting thread, so one slow handshake would stall every sender)."""
+
+    request_queue_size = 128  # socketserver's 5 drops the SYNs of a burst of senders; the gate decides instead
+
+    def __init__(self, *args: Any, gate: ConnectionGate, **kwargs: Any) -> None:
+        self.gate = gate
+        super().__init__(*args, request_handler=GatedHandler, **kwargs)
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        client, address = self.socket.accept()  # type: ignore[union-attr]
+        if self.ssl_context:
+            client = self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+        return client, address
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        return self.gate.open(request, str(client_address[0])) is not None
+
+    def service_actions(self) -> None:
+        super().service_actions()
+        self.gate.expire()
+
+    def shutdown_request(self, request: Any) -> None:
+        conn = self.gate.connection(request)
+        if conn is not None:
+            self.gate.close(conn)
+        super().shutdown_request(request)
+
+
+class GatedHandler(RequestHandler):
+    server: GatedServer
+
+    def handle(self) -> None:
+        gate = self.server.gate
+        conn = gate.connection(self.request)
+        if conn is None:  # expired between accept and now
+            return
+        if isinstance(self.request, ssl.SSLSocket) and not self._handshake(conn):
+            gate.close(conn)
+            _shut(self.request)
+            return
+        conn.assoc = self._create_association()
+        evt.trigger(conn.assoc, evt.EVT_CONN_OPEN, {"address": self.client_address})  # as pynetdicom's handle()
+        conn.assoc.start()
+
+    def _create_association(self) -> Any:
+        assoc = super()._create_association()
+        # pynetdicom makes its AssociationSocket inline, and the constructor queues the transport
+        # event, so a second socket cannot be made: the class is narrowed in place (no new state).
+        assoc.dul.socket.__class__ = BoundedSocket
+        return assoc
+
+    def _handshake(self, conn: Connection) -> bool:
+        sock: ssl.SSLSocket = self.request
+        previous = sock.gettimeout()
+        sock.settimeout(max(conn.deadline - time.monotonic(), 0.01))
+        try:
+            sock.do_handshake()
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or type(exc).__name__
+            self.server.gate.refused(conn.address, "tls_handshake", f"TLS handshake failed ({reason})")
+            return False
+        finally:
+            sock.settimeout(previous)
+        return True
+
+
+class BoundedSocket(AssociationSocket):
+    """Reads a PDU header, and aborts before reading a body longer than this node accepts."""
+
+    _next_is_header = True
+    _refusing = False
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        if self._refusing:
+            return bytearray()  # pynetdicom sees a short PDU and closes the connection
+        data = super().recv(nr_bytes)
+        if not self._next_is_header:
+            self._next_is_header = True
+            return data
+        self._next_is_header = False
+        if len(data) == 6:
+            pdu_type, _, length = struct.unpack(">BBL", data)
+            limit = self._limit()
+            if limit and length > limit:
+                self._refuse(pdu_type, length, limit)
+        return data
+
+    def _limit(self) -> int:
+        if not self.assoc.is_established:
+            return ASSOCIATION_REQUEST_MAX_BYTES
+        return int(self.assoc.acceptor.maximum_length or 0)
+
+    def _refuse(self, pdu_type: int, length: int, limit: int) -> None:
+        self._refusing = True
+        server = self.assoc._server
+        address = self.assoc.requestor.address
+        server.gate.refused(address, "pdu_too_large", f"PDU type {pdu_type:#04x} of {length} bytes over {limit}")
+        abort = A_ABORT_RQ()
+        abort.source = 0x02  # service provider
+        abort.reason_diagnostic = 0x06  # invalid PDU parameter value
+        with contextlib.suppress(OSError):
+            self.send(abort.encode())
+
+
+def _shut(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
