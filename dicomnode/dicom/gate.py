@@ -27,6 +27,7 @@ from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from dicomnode.config.dicom import DicomConfig
+from dicomnode.dicom.answering import AnsweringQueue
 from dicomnode.ops.metrics import NodeMetrics
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ class GatedHandler(RequestHandler):
         # pynetdicom makes its AssociationSocket inline, and the constructor queues the transport
         # event, so a second socket cannot be made: the class is narrowed in place (no new state).
         assoc.dul.socket.__class__ = BoundedSocket
+        assoc.dimse.msg_queue = AnsweringQueue(assoc, self.server.gate.metrics)
         return assoc
 
     def _handshake(self, conn: Connection) -> bool:

@@ -15,6 +15,7 @@ from dicomnode.assembly.release import ReleaseTracker
 from dicomnode.config.dicom import DicomConfig, TLSConfig
 from dicomnode.dicom import status
 from dicomnode.dicom.admission import AdmissionPolicy, Rejection
+from dicomnode.dicom.answering import install_lenient_uid_validator
 from dicomnode.dicom.gate import ConnectionGate, GatedServer
 from dicomnode.ops.metrics import NodeMetrics
 from dicomnode.receive.ingest import Ingest, StoreRequest
@@ -30,6 +31,7 @@ _config.LOG_RESPONSE_IDENTIFIERS = False
 # them, and the node stores bytes without interpreting them. pynetdicom then accepts the
 # first proposed transfer syntax; Ingest refuses one it cannot read.
 _config.UNRESTRICTED_STORAGE_SERVICE = True
+install_lenient_uid_validator()  # a bad UID gets 0xC001 from Ingest, not an abort from pynetdicom
 
 
 def build_ae(dicom: DicomConfig) -> AE:
@@ -82,6 +84,7 @@ class Listener:
             server_class=GatedServer,
             gate=self._gate,
         )
+        self._server.ae._servers.append(self._server)  # as AE.start_server does: active_associations reads it
         threading.Thread(target=self._server.serve_forever, name="AcceptorServer@dicomnode", daemon=True).start()
 
     @property

@@ -21,7 +21,7 @@ from dicomnode.dicom.filemeta import file_meta_bytes
 from dicomnode.dicom.uids import InvalidUIDError, is_valid_uid, require_uid
 from dicomnode.receive.header import UnreadableDataset, read_header
 from dicomnode.receive.storage import BELOW_FLOOR, Storage
-from dicomnode.receive.wellformed import MalformedDataset, check_complete, inflated
+from dicomnode.receive.wellformed import InflatesTooLarge, MalformedDataset, check_complete, inflated
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,11 @@ class Ingest:
             return refused
         meta = file_meta_bytes(req.sop_class_uid, req.sop_instance_uid, req.transfer_syntax_uid, req.calling_ae)
         try:
-            body, syntax = inflated(req.dataset, req.transfer_syntax_uid)  # once, for both readers
+            body, syntax = inflated(req.dataset, req.transfer_syntax_uid, self.max_instance_bytes)  # once, for both
             check_complete(body, syntax)
             header = read_header(body, syntax)
+        except InflatesTooLarge as exc:
+            return _refuse(req, status.OUT_OF_RESOURCES, str(exc))
         except (MalformedDataset, UnreadableDataset) as exc:
             return _refuse(req, status.CANNOT_UNDERSTAND, str(exc))
         if header.sop_instance_uid != req.sop_instance_uid:

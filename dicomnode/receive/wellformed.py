@@ -43,21 +43,27 @@ _SHORT_VRS = {
     b"US",
 }
 MAX_DEPTH = 32
+_INFLATE_CHUNK = 4 * 1024**2
 
 
 class MalformedDataset(DicomnodeError, ValueError):
     """The bytes are not one complete data set in the negotiated transfer syntax."""
 
 
-def inflated(dataset: bytes, transfer_syntax_uid: str) -> tuple[bytes, UID]:
+class InflatesTooLarge(DicomnodeError, ValueError):
+    """A deflated data set that inflates past the size limit (a deflate bomb, or just too large)."""
+
+
+def inflated(dataset: bytes, transfer_syntax_uid: str, max_bytes: int | None = None) -> tuple[bytes, UID]:
     """The data set and its syntax, inflated to explicit VR little endian if it arrived deflated.
 
-    Callers that both check and read a data set inflate once and pass the result on.
+    Inflates in chunks and stops as soon as the output passes `max_bytes`: 1 MB on the wire can
+    inflate to gigabytes. Callers that both check and read a data set inflate once and pass the result on.
     """
     ts = UID(transfer_syntax_uid)
     if ts != DeflatedExplicitVRLittleEndian:
         return dataset, ts
-    return _inflate(dataset), ExplicitVRLittleEndian
+    return _inflate(dataset, max_bytes), ExplicitVRLittleEndian
 
 
 def check_complete(dataset: bytes, transfer_syntax_uid: str) -> None:
@@ -71,15 +77,22 @@ def check_complete(dataset: bytes, transfer_syntax_uid: str) -> None:
         raise MalformedDataset("data set length does not match its elements")
 
 
-def _inflate(data: bytes) -> bytes:
+def _inflate(data: bytes, max_bytes: int | None) -> bytes:
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    pending = data
     try:
-        out = inflater.decompress(data) + inflater.flush()
+        while not inflater.eof:
+            chunk = inflater.decompress(pending, _INFLATE_CHUNK)
+            pending = inflater.unconsumed_tail
+            if not chunk and not pending:
+                raise MalformedDataset("deflated data set is truncated")
+            out += chunk
+            if max_bytes is not None and len(out) > max_bytes:
+                raise InflatesTooLarge(f"deflated data set inflates to over {max_bytes} bytes, the limit")
     except zlib.error:
         raise MalformedDataset("deflated data set does not inflate") from None
-    if not inflater.eof:
-        raise MalformedDataset("deflated data set is truncated")
-    return out
+    return bytes(out)
 
 
 class _Walker:

@@ -13,12 +13,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
 
 import httpx
 from pynetdicom import AE, build_context
 
-from tests.support.helpers import NODE_AE, wait_for
+from tests.support.helpers import NODE_AE, node_rss_mb, wait_for
 from tests.support.raw_dimse import RawPeer
 
 VERIFICATION = [build_context("1.2.840.10008.1.1")]
@@ -145,13 +144,6 @@ def test_connections_per_address_are_capped(start_node) -> None:  # noqa: ANN001
         for s in (first, second, third):
             s.close()
     assert metric(node, rejected("per_address_limit")) == 1
-
-
-def node_rss_mb(node) -> float:  # noqa: ANN001
-    for line in Path(f"/proc/{node.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def stream_until_closed(sock: socket.socket, header: bytes, limit_bytes: int) -> int:

@@ -6,17 +6,21 @@ import os
 import resource
 import signal
 import socket
+import struct
+import zlib
 from pathlib import Path
 
 import httpx
 from pydicom import dcmread
+from pydicom.uid import DeflatedExplicitVRLittleEndian as DEFLATED
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import build_context
 
 from dicomnode.catalog.db import open_catalog
 from dicomnode.dicom import status
 from tests.support.dicom_files import DISTINCT_PHI, dataset_bytes, one_instance, with_raw_dataset
-from tests.support.helpers import NODE_AE, run_dcmtk, storescu, wait_for
+from tests.support.helpers import NODE_AE, node_rss_mb, run_dcmtk, storescu, wait_for
+from tests.support.raw_dimse import RawPeer
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"
@@ -234,3 +238,55 @@ def test_unknown_transfer_syntax_is_refused_clearly(node, tmp_path: Path) -> Non
     assoc = node.associate(CONTEXTS)
     assert_then_good_instance_succeeds(assoc, tmp_path, node)
     assoc.release()
+
+
+def test_every_c_store_is_answered_even_those_pynetdicom_drops(node, tmp_path: Path) -> None:  # noqa: ANN001
+    # A raw DIMSE sender: pynetdicom and dcmtk refuse to send these requests at all.
+    good = one_instance(tmp_path, "good.dcm")
+    data, uid = dataset_bytes(good), dcmread(good).SOPInstanceUID
+    peer = RawPeer("127.0.0.1", node.port, NODE_AE, abstract_syntaxes=(CT,))
+    assert peer.associate() == 0x02
+    cases = [
+        ("", data, status.INVALID_UID, "Affected SOP Instance UID is empty"),
+        ("   ", data, status.INVALID_UID, "Affected SOP Instance UID is empty"),
+        ("1." + "2" * 70, data, status.INVALID_UID, "not a valid DICOM UID"),
+        (uid, None, status.CANNOT_UNDERSTAND, "empty data set"),  # CommandDataSetType: no data set
+        (uid, b"", status.CANNOT_UNDERSTAND, "empty data set"),
+    ]
+    for sop, payload, expected, comment in cases:
+        rsp = peer.c_store(CT, sop, payload)  # raises on an abort or a timeout: the request was not answered
+        assert (int(rsp.Status), comment in str(rsp.get("ErrorComment", ""))) == (expected, True), repr(sop)
+    assert stored_files(node) == []
+    assert int(peer.c_store(CT, uid, data).Status) == status.SUCCESS  # the association stayed usable
+    peer.release()
+    assert node.log().count("refused C-STORE status=0xC001 sop=<invalid>") == 3
+
+
+def _deflate_bomb(template: Path, inflated_bytes: int) -> bytes:
+    """A deflated data set whose Pixel Data inflates to `inflated_bytes` of zeros (a few hundred KB on the wire)."""
+    whole = dataset_bytes(template)
+    at = whole.index(b"\xe0\x7f\x10\x00")  # (7FE0,0010) Pixel Data, explicit VR: tag, OW, 0000, length
+    header = whole[:at] + b"\xe0\x7f\x10\x00OW\x00\x00" + struct.pack("<L", inflated_bytes)
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    out = [deflater.compress(header)]
+    zeros = b"\x00" * 16 * 1024**2
+    for _ in range(inflated_bytes // len(zeros)):
+        out.append(deflater.compress(zeros))
+    out.append(deflater.flush())
+    return b"".join(out)
+
+
+def test_a_deflate_bomb_is_refused_in_bounded_memory(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    node = start_node(dicom={"max_instance_bytes": 16 * 1024**2})
+    template = one_instance(tmp_path, "template.dcm")
+    bomb = _deflate_bomb(template, 1024**3)
+    assert len(bomb) < 2 * 1024**2
+    peer = RawPeer("127.0.0.1", node.port, NODE_AE, abstract_syntaxes=(CT,), transfer_syntax=DEFLATED)
+    assert peer.associate() == 0x02
+    before = node_rss_mb(node)
+    rsp = peer.c_store(CT, dcmread(template).SOPInstanceUID, bomb)
+    assert int(rsp.Status) == status.OUT_OF_RESOURCES
+    assert "inflates to over 16777216 bytes" in str(rsp.ErrorComment)
+    assert node_rss_mb(node) - before < 100
+    assert stored_files(node) == []
+    peer.release()

@@ -213,3 +213,12 @@ def dicomnode_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedPr
 def node_cli(node: NodeProcess, *args: str) -> subprocess.CompletedProcess:
     """A `dicomnode` command against a running test node's configuration."""
     return dicomnode_cli(*args, "--config", str(node.workdir / "dicomnode.toml"))
+
+
+def node_rss_mb(node: NodeProcess) -> float:
+    """The resident memory of a running node, in MiB."""
+    assert node.proc is not None
+    for line in Path(f"/proc/{node.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS in /proc")
