@@ -22,6 +22,7 @@ from dicomnode.ops.health import check_all
 from dicomnode.ops.metrics import NodeMetrics
 from dicomnode.ops.retention import RetentionService
 from dicomnode.receive.ingest import Ingest
+from dicomnode.receive.reconcile import reconcile
 from dicomnode.receive.storage import Storage
 from dicomnode.routing.router import Router
 from dicomnode.worklist.enlisting import EnlistingHook
@@ -87,6 +88,7 @@ class Node:
         removed = self.storage.remove_stale_temp_files()
         if removed:
             log.warning("removed %d unacknowledged temp files left by a previous run", removed)
+        reconcile(self.storage, self.catalog, self.settings.dicom.ae_title)
         self.stages = self.build()
         for stage in reversed(self.stages):
             stage.start()

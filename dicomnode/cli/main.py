@@ -42,6 +42,7 @@ for command in (
     worklist.feedback,
     catalog.audit,
     ops.retention,
+    ops.doctor,
     node.demo,
 ):
     app.command()(command)

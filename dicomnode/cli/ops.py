@@ -1,12 +1,14 @@
-"""Operations from the command line: applying the retention policy."""
+"""Operations from the command line: applying the retention policy, checking storage against the catalog."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Annotated
 
 import typer
 
-from dicomnode.cli.render import ConfigOption, catalog_of, fail, settings_from
+from dicomnode.cli.render import ConfigOption, JsonOption, catalog_of, fail, settings_from
 
 
 def retention(
@@ -34,3 +36,33 @@ def retention(
         typer.echo(f"{len(doomed)} studies would be deleted (dry run: nothing deleted)")
         return
     typer.echo(f"{apply(catalog, storage, doomed)} studies deleted")
+
+
+def doctor(config: ConfigOption = None, json_out: JsonOption = False) -> None:
+    """Check the catalog against storage: missing files, size mismatches, files without a row, quarantined files.
+
+    Exits 1 when anything disagrees. The node itself indexes or quarantines files without a row at start-up.
+    """
+    from dicomnode.receive.reconcile import survey
+    from dicomnode.receive.storage import Storage
+
+    settings = settings_from(config)
+    storage = Storage(settings.storage.path, settings.storage.min_free_bytes)
+    found = survey(storage, catalog_of(settings))
+    if json_out:
+        typer.echo(json.dumps(dataclasses.asdict(found) | {"healthy": found.healthy}))
+    else:
+        typer.echo(f"{found.instances} instances in the catalog, storage at {storage.root}")
+        for path in found.missing:
+            typer.echo(f"missing file: {path}")
+        for path, catalogued, on_disk in found.size_mismatch:
+            typer.echo(f"size differs: {path} catalog {catalogued} bytes, disk {on_disk} bytes")
+        for path in found.orphans:
+            typer.echo(f"no catalog row: {path}")
+        for name in found.quarantined:
+            typer.echo(f"quarantined: {storage.quarantine_dir / name}")
+        if found.unfinished_deletions:
+            typer.echo(f"{found.unfinished_deletions} interrupted deletions (finished at the next start)")
+        typer.echo("ok" if found.healthy else "problems found")
+    if not found.healthy:
+        raise typer.Exit(1)

@@ -3,7 +3,8 @@
 A study is never deleted while anything about it is still open: the study itself (instances may still come),
 a job pending or running, an export or a notification not yet sent or given up, a worklist item not completed
 or canceled. The catalog forgets a study in one transaction (with an audit row saying why), then its files are
-removed: a crash in between leaves orphan files, never rows pointing at missing files.
+removed: a crash in between never leaves rows pointing at missing files, and the tombstone written before the
+commit lets the next start-up finish the deletion (receive/reconcile.py) instead of re-indexing the files.
 """
 
 from __future__ import annotations
@@ -88,8 +89,10 @@ def apply(catalog: Engine, storage: Storage, doomed: list[Doomed]) -> int:
             if conn.execute(_deletable().where(_studies.c.id == d.study_pk)).first() is None:
                 continue  # something reopened it since the plan
             paths = _forget(conn, d)
+            tombstone = storage.write_tombstone(f"study-{d.study_pk}", paths)  # before the commit
         for path in paths:
             storage.absolute(path).unlink(missing_ok=True)
+        tombstone.unlink()
         log.info(
             "retention deleted study=%s instances=%d bytes=%d (%s)",
             d.study_instance_uid,

@@ -16,6 +16,8 @@ from pathlib import Path
 from dicomnode.dicom.uids import require_uid
 
 TMP_DIR_NAME = ".tmp"
+QUARANTINE_DIR_NAME = ".quarantine"  # files found without a catalog row that could not be indexed
+DELETING_DIR_NAME = ".deleting"  # tombstones of deletions in progress (see receive/reconcile.py)
 BELOW_FLOOR = "storage below its free-space floor"
 
 
@@ -25,6 +27,8 @@ class Storage:
         self.min_free_bytes = min_free_bytes  # storage.min_free_bytes: below it, nothing new is accepted
         self.tmp_dir = self.root / TMP_DIR_NAME
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.quarantine_dir = self.root / QUARANTINE_DIR_NAME
+        self.deleting_dir = self.root / DELETING_DIR_NAME
 
     def relative_path(self, study_uid: str, series_uid: str, sop_uid: str) -> str:
         """The catalog's path for an instance, relative to the storage root."""
@@ -71,6 +75,36 @@ class Storage:
                 entry.unlink()
                 removed += 1
         return removed
+
+    def quarantine(self, relative_path: str) -> Path:
+        """Move a file out of the archive into the quarantine folder, where `dicomnode doctor` lists it."""
+        self.quarantine_dir.mkdir(exist_ok=True)
+        target = self.quarantine_dir / relative_path.replace("/", "__")
+        os.replace(self.root / relative_path, target)
+        _fsync_dir(self.quarantine_dir)
+        return target
+
+    def quarantined(self) -> list[Path]:
+        return sorted(self.quarantine_dir.iterdir()) if self.quarantine_dir.is_dir() else []
+
+    def write_tombstone(self, name: str, relative_paths: list[str]) -> Path:
+        """Durably record that these files are about to be deleted (before the catalog forgets them)."""
+        self.deleting_dir.mkdir(exist_ok=True)
+        tombstone = self.deleting_dir / f"{name}.paths"
+        fd, tmp_name = _mkstemp(self.tmp_dir)
+        try:
+            _write_all(fd, "\n".join(relative_paths).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp_name, tombstone)
+        _fsync_dir(self.deleting_dir)
+        return tombstone
+
+    def tombstones(self) -> list[tuple[Path, list[str]]]:
+        if not self.deleting_dir.is_dir():
+            return []
+        return [(t, [p for p in t.read_text().split("\n") if p]) for t in sorted(self.deleting_dir.glob("*.paths"))]
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free

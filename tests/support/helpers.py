@@ -96,6 +96,7 @@ class NodeProcess:
 
     def start(self, timeout: float = 20) -> NodeProcess:
         config = write_config(self.workdir / "dicomnode.toml", self.sections)
+        started_at = len(self.log())
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dicomnode", "serve", "--config", str(config)],
@@ -109,7 +110,7 @@ class NodeProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"node exited with {self.proc.returncode}:\n{self.log()}")
-            if "listening ae=" in self.log():
+            if "listening ae=" in self.log()[started_at:]:  # this run's line, not a previous run's
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"node did not start:\n{self.log()}")
