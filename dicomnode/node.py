@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dicomnode.assembly.completion import Assembler
 from dicomnode.assembly.release import ReleaseTracker
@@ -27,6 +27,9 @@ from dicomnode.receive.storage import Storage
 from dicomnode.routing.router import Router
 from dicomnode.worklist.enlisting import EnlistingHook
 from dicomnode.worklist.watcher import WorklistWatcher
+
+if TYPE_CHECKING:
+    from dicomnode.api.auth import Readers
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class Node:
         self.registry = settings.registry
         self.stages: list[Stage] = []
         self._listener: Listener | None = None
+        self._readers: Readers | None = None
         self._stopped = threading.Event()
 
     def build(self) -> list[Stage]:
@@ -111,7 +115,15 @@ class Node:
         operations = Operations(self.metrics.registry, self.health)
         if not self.settings.http.tokens:
             log.warning("http.tokens is empty: every API request is refused (401); add reader tokens to use it")
-        return HttpServer(create_app(self.settings, self.catalog, watcher, operations), self.settings.http)
+        app = create_app(self.settings, self.catalog, watcher, operations)
+        self._readers = app.state.readers
+        return HttpServer(app, self.settings.http)
+
+    def reload_tokens(self, settings: Settings) -> None:
+        """Take http.tokens from freshly read settings (SIGHUP); a revoked token is refused from now on."""
+        if self._readers is not None:
+            self._readers.replace(settings.http.tokens)
+            log.info("http.tokens reloaded: %d reader tokens", len(self._readers))
 
     @property
     def listener(self) -> Listener:

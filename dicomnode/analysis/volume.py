@@ -68,11 +68,32 @@ def _require_same(datasets: list[pydicom.Dataset], series_uid: str) -> None:
         raise StudyUnreadable(f"series {series_uid}: an instance has no pixel data")
     if any(int(ds.get("NumberOfFrames", 1) or 1) != 1 for ds in datasets):
         raise StudyUnreadable(f"series {series_uid}: multi-frame images are not supported yet")
+    frames = {str(ds.get("FrameOfReferenceUID", "")) for ds in datasets}
+    if len(frames) > 1:
+        raise StudyUnreadable(
+            f"series {series_uid}: {len(frames)} Frame of Reference UIDs within the series: its slices are not in "
+            "one patient coordinate system, so they form no volume (and no segmentation could reference them)"
+        )
+    for charset in {_charset(ds) for ds in datasets}:
+        unknown = [term for term in charset if term not in pydicom.charset.python_encoding]
+        if unknown:
+            raise StudyUnreadable(
+                f"series {series_uid}: unknown Specific Character Set {', '.join(unknown)}: names and texts cannot "
+                "be decoded, so results could not carry them faithfully"
+            )
+
+
+def _charset(ds: pydicom.Dataset) -> tuple[str, ...]:
+    value = ds.get("SpecificCharacterSet", "")
+    terms = [value] if isinstance(value, str) else list(value)
+    return tuple(str(t).strip() for t in terms)
 
 
 def _cross_sectional(datasets: list[pydicom.Dataset], series_uid: str) -> ImageVolume:
     if any("ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds for ds in datasets):
         raise StudyUnreadable(f"series {series_uid}: some slices lack ImagePositionPatient/ImageOrientationPatient")
+    if not datasets[0].get("FrameOfReferenceUID"):
+        raise StudyUnreadable(f"series {series_uid}: no Frame of Reference UID, so no patient coordinate system")
     spacing, positions = get_series_volume_positions(datasets)
     if spacing is None or positions is None:
         raise StudyUnreadable(

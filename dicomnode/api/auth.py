@@ -11,7 +11,14 @@ from dicomnode.config.http import ReaderToken
 
 class Readers:
     def __init__(self, tokens: list[ReaderToken]) -> None:
+        self.replace(tokens)
+
+    def replace(self, tokens: list[ReaderToken]) -> None:
+        """Take a new token list (SIGHUP): a removed token is refused from the next request on."""
         self._tokens = [(t.name, t.token.get_secret_value().encode()) for t in tokens]
+
+    def __len__(self) -> int:
+        return len(self._tokens)
 
     def name_of(self, authorization: str | None) -> str | None:
         """The reader whose token the Authorization header carries, or None."""

@@ -11,6 +11,11 @@ from fastapi import FastAPI, HTTPException
 from dicomnode.worklist import order
 from dicomnode.worklist.snapshot import is_open_only
 
+# Paging bounds for every listing: past them a request is refused (422 REST, 400 UPS-RS), not sent to SQL,
+# where an offset beyond 64 bits would fail as a server error.
+MAX_LIMIT = 10_000
+MAX_OFFSET = 1_000_000
+
 
 def find(
     app: FastAPI, how: order.Order, filters: order.Filters, limit: int, offset: int, now: datetime

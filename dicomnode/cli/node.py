@@ -35,8 +35,15 @@ def serve(config: ConfigOption = None) -> None:
         log.info("signal %s: stopping", signal.Signals(signum).name)
         node.stop()
 
+    def _reload(signum: int, _frame: object) -> None:
+        try:
+            node.reload_tokens(settings_from(config))
+        except (Exception, SystemExit) as exc:  # a bad edit must not stop a running node
+            log.error("signal SIGHUP: configuration not reloaded, current tokens kept (%s)", type(exc).__name__)
+
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGHUP, _reload)
     node.wait()
     # Everything is durable and every stage has stopped; the interpreter's own teardown (torch and the other
     # native libraries) would hold the process for seconds more, so a service manager waits on nothing.

@@ -17,7 +17,11 @@ log = logging.getLogger(__name__)
 
 
 class ResultEncodingError(DicomnodeError):
-    """The result could not be encoded as DICOM. The message names no values: they may be patient data."""
+    """The result could not be encoded as DICOM. The message quotes no value of the source headers."""
+
+
+# Values of these VRs may be patient data (names, IDs, dates, free text); a message quoting one is withheld.
+_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UR", "UT"}
 
 
 def encode_result(series: list[AnalysedSeries], identity: ResultIdentity, looked_for: list[Code]) -> list[Dataset]:
@@ -33,10 +37,26 @@ def encode_result(series: list[AnalysedSeries], identity: ResultIdentity, looked
         while where is not None and where.tb_next is not None:
             where = where.tb_next
         origin = where.tb_frame.f_code.co_name if where is not None else "?"
+        detail = str(exc) if quotes_no_values(str(exc), [ds for s in series for ds in s.sources]) else None
         raise ResultEncodingError(
-            f"cannot encode the result as SR/SEG: {type(exc).__name__} in {origin} "
-            "(details withheld: they may quote patient data)"
+            f"cannot encode the result as SR/SEG: {type(exc).__name__} in {origin}: "
+            + (detail or "(details withheld: they quote values of the images' headers)")
         ) from None
+
+
+def quotes_no_values(message: str, datasets: list[Dataset]) -> bool:
+    """True if `message` contains no text value (3+ characters) of any header: safe to log and store."""
+    lowered = message.lower()
+    for ds in datasets:
+        for element in ds.iterall():
+            if element.VR not in _TEXT_VRS or element.value in (None, ""):
+                continue
+            values = element.value if element.VM > 1 else [element.value]
+            for value in values:
+                for part in str(value).replace("^", " ").split():
+                    if len(part) >= 3 and part.lower() in lowered:
+                        return False
+    return True
 
 
 def _encode(series: list[AnalysedSeries], identity: ResultIdentity, looked_for: list[Code]) -> list[Dataset]:

@@ -131,3 +131,29 @@ def test_projection_radiograph_is_one_slice(tmp_path: Path) -> None:
     vol = load_series([tmp_path / "dx.dcm"], ds.SeriesInstanceUID)
     assert vol.array.shape == (1, 20, 10) and vol.spacing_mm == (1.0, 0.2, 0.3)
     assert vol.slice_uids == (ds.SOPInstanceUID,) and vol.modality == "DX"
+
+
+def test_slices_in_different_frames_of_reference_are_a_clear_error(tmp_path: Path) -> None:
+    paths, datasets = write_series(tmp_path, shuffle=False)
+    moved = datasets[2]
+    moved.FrameOfReferenceUID = "1.2.3.4.5.6"
+    moved.save_as(paths[2], enforce_file_format=True)
+    with pytest.raises(StudyUnreadable, match="2 Frame of Reference UIDs within the series"):
+        load_series(paths, datasets[0].SeriesInstanceUID)
+
+
+def test_an_unknown_character_set_is_named_at_load(tmp_path: Path) -> None:
+    paths, datasets = write_series(tmp_path, shuffle=False)
+    for path, ds in zip(paths, datasets, strict=True):
+        ds.SpecificCharacterSet = "ISO_IR 999"
+        ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(StudyUnreadable, match="unknown Specific Character Set ISO_IR 999"):
+        load_series(paths, datasets[0].SeriesInstanceUID)
+
+
+def test_code_extensions_of_known_character_sets_load(tmp_path: Path) -> None:
+    paths, datasets = write_series(tmp_path, shuffle=False)
+    for path, ds in zip(paths, datasets, strict=True):
+        ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]  # Japanese, as scanners there send it
+        ds.save_as(path, enforce_file_format=True)
+    assert load_series(paths, datasets[0].SeriesInstanceUID).array.shape[0] == 6

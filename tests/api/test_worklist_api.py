@@ -63,7 +63,15 @@ def studies(catalog: Engine) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/worklist", "/api/worklist/1.2.3", "/api/me", "/workitems", "/workitems/1.2.3", "/api/worklist/events"],
+    [
+        "/api/worklist",
+        "/api/worklist/1.2.3",
+        "/api/me",
+        "/workitems",
+        "/workitems/1.2.3",
+        "/api/worklist/events",
+        "/api/openapi.json",
+    ],
 )
 @pytest.mark.parametrize(
     "headers", [{}, {"Authorization": "Bearer wrong-token-0000000"}, {"Authorization": READERS[0]["token"]}]
@@ -101,8 +109,43 @@ def test_list_in_reading_order_with_explanations_and_filters(client: TestClient,
     assert [(i["uid"], i["rank"]) for i in dx] == [(studies["dx"], 3)]
     page = client.get("/api/worklist?limit=2&offset=1", headers=ADA).json()
     assert [i["rank"] for i in page["items"]] == [2, 3] and page["total"] == 4
-    for bad in ("order=loudest", "limit=0", "state=lost", "flagged=maybe"):
+    for bad in ("order=loudest", "limit=0", "state=lost", "flagged=maybe", "offset=99999999999999999999", "offset=-1"):
         assert client.get(f"/api/worklist?{bad}", headers=ADA).status_code == 422, bad
+    for bad in ("offset=99999999999999999999", "limit=10001", "offset=x"):
+        assert client.get(f"/workitems?{bad}", headers=ADA).status_code == 400, bad  # UPS-RS answers 400
+
+
+def test_every_response_carries_the_security_headers(client: TestClient) -> None:
+    for path, headers in [("/", {}), ("/api/worklist", ADA), ("/api/worklist", {}), ("/api/docs", {}), ("/nope", {})]:
+        response = client.get(path, headers=headers)
+        assert response.headers["x-frame-options"] == "DENY", path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["referrer-policy"] == "no-referrer", path
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy, path
+    page = client.get("/").text
+    assert "<script>" not in page and "<style>" not in page  # the policy allows no inline code
+    assert client.get("/static/worklist.js").status_code == 200
+
+
+def test_the_schema_and_docs_need_no_cdn_and_the_schema_a_token(client: TestClient) -> None:
+    docs = client.get("/api/docs").text
+    assert "cdn" not in docs.lower() and "/api/docs/assets/swagger-ui-bundle.js" in docs
+    assert client.get("/api/docs/assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/api/openapi.json").status_code == 401
+    schema = client.get("/api/openapi.json", headers=ADA).json()
+    assert "/api/worklist" in schema["paths"]
+    assert client.get("/redoc").status_code == 404 and client.get("/docs").status_code == 404
+
+
+def test_a_token_removed_from_the_list_is_refused_at_once(catalog: Engine) -> None:
+    settings = Settings(http={"tokens": READERS}, routing={"rules": []})
+    app = create_app(settings, catalog, WorklistWatcher(catalog, settings.worklist))
+    client = TestClient(app)
+    assert client.get("/api/me", headers=BOB).status_code == 200
+    app.state.readers.replace(Settings(http={"tokens": READERS[:1]}, routing={"rules": []}).http.tokens)
+    assert client.get("/api/me", headers=BOB).status_code == 401
+    assert client.get("/api/me", headers=ADA).json() == {"reader": READERS[0]["name"]}
 
 
 def test_claim_release_complete_over_rest(client: TestClient, studies: dict[str, str]) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+import httpx
 from pynetdicom import AE, build_context
 
-from tests.support.helpers import NODE_AE, run_dcmtk
+from tests.support.helpers import NODE_AE, run_dcmtk, wait_for
 from tests.support.pki import make_pki
 
 VERIFICATION = [build_context("1.2.840.10008.1.1")]
@@ -92,6 +93,10 @@ def test_tls_with_required_client_certificate(start_node, tmp_path: Path) -> Non
     assert not tls_echo(node.port, client_tls(pki, with_cert=False))
     assert not tls_echo(node.port, None)  # plain DICOM to a TLS port
     assert node.alive()
+    # a WARNING with the peer and the reason (one per address and reason in 10 s), and every refusal counted
+    wait_for(lambda: "from 127.0.0.1 refused: TLS handshake failed (PEER_DID_NOT_RETURN_A_CERTIFICATE)" in node.log())
+    metrics = httpx.get(f"{node.http_url}/metrics", timeout=10).text
+    assert 'dicomnode_associations_total{outcome="rejected",reason="tls_handshake"} 2.0' in metrics
 
 
 def test_tls_without_client_certificate(start_node, tmp_path: Path) -> None:  # noqa: ANN001

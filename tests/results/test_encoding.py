@@ -147,3 +147,22 @@ def test_a_radiograph_finding_is_a_rectangle_on_the_image(tmp_path: Path) -> Non
     z0, y0, x0, z1, y1, x1 = finding.bbox
     assert list(region.GraphicData[:4]) == [x0, y0, x1, y0]
     assert group.finding_type.value == "36118008"
+
+
+def test_library_messages_pass_unless_they_quote_a_header_value() -> None:
+    from dicomnode.results.encode import quotes_no_values
+
+    ds = pydicom.Dataset()
+    ds.PatientName = "Doe^Jane"
+    ds.PatientID = "MRN-48213"
+    ds.PatientBirthDate = "19610704"
+    ds.StudyDescription = "HEAD ROUTINE"
+    assert quotes_no_values("Frame of Reference UID differs between source images", [ds])
+    for leaky in (
+        "invalid value 'Doe^Jane' for PN",
+        "Jane is not a valid code",
+        "patient MRN-48213 unknown",
+        "bad date 19610704",
+        "routine is not allowed here",
+    ):
+        assert not quotes_no_values(leaky, [ds]), leaky

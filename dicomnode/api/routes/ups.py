@@ -17,7 +17,7 @@ from pydicom import Dataset
 from pydicom.datadict import dictionary_has_tag, tag_for_keyword
 
 from dicomnode.api.auth import reader
-from dicomnode.api.listing import find, one
+from dicomnode.api.listing import MAX_LIMIT, MAX_OFFSET, find, one
 from dicomnode.api.serializers import ups_dataset
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.states import OPEN_WORKITEM, WorkItemState
@@ -45,8 +45,8 @@ _ALL_STATES = (*OPEN_WORKITEM, WorkItemState.COMPLETED, WorkItemState.CANCELED)
 @router.get("/workitems")
 def search(request: Request, _reader: Reader) -> Response:
     params = request.query_params
-    limit = _int(params.get("limit", "100"), "limit", 1, 10000)
-    offset = _int(params.get("offset", "0"), "offset", 0, None)
+    limit = _int(params.get("limit", "100"), "limit", 1, MAX_LIMIT)
+    offset = _int(params.get("offset", "0"), "offset", 0, MAX_OFFSET)
     for field in params.getlist("includefield"):
         for name in field.split(","):
             if name != "all" and not _known_attribute(name.strip()):
@@ -138,13 +138,13 @@ def _priorities(value: str | None) -> tuple[str, ...] | None:
     return classes
 
 
-def _int(value: str, name: str, low: int, high: int | None) -> int:
+def _int(value: str, name: str, low: int, high: int) -> int:
     try:
         number = int(value)
     except ValueError:
         raise HTTPException(400, f"{name} must be an integer") from None
-    if number < low or (high is not None and number > high):
-        raise HTTPException(400, f"{name} must be between {low} and {high or 'any'}")
+    if not low <= number <= high:
+        raise HTTPException(400, f"{name} must be between {low} and {high}")
     return number
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from dicomnode.api.auth import reader
-from dicomnode.api.listing import find, one
+from dicomnode.api.listing import MAX_LIMIT, MAX_OFFSET, find, one
 from dicomnode.api.serializers import event_json, item_json, model_status_json
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.states import OPEN_WORKITEM, WorkItemState
@@ -59,8 +59,8 @@ def list_items(
     flagged: bool | None = None,
     ai_status: AIStatus | None = None,
     q: Annotated[str | None, Query(max_length=64, description="Patient name or ID, accession, or study date")] = None,
-    limit: Annotated[int, Query(ge=1, le=10000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     """Open items in reading order (rank 1 first); filter by state, modality, AI flag and AI status."""
     now = utcnow()
