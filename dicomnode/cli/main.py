@@ -43,6 +43,7 @@ for command in (
     catalog.audit,
     ops.retention,
     ops.doctor,
+    ops.health,
     node.demo,
 ):
     app.command()(command)

@@ -14,6 +14,8 @@ import typer
 from dicomnode.cli.render import ConfigOption, fail, settings_from
 
 log = logging.getLogger("dicomnode")
+# Storage, catalog and results hold patient data: files 0640, folders 0750, whatever the caller's umask.
+PRIVATE_UMASK = 0o027
 
 
 def serve(config: ConfigOption = None) -> None:
@@ -24,6 +26,7 @@ def serve(config: ConfigOption = None) -> None:
 
     settings = settings_from(config)
     setup_logging(settings.log.level, settings.log.format)
+    os.umask(PRIVATE_UMASK)
     try:
         node = Node(settings)
         node.start()
@@ -80,6 +83,7 @@ def worker(
         "--name": name,
     }
     argv = [part for flag, value in options.items() if value is not None for part in (flag, str(value))]
+    os.umask(PRIVATE_UMASK)  # kept across exec
     os.execv(sys.executable, [sys.executable, "-m", "workers", *argv])  # the node never imports workers
 
 

@@ -66,3 +66,22 @@ def doctor(config: ConfigOption = None, json_out: JsonOption = False) -> None:
         typer.echo("ok" if found.healthy else "problems found")
     if not found.healthy:
         raise typer.Exit(1)
+
+
+def health(config: ConfigOption = None) -> None:
+    """Ask the running node's /healthz, at the port and scheme of its config: exit 0 when healthy, 1 otherwise
+    (the Docker HEALTHCHECK, or any monitor)."""
+    import httpx
+
+    http = settings_from(config).http
+    if not http.enabled:
+        fail("http.enabled is false: the node serves no /healthz (check the DICOM port with `dicomnode echo`)", 2)
+    scheme = "https" if http.tls_cert_file else "http"
+    host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host
+    try:
+        # verify=False: a loopback call to our own server, whose certificate names the public host
+        response = httpx.get(f"{scheme}://{host}:{http.port}/healthz", timeout=8, verify=False)
+    except httpx.HTTPError as exc:
+        fail(f"no answer from {scheme}://{host}:{http.port}/healthz: {type(exc).__name__}")
+    typer.echo(response.text)
+    raise typer.Exit(0 if response.status_code == 200 else 1)

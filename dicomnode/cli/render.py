@@ -22,7 +22,9 @@ console = Console(stderr=True, soft_wrap=True)  # errors stay one line each: log
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="TOML config file; DICOMNODE_* env vars override it."),
+    typer.Option(
+        "--config", "-c", envvar="DICOMNODE_CONFIG", help="TOML config file; DICOMNODE_* env vars override it."
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line, full text", metavar="")]
 WideOption = Annotated[bool, typer.Option("--wide", help="As wide as the table, whatever the terminal", metavar="")]

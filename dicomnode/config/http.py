@@ -8,6 +8,9 @@ from pydantic import Field, SecretStr, model_validator
 
 from dicomnode.config.base import Section, require_files, require_together
 
+# The secret deploy/dicomnode.example.toml shows: public, so refused wherever it appears.
+EXAMPLE_TOKEN = "change-me-to-a-long-random-secret"
+
 
 class ReaderToken(Section):
     """A bearer token for the HTTP API; its name is what the worklist records as the reader."""
@@ -36,6 +39,8 @@ class HttpConfig(Section):
         secrets = [t.token.get_secret_value() for t in self.tokens]
         if len(set(secrets)) != len(secrets):
             raise ValueError("two tokens share the same secret")
+        if EXAMPLE_TOKEN in secrets:
+            raise ValueError("a token is the example's public secret: generate one, e.g. `openssl rand -hex 24`")
         require_together(self, "tls_cert_file", "tls_key_file")
         require_files(self, "tls_cert_file", "tls_key_file")
         return self

@@ -30,6 +30,10 @@ class RuleMatch(Section):
         return pattern
 
 
+# The PACS deploy/dicomnode.example.toml routes to: results sent there would go to whoever owns that address.
+EXAMPLE_DESTINATION = "PACS@10.0.0.10:104"
+
+
 class RoutingRule(Section):
     name: str = Field(min_length=1, max_length=64)
     match: RuleMatch = Field(default_factory=RuleMatch)
@@ -45,6 +49,8 @@ class RoutingRule(Section):
 
         for d in destinations:
             Destination.parse(d)  # raises ValueError naming the bad value
+            if d.removeprefix("tls:") == EXAMPLE_DESTINATION:
+                raise ValueError(f"{d} is the example configuration's PACS: put your own PACS here")
         return destinations
 
 

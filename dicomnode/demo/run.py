@@ -10,6 +10,7 @@ phantoms: nothing here is clinical.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import secrets
 import shutil
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,6 +109,9 @@ def run_demo(
     pacs_port, node_port, http_port = free_port(), free_port(), http_port or free_port()
     config = write_config(workdir, node_port, http_port, pacs_port, token)
     processes: list[subprocess.Popen] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # stop the children as Ctrl-C does (the finally below)
+            signal.signal(sig, _exit_on_signal)
     try:
         processes.append(start_pacs(workdir / "pacs", pacs_port))
         processes.append(start_node(workdir, config))
@@ -151,6 +156,19 @@ def run_demo(
 
 class DemoError(DicomnodeError, RuntimeError):
     pass
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel sends it SIGTERM when the demo dies, even by SIGKILL (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def summary(run: DemoRun) -> list[str]:
@@ -259,6 +277,7 @@ def start_pacs(folder: Path, port: int) -> subprocess.Popen:
         env=DCMTK_ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
     _wait(
         lambda: (
@@ -280,6 +299,7 @@ def start_node(workdir: Path, config: Path) -> subprocess.Popen:
         cwd=workdir,
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
     )
     _wait(lambda: "listening ae=" in (workdir / "node.log").read_text(errors="replace"), proc, "dicomnode serve")
     return proc

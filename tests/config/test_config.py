@@ -102,12 +102,22 @@ def test_malformed_toml_is_a_clear_error(tmp_path: Path) -> None:
         load_settings(cfg)
 
 
-def test_example_config_loads_and_documents_every_key() -> None:
-    from dicomnode.config.routing import RoutingRule, RuleMatch
+def test_example_config_loads_once_edited_and_documents_every_key(tmp_path: Path) -> None:
+    from dicomnode.config.http import EXAMPLE_TOKEN
+    from dicomnode.config.routing import EXAMPLE_DESTINATION, RoutingRule, RuleMatch
     from dicomnode.config.settings import Settings
 
     example = REPO_ROOT / "deploy" / "dicomnode.example.toml"
-    s = load_settings(example)
+    with pytest.raises(ConfigError) as refused:  # as shipped: its public token and example PACS are refused
+        load_settings(example)
+    assert "example's public secret" in str(refused.value) and "example configuration's PACS" in str(refused.value)
+    edited = tmp_path / "edited.toml"
+    edited.write_text(
+        example.read_text()
+        .replace(EXAMPLE_TOKEN, "a-secret-of-our-own-0123456789")
+        .replace(EXAMPLE_DESTINATION, "PACS@10.20.30.40:104")
+    )
+    s = load_settings(edited)
     assert [p.ae_title for p in s.dicom.peers] == ["CT_SCANNER1", "PACS"]
     assert [r.name for r in s.routing.rules] == ["ct-head", "chest-radiograph"]
     text = example.read_text()
