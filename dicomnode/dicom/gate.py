@@ -46,7 +46,9 @@ class Connection:
     sock: socket.socket | None = None
     assoc: Any = None  # the pynetdicom Association serving it, once made
     admitted: bool = False
-    closed: bool = False
+    expired: bool = False  # past its deadline: socket shut, thread ending
+    woken: bool = False  # its thread was told to stop waiting for a request that cannot come
+    closed: bool = False  # ended before an association was made (TLS handshake, handler error)
 
     def live(self) -> bool:
         if self.closed:
@@ -105,27 +107,29 @@ class ConnectionGate:
             self._prune()
 
     def close_association(self, assoc: Any) -> None:
+        """The transport closed (EVT_CONN_CLOSE): if the association never got its request, let its thread end."""
         with self._lock:
-            for conn in self._connections:
-                if conn.assoc is assoc:
-                    conn.closed = True
-            self._prune()
+            conn = next((c for c in self._connections if c.assoc is assoc), None)
+        if conn is not None:
+            _wake_if_waiting(conn)
 
     def expire(self) -> None:
-        """Cut connections that have not delivered their association request in time (idle or trickling)."""
+        """Cut connections that have not delivered their association request in time (idle or trickling), and
+        end the threads of connections that died before sending one (pynetdicom would keep them for acse_timeout).
+        A connection counts until its thread has ended, so threads stay bounded by the caps."""
         now = self.clock()
         with self._lock:
-            late = [c for c in self._prune() if not c.admitted and now >= c.deadline]
-            for conn in late:
-                conn.closed = True
-            self._prune()
-        for conn in late:
-            self.refused(
-                conn.address,
-                "request_timeout",
-                f"no association request within {self.dicom.association_request_timeout_s:g} s",
-            )
-            _shut(conn.sock)
+            pending = [c for c in self._prune() if not c.admitted]
+        for conn in pending:
+            if now >= conn.deadline and not conn.expired:
+                conn.expired = True
+                self.refused(
+                    conn.address,
+                    "request_timeout",
+                    f"no association request within {self.dicom.association_request_timeout_s:g} s",
+                )
+                _shut(conn.sock)
+            _wake_if_waiting(conn)
 
     def refused(self, address: str, label: str, reason: str) -> None:
         self.metrics.associations.labels("rejected", label).inc()
@@ -245,6 +249,17 @@ class BoundedSocket(AssociationSocket):
         abort.reason_diagnostic = 0x06  # invalid PDU parameter value
         with contextlib.suppress(OSError):
             self.send(abort.encode())
+
+
+def _wake_if_waiting(conn: Connection) -> None:
+    """An acceptor thread waits acse_timeout for the A-ASSOCIATE-RQ even when its DUL thread has already ended
+    (connection closed, garbage received). pynetdicom treats an empty queue item as that timeout."""
+    assoc = conn.assoc
+    if conn.woken or assoc is None or assoc.ident is None or assoc.requestor.primitive is not None:
+        return
+    if assoc.dul.ident is not None and not assoc.dul.is_alive():  # started, and ended (not: not yet started)
+        conn.woken = True
+        assoc.dul.to_user_queue.put(None)
 
 
 def _shut(sock: socket.socket | None) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import pkgutil
 import ssl
 import threading
 from typing import Any
 
+import pynetdicom
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -25,12 +27,24 @@ log = logging.getLogger(__name__)
 # pynetdicom logs association details and, at DEBUG, DIMSE messages; keep it quiet
 # unless asked, and never let it print data sets or query identifiers (PHI).
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+
+
+def _without_traceback(record: logging.LogRecord) -> bool:
+    """pynetdicom logs a traceback for every undecodable PDU; from a hostile peer that floods the log."""
+    record.exc_info, record.exc_text, record.stack_info = None, None, None
+    return True
+
+
+for _module in pkgutil.iter_modules(pynetdicom.__path__):  # a logger's filter does not apply to its children
+    logging.getLogger(f"pynetdicom.{_module.name}").addFilter(_without_traceback)
 _config.LOG_REQUEST_IDENTIFIERS = False
 _config.LOG_RESPONSE_IDENTIFIERS = False
 # Accept private and not-yet-known storage SOP classes too: a hospital's scanners send
 # them, and the node stores bytes without interpreting them. pynetdicom then accepts the
 # first proposed transfer syntax; Ingest refuses one it cannot read.
 _config.UNRESTRICTED_STORAGE_SERVICE = True
+# pynetdicom's standard handlers only format DEBUG lines (which we never show) and fail on odd UIDs.
+_config.LOG_HANDLER_LEVEL = "none"
 install_lenient_uid_validator()  # a bad UID gets 0xC001 from Ingest, not an abort from pynetdicom
 
 
@@ -67,6 +81,7 @@ class Listener:
         self._handlers = [
             (evt.EVT_REQUESTED, handle_requested, [policy, self._gate, metrics]),
             (evt.EVT_ACCEPTED, handle_accepted, [policy, metrics, releases]),
+            (evt.EVT_REJECTED, handle_rejected_by_pynetdicom, [metrics]),
             (evt.EVT_C_ECHO, handle_echo),
             (evt.EVT_C_STORE, handle_store, [ingest, metrics, releases]),
             (evt.EVT_RELEASED, handle_released, [releases]),
@@ -158,6 +173,16 @@ def handle_accepted(event: evt.Event, policy: AdmissionPolicy, metrics: NodeMetr
         rq.port,
         rq.primitive.called_ae_title,
     )
+
+
+def handle_rejected_by_pynetdicom(event: evt.Event, metrics: NodeMetrics) -> None:
+    """pynetdicom's own refusals, after our policy let the request through (protocol version, application context,
+    its thread limit)."""
+    rq = event.assoc.requestor
+    rj = event.assoc.acceptor.primitive
+    reason = status.rejection_reason(rj.result, rj.result_source, rj.diagnostic) if rj is not None else "?"
+    metrics.associations.labels("rejected", "protocol").inc()
+    log.warning("association rejected from %s@%s: %s", rq.primitive.calling_ae_title, rq.address, reason)
 
 
 def handle_echo(event: evt.Event) -> int:
