@@ -24,6 +24,15 @@ def catalogued(node) -> set[str]:  # noqa: ANN001
         return set(conn.scalars(select(Instance.sop_instance_uid)))
 
 
+def stored_then_stopped(node, tmp_path: Path, n: int):  # noqa: ANN001, ANN201
+    """The node, after storescu sent it a series of `n` and it was stopped."""
+    _, files = series(tmp_path, n)
+    r = run_dcmtk("storescu", "-aec", NODE_AE, "127.0.0.1", str(node.port), *map(str, files))
+    assert r.returncode == 0, r.stderr
+    node.stop()
+    return node
+
+
 def test_a_file_renamed_into_place_before_a_sigkill_is_indexed_at_the_next_start(start_node, tmp_path: Path) -> None:  # noqa: ANN001
     node = start_node()
     instance = one_instance(tmp_path, "one.dcm")
@@ -53,11 +62,7 @@ def test_a_file_renamed_into_place_before_a_sigkill_is_indexed_at_the_next_start
 
 
 def test_unreadable_orphans_are_quarantined_and_doctor_lists_them(start_node, tmp_path: Path) -> None:  # noqa: ANN001
-    node = start_node()
-    _, files = series(tmp_path, 3)
-    r = run_dcmtk("storescu", "-aec", NODE_AE, "127.0.0.1", str(node.port), *map(str, files))
-    assert r.returncode == 0, r.stderr
-    node.stop()
+    node = stored_then_stopped(start_node(), tmp_path, 3)
     stored = sorted(node.storage.rglob("*.dcm"))
     series_dir = stored[0].parent
     (series_dir / "1.2.3.4.dcm").write_bytes(b"\x00" * 128 + b"DICM" + b"garbage")  # no catalog row, unreadable
@@ -83,11 +88,7 @@ def test_unreadable_orphans_are_quarantined_and_doctor_lists_them(start_node, tm
 
 
 def test_an_interrupted_deletion_is_finished_not_resurrected(start_node, tmp_path: Path) -> None:  # noqa: ANN001
-    node = start_node()
-    _, files = series(tmp_path, 2)
-    r = run_dcmtk("storescu", "-aec", NODE_AE, "127.0.0.1", str(node.port), *map(str, files))
-    assert r.returncode == 0, r.stderr
-    node.stop()
+    node = stored_then_stopped(start_node(), tmp_path, 2)
     storage, catalog = Storage(node.storage), open_catalog(node.catalog_url)
     kept, forgotten = sorted(p.relative_to(storage.root).as_posix() for p in node.storage.rglob("*.dcm"))
     # As retention leaves it when killed after its commit: the tombstone, one row forgotten, its file still there.

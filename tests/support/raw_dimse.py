@@ -77,13 +77,8 @@ class RawPeer:
 
     def c_store(self, sop_class: str, sop_instance: str, data: bytes | None, context_id: int = 1) -> Dataset:
         """Send a C-STORE-RQ with these UIDs exactly as given, then `data` (None: no data set at all)."""
-        command = Dataset()
-        command.AffectedSOPClassUID = sop_class
-        command.CommandField = 0x0001
-        self._message_id += 1
-        command.MessageID = self._message_id
+        command = self._command(0x0001, sop_class, has_data=data is not None)
         command.Priority = 0
-        command.CommandDataSetType = 0x0101 if data is None else 0x0000
         command.AffectedSOPInstanceUID = sop_instance
         self._send_pdv(context_id, command_bytes(command), command=True)
         if data is not None:
@@ -91,14 +86,18 @@ class RawPeer:
         return self.read_response()
 
     def c_echo(self, context_id: int = 1) -> Dataset:
-        command = Dataset()
-        command.AffectedSOPClassUID = VERIFICATION
-        command.CommandField = 0x0030
-        self._message_id += 1
-        command.MessageID = self._message_id
-        command.CommandDataSetType = 0x0101
+        command = self._command(0x0030, VERIFICATION, has_data=False)
         self._send_pdv(context_id, command_bytes(command), command=True)
         return self.read_response()
+
+    def _command(self, field: int, sop_class: str, has_data: bool) -> Dataset:
+        command = Dataset()
+        command.AffectedSOPClassUID = sop_class
+        command.CommandField = field
+        self._message_id += 1
+        command.MessageID = self._message_id
+        command.CommandDataSetType = 0x0000 if has_data else 0x0101
+        return command
 
     def _send_pdv(self, context_id: int, value: bytes, command: bool) -> None:
         header = (0x01 if command else 0x00) | 0x02  # last fragment
