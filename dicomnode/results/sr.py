@@ -22,6 +22,7 @@ from dicomnode.results.seg import contributing_equipment, segment_numbers
 from models.findings import Finding
 from models.manifest import Code
 
+QUALITATIVE_EVALUATIONS = hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations")
 ANY_FINDING = Code(scheme="SCT", value="404684003", meaning="Finding")  # what a model without a manifest looked for
 
 
@@ -43,12 +44,14 @@ def build_sr(
         if (code.scheme, code.value) not in found:
             groups.append(_absent_group(code, index, identity, algorithm))
             index += 1
+    images = [ds for s in series for ds in s.sources]
     report = hd.sr.MeasurementReport(
         observation_context=_observer(identity),
         procedure_reported=codes.SCT.ImagingProcedure,
         imaging_measurements=groups,
+        referenced_images=images,  # the Image Library (TID 1600): what a viewer lists as the report's images
     )
-    evidence = [ds for s in series for ds in s.sources] + segs
+    evidence = images + segs
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence,
         content=report,
@@ -127,12 +130,26 @@ def _rectangle(s: AnalysedSeries, f: Finding) -> hd.sr.ImageRegion:
     )
 
 
+def absent_statement(code: Code, identity: ResultIdentity) -> str:
+    """In words, for viewers that show no coded evaluation: what was looked for, by whom, and not found."""
+    meaning = code.meaning[:1].lower() + code.meaning[1:]
+    return f"No {meaning} found by {identity.model} {identity.model_version}"[:1024]
+
+
 def _absent_group(
     code: Code, index: int, identity: ResultIdentity, algorithm: hd.sr.AlgorithmIdentification
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=_tracking(identity, index, code.meaning),
         finding_type=coded(code),
         algorithm_id=algorithm,
         qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=coded(code), value=codes.SCT.Absent)],
     )
+    # TID 1501 also allows its qualitative evaluations as TEXT: the same statement, readable by any viewer.
+    statement = hd.sr.TextContentItem(
+        name=QUALITATIVE_EVALUATIONS,
+        value=absent_statement(code, identity),
+        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+    )
+    group[0].ContentSequence.append(statement)
+    return group

@@ -122,10 +122,15 @@ def test_a_study_without_findings_gets_an_sr_saying_so(ct_case, tmp_path: Path) 
     [evaluation] = group.get_qualitative_evaluations()
     assert (evaluation.name.value, evaluation.value.meaning) == ("1386000", "Absent")
     dump = subprocess.run(
-        [require_tool("dsrdump"), str(tmp_path / "sr.dcm")], capture_output=True, text=True, check=False
+        [require_tool("dsrdump"), "+Pl", "+Pc", str(tmp_path / "sr.dcm")], capture_output=True, text=True, check=False
     ).stdout
     assert group.tracking_uid and 'Algorithm Version")="' + spec.version in dump
     assert group.tracking_identifier == group.tracking_identifier.lower(), "spelt as a found finding's would be"
+    # the same statement in words, for viewers that show no coded evaluation
+    assert f'(C0034375,UMLS,"Qualitative Evaluations")="No intracranial hemorrhage found by {spec.name}' in dump
+    # the Image Library lists every source image
+    assert dump.count('(111028,DCM,"Image Library")') == 1
+    assert dump.count("IMAGE:") == len(case.sources)  # one entry per source image
 
 
 def test_a_radiograph_finding_is_a_rectangle_on_the_image(tmp_path: Path) -> None:
