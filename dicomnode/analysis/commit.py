@@ -65,7 +65,9 @@ def commit_result(
     with catalog.begin() as conn:
         stored = store_instances(conn, storage, claim.study_pk, identity.model, job.instances)
         save_result(conn, study_pk=claim.study_pk, job_id=claim.job_id, identity=identity, findings=job.findings)
-        dicom_export.enqueue(conn, claim.study_pk, identity.result_uid, stored, claim.destinations)
+        dicom_export.enqueue(
+            conn, claim.study_pk, identity.result_uid, stored, claim.destinations, settings.export.kinds_for
+        )
         record_result(
             conn,
             claim.study_pk,

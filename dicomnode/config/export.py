@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, HttpUrl, model_validator
@@ -19,9 +20,28 @@ class OutboxPolicy(RetryPolicy):
     poll_seconds: float = Field(1, gt=0, description="How often the outbox looks for due sends.")
 
 
-class ExportConfig(OutboxPolicy):
-    """The outbox that sends results (SR, SEG) to each routing rule's destinations."""
+class ResultKind(StrEnum):
+    """The kinds of result instance a destination can be sent."""
 
+    SR = "sr"  # TID 1500 measurement report
+    SEG = "seg"  # segmentation (segmenting models)
+    SC = "sc"  # Secondary Capture key image per finding, what any PACS viewer shows
+
+
+DEFAULT_KINDS = [ResultKind.SR, ResultKind.SEG, ResultKind.SC]
+
+
+class ExportConfig(OutboxPolicy):
+    """The outbox that sends results (SR, SEG, key images) to each routing rule's destinations."""
+
+    kinds: list[ResultKind] = Field(
+        default_factory=lambda: list(DEFAULT_KINDS), description="The kinds of result every destination gets."
+    )
+    kinds_by_destination: dict[str, list[ResultKind]] = Field(
+        default_factory=dict,
+        description="Per destination, as the routing rules write it (AE@HOST:PORT): the kinds it gets instead, "
+        "e.g. only key images for a PACS that refuses SR and SEG.",
+    )
     timeout_s: float = Field(30, gt=0, description="Association and DIMSE timeout when sending.")
     tls_ca_file: Path | None = Field(None, description="CA bundle that signs tls: destinations; unset: system CAs.")
     tls_cert_file: Path | None = Field(None, description="Our client certificate, for destinations that ask one.")
@@ -32,6 +52,9 @@ class ExportConfig(OutboxPolicy):
         require_files(self, "tls_ca_file", "tls_cert_file", "tls_key_file")
         require_together(self, "tls_cert_file", "tls_key_file")
         return self
+
+    def kinds_for(self, destination: str) -> set[ResultKind]:
+        return set(self.kinds_by_destination.get(destination, self.kinds))
 
     def tls_context(self) -> ssl.SSLContext:
         """The client context for tls: destinations (TLS 1.2 or later, server certificate verified)."""

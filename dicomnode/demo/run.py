@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pydicom
+from pydicom.uid import SecondaryCaptureImageStorage
+from sqlalchemy import Engine, func, select
 
+from dicomnode.catalog.db import open_catalog
+from dicomnode.catalog.schema import Export
+from dicomnode.catalog.states import UNSENT
 from dicomnode.demo.synthetic import SeriesSpec, SyntheticPatient, radiograph, write_volume_series
 from dicomnode.errors import DicomnodeError
 
@@ -135,7 +141,7 @@ def run_demo(
             say(f"pushed {study.title} ({len(files)} instance{'s' * (len(files) > 1)}) with storescu")
         say("waiting for the node: study completion (2 s quiet), analysis, SR/SEG to PACS ...")
         api = httpx.Client(base_url=f"http://127.0.0.1:{http_port}", headers={"Authorization": f"Bearer {token}"})
-        received = _wait_for_results(api, workdir / "pacs", titles, timeout_s)
+        received = _wait_for_results(api, workdir, titles, timeout_s)
         worklist = api.get("/api/worklist").json()["items"]
         run = DemoRun(workdir, f"http://127.0.0.1:{http_port}/", token, titles, received, worklist)
         for line in summary(run):
@@ -175,7 +181,8 @@ def summary(run: DemoRun) -> list[str]:
     lines = ["", "PACS stand-in received (results the node sent back as DICOM):"]
     for uid, title in run.titles.items():
         got = run.pacs_received.get(uid, [])
-        lines.append(f"  {title:40s} {', '.join(sorted(got)) or 'nothing'}")
+        kinds = [f"{n} {kind}s" if n > 1 else kind for kind, n in sorted(Counter(got).items())]
+        lines.append(f"  {title:40s} {', '.join(kinds) or 'nothing'}")
     lines += ["", "Reading worklist, most urgent first (arrival order was the order pushed above):"]
     for item in run.worklist:
         lines.append(
@@ -190,21 +197,29 @@ def summary(run: DemoRun) -> list[str]:
     return lines
 
 
-def _wait_for_results(api: httpx.Client, pacs: Path, titles: dict[str, str], timeout_s: float) -> dict[str, list[str]]:
-    """Until every study was analysed (its item has an AI entry) and every acute one's results reached the PACS."""
+def _wait_for_results(
+    api: httpx.Client, workdir: Path, titles: dict[str, str], timeout_s: float
+) -> dict[str, list[str]]:
+    """Until every study was analysed (its item has an AI entry) and the node's outbox has sent everything."""
     deadline = time.monotonic() + timeout_s
+    catalog = open_catalog(f"sqlite:///{workdir / 'catalog.sqlite'}")
     while True:
-        received = _received(pacs)
         items = api.get("/api/worklist").json()["items"] if _up(api) else []
         analysed = sum(1 for i in items if _has_ai(api, i["uid"]))
-        if analysed == len(titles) and all(received.get(uid) for uid in titles):
-            return received
+        if analysed == len(titles) and _outbox_empty(catalog):
+            return _received(workdir / "pacs")
         if time.monotonic() > deadline:
             raise DemoError(
                 f"after {timeout_s:.0f} s only {analysed} of {len(titles)} studies were analysed; "
                 "see node.log in the work folder"
             )
         time.sleep(1)
+
+
+def _outbox_empty(catalog: Engine) -> bool:
+    with catalog.connect() as conn:
+        unsent = conn.scalar(select(func.count()).where(Export.state.in_(UNSENT)))
+        return unsent == 0 and conn.scalar(select(func.count()).select_from(Export)) > 0
 
 
 def _has_ai(api: httpx.Client, uid: str) -> bool:
@@ -225,7 +240,8 @@ def _received(pacs: Path) -> dict[str, list[str]]:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
         except Exception:  # storescp may be writing it
             continue
-        found.setdefault(str(ds.StudyInstanceUID), []).append(str(ds.Modality))
+        kind = "key image" if ds.SOPClassUID == SecondaryCaptureImageStorage else str(ds.Modality)
+        found.setdefault(str(ds.StudyInstanceUID), []).append(kind)
     return found
 
 

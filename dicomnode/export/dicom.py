@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,12 +19,13 @@ from sqlalchemy import Connection, Engine, select
 from dicomnode.catalog.db import insert_for, utcnow
 from dicomnode.catalog.schema import Export, Study
 from dicomnode.catalog.states import OutboxState
-from dicomnode.config.export import ExportConfig
+from dicomnode.config.export import ExportConfig, ResultKind
 from dicomnode.dicom import status as dimse
 from dicomnode.dicom.scu import Destination, SendResult, send_files
 from dicomnode.export import outbox
 from dicomnode.ops import audit
 from dicomnode.receive.storage import Storage
+from dicomnode.results.store import StoredInstance
 
 log = logging.getLogger(__name__)
 _exports = Export.__table__
@@ -41,12 +43,22 @@ class Send:
 
 
 def enqueue(
-    conn: Connection, study_pk: int, result_uid: str, instances: list[tuple[str, str]], destinations: list[str]
+    conn: Connection,
+    study_pk: int,
+    result_uid: str,
+    instances: list[StoredInstance],
+    destinations: list[str],
+    kinds_for: Callable[[str], set[ResultKind]],
 ) -> int:
-    """Arm a send of each (SOP Instance UID, path) to each destination; a re-run re-arms the same rows."""
+    """Arm a send of each instance to each destination that takes its kind; a re-run re-arms the same rows.
+    The number armed."""
     now = utcnow()
-    for sop_uid, path in instances:
+    armed = 0
+    for sop_uid, path, kind in instances:
         for destination in destinations:
+            if kind not in kinds_for(destination):
+                continue
+            armed += 1
             stmt = insert_for(conn.dialect.name, _exports).values(
                 study_fk=study_pk,
                 result_uid=result_uid,
@@ -68,7 +80,7 @@ def enqueue(
                 "sent_at": None,
             }
             conn.execute(stmt.on_conflict_do_update(index_elements=["sop_instance_uid", "destination"], set_=rearm))
-    return len(instances) * len(destinations)
+    return armed
 
 
 def claim_due(conn: Connection, limit: int = 200) -> list[Send]:

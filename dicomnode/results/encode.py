@@ -1,4 +1,5 @@
-"""One result to its DICOM instances: the SEG of each series with masks, then the SR that references them."""
+"""One result to its DICOM instances: the SEG of each series with masks, the SR that references them, and a
+Secondary Capture key image per finding."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pydicom import Dataset
 from dicomnode.errors import DicomnodeError
 from dicomnode.results.content import AnalysedSeries, repair_temporal_values
 from dicomnode.results.identity import ResultIdentity
+from dicomnode.results.sc import build_key_images
 from dicomnode.results.seg import build_seg
 from dicomnode.results.sr import build_sr
 from models.manifest import Code
@@ -25,7 +27,7 @@ _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "
 
 
 def encode_result(series: list[AnalysedSeries], identity: ResultIdentity, looked_for: list[Code]) -> list[Dataset]:
-    """SEGs first, then the SR. Raises ResultEncodingError (retrying will not help)."""
+    """SEGs first, then the SR, then the key images. Raises ResultEncodingError (retrying will not help)."""
     for s in series:
         repaired = repair_temporal_values(s.sources)
         if repaired:
@@ -67,4 +69,4 @@ def _encode(series: list[AnalysedSeries], identity: ResultIdentity, looked_for: 
         if seg is not None:
             segs.append(seg)
         first_index += len(s.findings)
-    return [*segs, build_sr(series, identity, looked_for, segs)]
+    return [*segs, build_sr(series, identity, looked_for, segs), *build_key_images(series, identity)]

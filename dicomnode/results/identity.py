@@ -10,6 +10,7 @@ from dicomnode.dicom.uids import derived_uid
 MANUFACTURER = "dicomnode"
 SR_SERIES_NUMBER = 9901
 SEG_SERIES_NUMBER = 9902
+KEY_IMAGE_SERIES_NUMBER = 9903
 
 
 def software_version() -> str:
@@ -53,6 +54,14 @@ class ResultIdentity:
     def seg_uid(self, series_uid: str) -> str:
         """One SEG per analysed series that has masks."""
         return self._uid("seg", series_uid)
+
+    @property
+    def key_image_series_uid(self) -> str:
+        return self._uid("key-image-series")
+
+    def key_image_uid(self, index: int) -> str:
+        """The Secondary Capture of finding `index`."""
+        return self._uid("key-image", str(index))
 
     def tracking_uid(self, index: int) -> str:
         """The same in the SR group and the SEG segment of the finding, so a viewer links them."""

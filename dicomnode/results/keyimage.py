@@ -35,20 +35,26 @@ def grey_slice(ds: pydicom.Dataset) -> np.ndarray:
     return grey.astype(np.uint8)
 
 
-def render(grey: np.ndarray, key: KeyImage, max_side: int | None = None) -> Image.Image:
-    """RGB image of the slice with the box and the caption band, scaled so its longer side is at most `max_side`."""
+def caption(label: str, probability: float, model: str, model_version: str) -> tuple[str, ...]:
+    return (f"{label} {probability:.0%}", f"{model} {model_version}")
+
+
+def render(grey: np.ndarray, key: KeyImage, side: int | None = None) -> Image.Image:
+    """RGB image of the slice with the box and the caption band, scaled so that its longer side is `side`; the
+    caption grows with the image, so it stays readable when a PACS shrinks it to a thumbnail."""
     image = Image.fromarray(grey).convert("RGB")
-    scale = 1.0
-    if max_side and max(image.size) > max_side:
-        scale = max_side / max(image.size)
+    scale = side / max(image.size) if side else 1.0
+    if scale != 1.0:
         image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
     draw = ImageDraw.Draw(image)
     r0, c0, r1, c1 = (round(v * scale) for v in key.box)
-    margin = 3  # the outline sits just outside the region, never over it
-    draw.rectangle((c0 - margin, r0 - margin, c1 + margin, r1 + margin), outline=_BOX, width=2)
-    font = ImageFont.load_default()
+    stroke = max(2, image.width // 256)
+    margin = 1 + stroke  # the outline sits just outside the region, never over it
+    draw.rectangle((c0 - margin, r0 - margin, c1 + margin, r1 + margin), outline=_BOX, width=stroke)
+    font_px = max(11, image.width // 40)
+    font = ImageFont.load_default(size=font_px)
     lines = [*key.caption, NOT_FOR_DIAGNOSIS]
-    line_height = 12
+    line_height = font_px + 4
     band = line_height * len(lines) + 6
     canvas = Image.new("RGB", (image.width, image.height + band), "black")
     canvas.paste(image, (0, 0))

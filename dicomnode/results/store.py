@@ -4,19 +4,36 @@
 from __future__ import annotations
 
 import io
+from typing import NamedTuple
 
 from pydicom import Dataset
+from pydicom.uid import SecondaryCaptureImageStorage, SegmentationStorage
 from sqlalchemy import Connection
 
 from dicomnode.catalog.db import utcnow
 from dicomnode.catalog.records import record_derived_instance
+from dicomnode.config.export import ResultKind
 from dicomnode.receive.storage import Storage
+
+
+class StoredInstance(NamedTuple):
+    sop_instance_uid: str
+    path: str  # relative to the storage root
+    kind: ResultKind
+
+
+def kind_of(ds: Dataset) -> ResultKind:
+    if ds.SOPClassUID == SegmentationStorage:
+        return ResultKind.SEG
+    if ds.SOPClassUID == SecondaryCaptureImageStorage:
+        return ResultKind.SC
+    return ResultKind.SR
 
 
 def store_instances(
     conn: Connection, storage: Storage, study_pk: int, producer: str, datasets: list[Dataset]
-) -> list[tuple[str, str]]:
-    """Write each data set durably and index it in the catalog; (SOP Instance UID, relative path) of each.
+) -> list[StoredInstance]:
+    """Write each data set durably and index it in the catalog; what and where each one is.
     The files are durable before the caller commits; a rollback leaves files the next run overwrites."""
     stored = []
     for ds in datasets:
@@ -46,5 +63,5 @@ def store_instances(
                 "received_at": utcnow(),
             },
         )
-        stored.append((str(ds.SOPInstanceUID), path))
+        stored.append(StoredInstance(str(ds.SOPInstanceUID), path, kind_of(ds)))
     return stored

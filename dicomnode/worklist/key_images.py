@@ -37,9 +37,7 @@ def key_image_png(conn: Connection, storage_root: Path, study_pk: int, result_ui
     if path is None or not (storage_root / path).is_file():
         raise NoKeyImage(f"the slice of finding {index} is no longer stored")
     grey = keyimage.grey_slice(pydicom.dcmread(storage_root / path))
-    caption = (
-        f"{finding['label']} {finding['probability']:.0%}",
-        f"{row.model} {row.model_version}",
-    )
-    image = keyimage.render(grey, keyimage.KeyImage((y0, x0, y1, x1), caption), THUMBNAIL_SIDE)
+    caption = keyimage.caption(finding["label"], finding["probability"], row.model, row.model_version)
+    side = min(THUMBNAIL_SIDE, max(grey.shape))  # shrunk to a thumbnail, never enlarged
+    image = keyimage.render(grey, keyimage.KeyImage((y0, x0, y1, x1), caption), side)
     return keyimage.png(image)

@@ -25,10 +25,11 @@ from dicomnode.catalog.states import (
     sources,
 )
 from dicomnode.config.analysis import AnalysisConfig
-from dicomnode.config.export import ExportConfig
+from dicomnode.config.export import ExportConfig, ResultKind
 from dicomnode.export import dicom as dicom_export
 from dicomnode.jobs import lifecycle as jobs
 from dicomnode.receive.header import InstanceHeader
+from dicomnode.results.store import StoredInstance
 from tests.support.instances import header
 
 TABLES = [
@@ -105,7 +106,8 @@ def test_job_and_outbox_runs_move_only_along_their_tables(any_catalog: Engine) -
         require_move(JOB_MOVES, old, JobState(new))
 
     with any_catalog.begin() as conn:
-        dicom_export.enqueue(conn, pk, "2.25.1", [("1.2.9.9", "x/y.dcm")], ["PACS@127.0.0.1:104"])
+        sr = StoredInstance("1.2.9.9", "x/y.dcm", ResultKind.SR)
+        dicom_export.enqueue(conn, pk, "2.25.1", [sr], ["PACS@127.0.0.1:104"], lambda _: {ResultKind.SR})
         [send] = dicom_export.claim_due(conn)
         dicom_export.record_failure(conn, send, "down", None, ExportConfig(max_attempts=1))
     with any_catalog.connect() as conn:

@@ -32,23 +32,23 @@ def exports(node, state: str | None = None) -> list[dict]:  # noqa: ANN001
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
-def test_sr_and_seg_arrive_at_pacs_valid_and_are_part_of_the_study(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+def test_sr_seg_and_key_image_arrive_at_pacs_valid_and_are_part_of_the_study(start_node, tmp_path: Path) -> None:  # noqa: ANN001
     pacs = StoreSCP(tmp_path / "pacs").start()
     try:
         node = exporting_node(start_node, pacs.destination)
         spec, files = series(tmp_path, 12, lesion_hu=80)
         assert storescu(node, files).returncode == 0
-        sent = wait_for(lambda: (rows := exports(node, "sent")) and len(rows) == 2 and rows, timeout=90)
+        sent = wait_for(lambda: (rows := exports(node, "sent")) and len(rows) == 3 and rows, timeout=90)
         assert {r["destination"] for r in sent} == {pacs.destination}
         received = {pydicom.dcmread(p).Modality: p for p in pacs.received()}
-        assert set(received) == {"SR", "SEG"}
+        assert set(received) == {"SR", "SEG", "OT"}  # OT: the Secondary Capture key image
         for path in received.values():
             validate(path)
             ds = pydicom.dcmread(path)
             assert ds.StudyInstanceUID == spec.study_uid and ds.SeriesDescription.startswith("AI standin-hyperdense")
         listed = node_cli(node, "studies").stdout  # the results are part of the study in our own catalog
         row = next(line for line in listed.splitlines() if spec.study_uid in line)
-        assert "SEG" in row and "SR" in row and " 14 " in row, row  # 12 images + SEG + SR
+        assert "SEG" in row and "SR" in row and " 15 " in row, row  # 12 images + SEG + SR + key image
     finally:
         pacs.stop()
 
@@ -67,9 +67,9 @@ def test_a_destination_down_then_back_gets_each_result_exactly_once(start_node, 
     pacs.start()
     try:
         node.start()
-        wait_for(lambda: len(exports(node, "sent")) == 2, timeout=60)
+        wait_for(lambda: len(exports(node, "sent")) == 3, timeout=60)
         time.sleep(2)  # any duplicate send would arrive now
-        assert len(pacs.received()) == 2
+        assert len(pacs.received()) == 3
     finally:
         pacs.stop()
 
@@ -80,9 +80,9 @@ def test_a_failure_status_worth_retrying_is_retried_then_dead(start_node, tmp_pa
         node = exporting_node(start_node, busy.destination, max_attempts=3)
         _, files = series(tmp_path, 6, lesion_hu=80)
         assert storescu(node, files).returncode == 0
-        dead = wait_for(lambda: (rows := exports(node, "dead")) and len(rows) == 2 and rows, timeout=90)
+        dead = wait_for(lambda: (rows := exports(node, "dead")) and len(rows) == 3 and rows, timeout=90)
         assert all(r["attempts"] == 3 and "answered failure status 0xA700" in r["last_error"] for r in dead)
-        assert busy.offered == 6
+        assert busy.offered == 9  # 3 instances x 3 attempts
     finally:
         busy.stop()
 
@@ -93,12 +93,12 @@ def test_a_refusal_retrying_cannot_fix_is_dead_at_once_and_retryable_by_hand(sta
         node2 = exporting_node(start_node, wrong.destination, max_attempts=5)
         _, files = series(tmp_path, 6, lesion_hu=80)
         assert storescu(node2, files).returncode == 0
-        dead = wait_for(lambda: (rows := exports(node2, "dead")) and len(rows) == 2 and rows, timeout=90)
+        dead = wait_for(lambda: (rows := exports(node2, "dead")) and len(rows) == 3 and rows, timeout=90)
         assert all(r["attempts"] == 1 and "0xA900" in r["last_error"] for r in dead), dead
         retried = node_cli(node2, "exports", "retry", str(dead[0]["id"]))
         assert retried.returncode == 0 and "pending again" in retried.stdout
         assert node_cli(node2, "exports", "retry", "999999").returncode == 1
-        wait_for(lambda: wrong.offered >= 3, timeout=30)  # it was tried again
+        wait_for(lambda: wrong.offered >= 4, timeout=30)  # it was tried again
     finally:
         wrong.stop()
     wait_jobs(open_catalog(node2.catalog_url), 1, {"done"})
@@ -118,8 +118,8 @@ def test_results_go_to_a_tls_destination_verified_against_our_ca(start_node, tmp
         node = exporting_node(start_node, pacs.destination, tls_ca_file=str(pki["ca"]))
         _, files = series(tmp_path, 6, lesion_hu=80)
         assert storescu(node, files).returncode == 0
-        wait_for(lambda: len(exports(node, "sent")) == 2, timeout=90)
-        assert pacs.offered == 2
+        wait_for(lambda: len(exports(node, "sent")) == 3, timeout=90)
+        assert pacs.offered == 3
     finally:
         pacs.stop()
 
@@ -137,3 +137,27 @@ def test_a_tls_destination_with_an_untrusted_certificate_is_not_sent_to(start_no
         assert pacs.offered == 0
     finally:
         pacs.stop()
+
+
+def test_each_destination_gets_the_kinds_it_takes(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    full, key_images_only = StoreSCP(tmp_path / "full").start(), StoreSCP(tmp_path / "old").start()
+    try:
+        rules = [
+            {
+                **rule("ct", ["standin-hyperdense"], modality=["CT"]),
+                "destinations": [full.destination, key_images_only.destination],
+            }
+        ]
+        node = start_node(
+            export={**FAST_RETRIES, "kinds_by_destination": {key_images_only.destination: ["sc"]}},
+            **analysis_overrides(rules=rules),
+        )
+        _, files = series(tmp_path, 8, lesion_hu=80)
+        assert storescu(node, files).returncode == 0
+        wait_for(lambda: len(exports(node, "sent")) == 4, timeout=90)  # 3 kinds + 1
+        assert sorted(pydicom.dcmread(p).Modality for p in full.received()) == ["OT", "SEG", "SR"]
+        assert [pydicom.dcmread(p).Modality for p in key_images_only.received()] == ["OT"]
+        assert {r["destination"] for r in exports(node)} == {full.destination, key_images_only.destination}
+    finally:
+        full.stop()
+        key_images_only.stop()

@@ -113,7 +113,7 @@ def test_dicomnode_demo_runs_and_explains_itself(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "pushed CT head, routine order, acute bleed (32 instances) with storescu" in out
-    assert "CT head, routine order, acute bleed      SEG, SR" in out
+    assert "CT head, routine order, acute bleed      SEG, SR, key image" in out
     assert "   1. CT head, routine order, acute bleed      AI: intracranial hemorrhage p=" in out
     assert "not for clinical use" in out
 

@@ -171,3 +171,35 @@ def test_library_messages_pass_unless_they_quote_a_header_value() -> None:
         "routine is not allowed here",
     ):
         assert not quotes_no_values(leaky, [ds]), leaky
+
+
+def test_each_finding_gets_a_secondary_capture_key_image(ct_case, tmp_path: Path) -> None:  # noqa: ANN001
+    from dicomnode.results.keyimage import NOT_FOR_DIAGNOSIS
+    from dicomnode.results.sc import SIDE, build_key_images
+
+    series, case, spec = ct_case
+    ident = identity(series.study_uid, spec)
+    images = build_key_images([case], ident)
+    assert [ds.SOPInstanceUID for ds in images] == [ident.key_image_uid(i) for i in range(len(case.findings))]
+    assert [ds.SOPInstanceUID for ds in build_key_images([case], ident)] == [ds.SOPInstanceUID for ds in images]
+    for k, (sc, finding) in enumerate(zip(images, case.findings, strict=True)):
+        path = tmp_path / f"sc{k}.dcm"
+        sc.save_as(path, enforce_file_format=True)
+        validate(path)
+        back = pydicom.dcmread(path)
+        assert back.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7" and back.Modality == "OT"
+        assert (back.StudyInstanceUID, back.PatientID) == (series.study_uid, case.sources[0].PatientID)
+        assert back.SeriesInstanceUID == ident.key_image_series_uid and back.SeriesInstanceUID != series.series_uid
+        assert back.BurnedInAnnotation == "YES" and back.ImageComments == NOT_FOR_DIAGNOSIS
+        source = case.sources[finding.centre_slice]
+        assert back.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+        rgb = back.pixel_array
+        assert back.PhotometricInterpretation == "RGB" and rgb.shape[1] == SIDE  # a square slice: 1024 wide
+        yellow = (rgb[..., 0] > 200) & (rgb[..., 1] > 180) & (rgb[..., 2] < 60)
+        rows, cols = np.nonzero(yellow)
+        scale = SIDE / 128
+        _, y0, x0, _, y1, x1 = finding.bbox
+        assert rows.min() < y0 * scale <= y1 * scale < rows.max(), "the box surrounds the finding"
+        assert cols.min() < x0 * scale <= x1 * scale < cols.max()
+        band = rgb[SIDE:]  # the caption below the image: white text on black
+        assert (band > 200).all(axis=-1).sum() > 500, "no caption burned in"

@@ -46,7 +46,7 @@ def test_the_renderer_boxes_the_finding_outside_its_region_and_adds_the_caption_
     grey = np.full((100, 80), 60, dtype=np.uint8)
     image = keyimage.render(grey, keyimage.KeyImage((40, 30, 50, 45), ("bleed 93%", "model 1.0")))
     pixels = np.asarray(image)
-    assert image.size == (80, 100 + 12 * 3 + 6), "three caption lines below the image, none over it"
+    assert image.size == (80, 100 + 15 * 3 + 6), "three caption lines (11 px text) below the image, none over it"
     yellow = np.all(pixels[:100] == (255, 214, 0), axis=-1)
     rows, cols = np.nonzero(yellow)
     assert rows.min() < 40 and rows.max() >= 50 and cols.min() < 30 and cols.max() >= 45
