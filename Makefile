@@ -18,7 +18,7 @@ $(BIN)/dicomnode: pyproject.toml
 venv: $(BIN)/dicomnode
 
 system-deps:
-	scripts/system-deps.sh dcmtk dicom3tools redis-server postgresql systemd chromium chromium-driver
+	scripts/system-deps.sh dcmtk dicom3tools redis-server postgresql systemd chromium chromium-driver orthanc
 
 run: $(BIN)/dicomnode
 	$(BIN)/dicomnode serve $(if $(CONFIG),--config $(CONFIG))
@@ -33,7 +33,6 @@ test: $(BIN)/dicomnode system-deps
 	$(BIN)/pytest -q
 
 bench: $(BIN)/dicomnode system-deps
-	scripts/system-deps.sh orthanc || echo "Orthanc not installed: benchmarking without it"
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/inference.py

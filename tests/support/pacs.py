@@ -3,11 +3,13 @@ answers a chosen failure status (real DIMSE on a real socket, for refusals store
 
 from __future__ import annotations
 
+import json
 import ssl
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
 from tests.support.helpers import DCMTK_ENV, free_port, require_tool, wait_for
@@ -77,3 +79,58 @@ class RefusingSCP:
     def stop(self) -> None:
         self._server.shutdown()
         time.sleep(0.1)
+
+
+class OrthancPACS:
+    """Orthanc (the Debian package) as the destination PACS: it stores what it is sent and answers REST."""
+
+    def __init__(self, folder: Path, ae_title: str = "ORTHANC") -> None:
+        self.folder, self.ae_title = folder, ae_title
+        self.port, self.http_port = free_port(), free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def destination(self) -> str:
+        return f"{self.ae_title}@127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> OrthancPACS:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = self.folder / "orthanc.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "Name": "dicomnode-test",
+                    "StorageDirectory": str(self.folder / "db"),
+                    "IndexDirectory": str(self.folder / "db"),
+                    "DicomAet": self.ae_title,
+                    "DicomPort": self.port,
+                    "HttpPort": self.http_port,
+                    "RemoteAccessAllowed": False,
+                    "AuthenticationEnabled": False,
+                    "DicomCheckCalledAet": True,
+                    "Plugins": [],
+                }
+            )
+        )
+        log = open(self.folder / "orthanc.log", "ab")  # noqa: SIM115 - the child owns it
+        self.proc = subprocess.Popen([require_tool("Orthanc"), str(config)], stdout=log, stderr=subprocess.STDOUT)
+        wait_for(lambda: self._answers(), timeout=30)
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/system", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
