@@ -9,7 +9,9 @@ and the key. Torch-free, so the node can read manifests to route and rank.
     task = "segmentation"            # segmentation | detection | classification
     dims = 3                         # the network sees volumes (3) or single slices/images (2)
     modalities = ["CT"]
-    body_parts = ["HEAD", "BRAIN"]
+    body_parts = ["HEAD", "BRAIN"]     # another region named by the header or descriptions: out of scope
+    contrast = "without"             # with | without | any (default): what the header must not contradict
+    field_of_view_mm = [150, 320]    # in-plane extent of the images it reads (optional)
     weights = "my-ich.pt2"           # relative to the manifest
     format = "pt2"                   # pt2 (torch.export) | torchscript | python (network below + state dict)
 
@@ -129,6 +131,8 @@ class Manifest(_Strict):
     description: str = ""
     modalities: list[str] = Field(min_length=1)
     body_parts: list[str] = Field(default_factory=list)
+    contrast: Literal["with", "without", "any"] = "any"  # a study whose header says otherwise is out of scope
+    field_of_view_mm: tuple[float, float] | None = None  # in-plane extent (min, max) of the images it reads
     weights: str | None = Field(default=None, min_length=1)
     format: Literal["pt2", "torchscript", "python"] = "pt2"
     network: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")  # python format: "module:Class"
@@ -145,6 +149,8 @@ class Manifest(_Strict):
             raise ValueError("format python needs network = 'module:Class'")
         if self.format != "python" and (self.weights is None or self.network is not None):
             raise ValueError(f"format {self.format} needs weights and no network")
+        if self.field_of_view_mm is not None and not 0 < self.field_of_view_mm[0] < self.field_of_view_mm[1]:
+            raise ValueError("field_of_view_mm needs 0 < min < max")
         prep = self.preprocessing
         for key in ("spacing_mm", "input_size", "pad_multiple"):
             value = getattr(prep, key)

@@ -65,7 +65,7 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
         paths = series_instance_paths(conn, claim.study_pk, claim.series_uids)
     loaded = [load_series_with_sources([rt.storage.absolute(p) for p in ps], uid) for uid, ps in paths.items()]
     spec = rt.registry.get(claim.model)
-    loaded = in_scope(loaded, spec.manifest.modalities if spec.manifest else None, claim.model, claim.job_id)
+    loaded = in_scope(loaded, spec.manifest, claim.model, claim.job_id)
     timings.mark("load_s")
     model = rt.model(claim.model)
     analysed = [AnalysedSeries(v.series_uid, sources, model.predict(v)) for v, sources in loaded]

@@ -1,40 +1,167 @@
-"""The scope gate: only series a model accepts reach it. A routing rule wider than the model must not feed MR
-to a CT network; a study with nothing in scope fails for good and says why."""
+"""The scope gate: only series a model was made for reach it. A routing rule wider than the model must not feed a
+CT chest, a contrast study or a sagittal reformat to a non-contrast axial head CT network: it would answer
+anyway ("intracranial hemorrhage, 2 litres"). Every check reads the headers or a cheap image statistic, before
+the model runs; a series that fails one is skipped with its reason, and a study with nothing left is out of
+scope, with the reasons, never a finding."""
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable
 
+import numpy as np
 from pydicom import Dataset
+from scipy import ndimage
 
 from dicomnode.errors import DicomnodeError
 from models.image import ImageVolume
+from models.manifest import Manifest
 
 Loaded = tuple[ImageVolume, list[Dataset]]
 log = logging.getLogger(__name__)
+
+# Body regions, each with the Body Part Examined values (PS3.16 Annex L) and description words that name it.
+REGIONS: dict[str, set[str]] = {
+    "HEAD": {"HEAD", "BRAIN", "SKULL", "CRANIUM", "CEREBRUM", "HEADNECK", "ORBIT", "SINUS", "IAC", "TEMPORALBONE"},
+    "NECK": {"NECK", "CSPINE", "LARYNX", "THYROID"},
+    "CHEST": {"CHEST", "THORAX", "LUNG", "LUNGS", "RIB", "RIBS", "TSPINE", "HEART", "CARDIAC", "CHESTABDOMEN"},
+    "ABDOMEN": {"ABDOMEN", "ABD", "PELVIS", "LIVER", "KIDNEY", "LSPINE", "CHESTABDOMEN", "ABDOMENPELVIS"},
+    "EXTREMITY": {"HAND", "WRIST", "ELBOW", "ARM", "SHOULDER", "HIP", "KNEE", "LEG", "ANKLE", "FOOT", "EXTREMITY"},
+}
+_WORD = re.compile(r"[A-Z]+")
+_NO_CONTRAST = re.compile(r"\b(without|w/o|wo|non[- ]?contrast|no contrast|nativ|plain|nc)\b", re.IGNORECASE)
+_CONTRAST = re.compile(r"\b(contrast|c\+|cta|angio\w*|post[- ]?contrast|enhanced|arterial|venous|iv)\b", re.IGNORECASE)
 
 
 class OutOfScope(DicomnodeError):
     """The study is not what the model was made for; the message says why. The model is not run."""
 
 
-def in_scope(loaded: list[Loaded], modalities: list[str] | None, model: str, job_id: int) -> list[Loaded]:
-    """The loaded series of a modality the model accepts (all of them when it declares none)."""
-    if modalities is None:
+def in_scope(loaded: list[Loaded], manifest: Manifest | None, model: str, job_id: int) -> list[Loaded]:
+    """The loaded series the model was made for (all of them when it has no manifest); raise OutOfScope when none
+    is, naming each series' reason."""
+    if manifest is None:
         return loaded
-    kept = [(v, s) for v, s in loaded if v.modality.upper() in modalities]
-    volumes = [v for v, _ in loaded]
-    for v in volumes:
-        if all(v is not k for k, _ in kept):
-            log.warning(
-                "job %d: series %s is %s; %s accepts %s: skipped",
-                job_id,
-                v.series_uid,
-                v.modality or "of no modality",
-                model,
-                ", ".join(modalities),
-            )
+    kept, reasons = [], []
+    for volume, sources in loaded:
+        reason = first_reason(volume, sources, manifest)
+        if reason is None:
+            kept.append((volume, sources))
+            continue
+        reasons.append(reason)
+        log.warning("job %d: series %s not for %s: %s", job_id, volume.series_uid, model, reason)
     if not kept:
-        found = ", ".join(sorted({v.modality or "none" for v in volumes}))
-        raise OutOfScope(f"model {model} accepts {', '.join(modalities)}; the routed series are {found}")
+        raise OutOfScope(f"not for {model}: {'; '.join(dict.fromkeys(reasons))}")
     return kept
+
+
+def first_reason(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
+    """Why the series is out of the model's scope (the first check it fails), or None."""
+    for check in CHECKS:
+        reason = check(volume, sources, manifest)
+        if reason is not None:
+            return reason
+    return None
+
+
+def regions_of(terms: list[str]) -> set[str]:
+    """The body regions some Body Part Examined values or description words name."""
+    words = {w for t in terms for w in (t.upper().replace(" ", "").replace("_", ""), *_WORD.findall(t.upper()))}
+    return {region for region, names in REGIONS.items() if words & names}
+
+
+def _modality(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
+    accepted = [m.upper() for m in manifest.modalities]
+    if volume.modality.upper() in accepted:
+        return None
+    return f"modality {volume.modality or 'none'}; the model accepts {', '.join(accepted)}"
+
+
+def _body_part(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
+    wanted = regions_of(manifest.body_parts)
+    if not wanted:
+        return None
+    header = sources[0]
+    stated = str(header.get("BodyPartExamined", "") or "")
+    found = regions_of([stated]) if stated else set()
+    where = f"Body Part Examined is {stated}"
+    if not found:  # no (known) body part: the descriptions may still name one
+        texts = [str(header.get(k, "") or "") for k in ("SeriesDescription", "StudyDescription", "ProtocolName")]
+        found = regions_of(texts)
+        where = f"the descriptions name {', '.join(sorted(found))}"
+    if found and not found & wanted:
+        return f"{where}; the model is for {', '.join(sorted(wanted))}"
+    return None
+
+
+def _contrast(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
+    if manifest.contrast == "any":
+        return None
+    given = _contrast_given(sources[0])
+    if given is None or given == (manifest.contrast == "with"):
+        return None
+    return f"{'contrast' if given else 'no contrast'} given; the model is for studies {manifest.contrast} contrast"
+
+
+def _contrast_given(header: Dataset) -> bool | None:
+    """True/False when the header says whether contrast was given; None when it does not say."""
+    agent = str(header.get("ContrastBolusAgent", "") or "").strip()
+    if agent and agent.upper() not in ("NONE", "NO", "N", "0"):
+        return True
+    text = " ".join(str(header.get(k, "") or "") for k in ("SeriesDescription", "StudyDescription", "ProtocolName"))
+    if _NO_CONTRAST.search(text):
+        return False
+    if _CONTRAST.search(text):
+        return True
+    return False if agent else None
+
+
+def _orientation(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
+    """A 3D model trained on axial stacks sees a sagittal or coronal reformat as nonsense."""
+    if manifest.dims != 3 or volume.array.shape[0] < 2:
+        return None
+    normal = volume.affine[:3, 0] / np.linalg.norm(volume.affine[:3, 0])
+    if abs(normal[2]) >= 0.8:
+        return None
+    plane = "sagittal" if abs(normal[0]) >= abs(normal[1]) else "coronal"
+    return f"{plane} slices (slice normal {np.round(normal, 2).tolist()}); the model reads axial stacks"
+
+
+def _field_of_view(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
+    limits = manifest.field_of_view_mm
+    if limits is None:
+        return None
+    _, rows, columns = volume.array.shape
+    fov = max(rows * volume.spacing_mm[1], columns * volume.spacing_mm[2])
+    if limits[0] <= fov <= limits[1]:
+        return None
+    return f"field of view {fov:.0f} mm; the model expects {limits[0]:g}-{limits[1]:g} mm"
+
+
+def _head_ct_image(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
+    """On the middle slice of a head CT: bone around the head and no air inside it (lungs, bowel)."""
+    if volume.modality.upper() != "CT" or "HEAD" not in regions_of(manifest.body_parts):
+        return None
+    hu = volume.array[volume.array.shape[0] // 2]
+    body = ndimage.binary_fill_holes(hu > -300)
+    inside = body.sum()
+    if inside == 0:
+        return "no body on the middle slice"
+    air = ((hu < -400) & body).sum() / inside
+    bone = ((hu > 300) & body).sum() / inside
+    if air > 0.05:
+        return f"{air:.0%} of the body on the middle slice is air (lungs or bowel): not a head"
+    if bone < 0.02:
+        return f"only {bone:.1%} of the body on the middle slice is bone: no skull around it"
+    return None
+
+
+CHECKS: list[Callable[[ImageVolume, list[Dataset], Manifest], str | None]] = [
+    _modality,
+    _body_part,
+    _contrast,
+    _orientation,
+    _field_of_view,
+    _head_ct_image,
+]

@@ -17,6 +17,7 @@ from models.registry import builtin_spec
 from tests.support.dicom_files import DISTINCT_PHI, series
 from tests.support.helpers import node_cli, storescu, wait_for
 from tests.support.pipeline import analysis_overrides, job_rows, result_rows, rule, wait_jobs
+from tests.support.scope_cases import chest_ct
 
 STANDIN = builtin_spec("standin-hyperdense")
 
@@ -87,7 +88,18 @@ def test_a_rule_wider_than_its_model_leaves_the_job_out_of_scope_naming_the_moda
     radiograph(SeriesSpec(modality="DX", body_part="CHEST"), image).save_as(path, enforce_file_format=True)
     assert storescu(node, [path]).returncode == 0
     [job] = wait_jobs(open_catalog(node.catalog_url), 1, {"out of scope"}, timeout=90)
-    assert job.attempts == 1 and "accepts CT; the routed series are DX" in job.last_error
+    assert job.attempts == 1 and "modality DX; the model accepts CT" in job.last_error
+
+
+def test_a_chest_ct_routed_to_the_head_model_is_out_of_scope_never_a_finding(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    """The measured case: a CT chest sent to ct-hemorrhage came back as a 2-litre bleed. The gate refuses it from
+    the headers (no body part given here, so from the field of view) before the model is even loaded."""
+    node = start_node(**analysis_overrides(rules=[rule("all-ct", ["ct-hemorrhage"], modality=["CT"])]))
+    volume, sources = chest_ct(tmp_path / "chest", fov_mm=380, body_part="")
+    assert storescu(node, [Path(ds.filename) for ds in sources]).returncode == 0
+    [job] = wait_jobs(open_catalog(node.catalog_url), 1, {"out of scope"}, timeout=90)
+    assert "field of view 380 mm; the model expects 150-320 mm" in job.last_error
+    assert result_rows(open_catalog(node.catalog_url)) == [], "out of scope: no result, no finding"
 
 
 def test_transient_errors_retry_with_backoff_then_fail_visibly_and_retry_on_request(start_node, tmp_path: Path) -> None:  # noqa: ANN001

@@ -56,7 +56,7 @@ def test_five_studies_five_statuses(start_node, tmp_path: Path) -> None:  # noqa
     by_study = {i["study_instance_uid"]: i for i in listed}
     for study, word in (
         (failed.study_uid, "evenly spaced"),
-        (xr.study_uid, "accepts CT; the routed series are DX"),
+        (xr.study_uid, "modality DX; the model accepts CT"),
     ):
         detail = httpx.get(f"{node.http_url}/api/worklist/{by_study[study]['uid']}", headers=ADA, timeout=10).json()
         assert word in detail["ai"][0]["reason"]

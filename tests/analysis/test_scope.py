@@ -1,0 +1,107 @@
+"""The scope gate, on series as a hospital would route them by mistake: a CT chest, a contrast head, a sagittal
+reformat, an abdomen radiograph. Each is refused with its reason before the model runs; the heads it was made
+for pass. Volumes go through the real loader from written DICOM files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from dicomnode.analysis.scope import OutOfScope, first_reason, in_scope
+from dicomnode.analysis.volume import load_series_with_sources
+from dicomnode.demo.synthetic import SeriesSpec, radiograph, write_volume_series
+from models.phantoms.chest_xr import chest_radiograph
+from models.phantoms.ct_head import ct_head
+from models.registry import builtin_spec
+from tests.support.scope_cases import chest_ct
+
+ICH = builtin_spec("ct-hemorrhage").manifest
+CXR = builtin_spec("cxr-pneumothorax").manifest
+
+
+def head(tmp: Path, seed: int = 11, **spec: object):  # noqa: ANN202
+    p = ct_head(np.random.default_rng(seed), bleeds=1)
+    shape = {"n_slices": p.hu.shape[0], "rows": p.hu.shape[1], "columns": p.hu.shape[2]}
+    series = SeriesSpec(**shape, slice_thickness_mm=p.spacing_mm[0], pixel_spacing_mm=p.spacing_mm[1], **spec)
+    return load_series_with_sources(write_volume_series(series, p.hu, tmp), series.series_uid)
+
+
+def test_the_heads_it_was_made_for_pass(tmp_path: Path) -> None:
+    volume, sources = head(tmp_path / "a", body_part="HEAD", description="CT HEAD WO CONTRAST")
+    assert first_reason(volume, sources, ICH) is None
+    volume, sources = head(tmp_path / "b", body_part="", description="")  # nothing said: the image decides
+    assert first_reason(volume, sources, ICH) is None
+
+
+@pytest.mark.parametrize(
+    ("body_part", "fov", "expected"),
+    [
+        ("CHEST", 300, "Body Part Examined is CHEST; the model is for HEAD"),
+        ("", 380, "field of view 380 mm; the model expects 150-320 mm"),
+        ("", 300, "of the body on the middle slice is air (lungs or bowel): not a head"),
+    ],
+)
+def test_a_chest_ct_is_refused_by_header_extent_or_image(
+    tmp_path: Path, body_part: str, fov: int, expected: str
+) -> None:
+    volume, sources = chest_ct(tmp_path, fov, body_part)
+    reason = first_reason(volume, sources, ICH)
+    assert reason is not None and expected in reason
+    with pytest.raises(OutOfScope, match="not for ct-hemorrhage"):
+        in_scope([(volume, sources)], ICH, "ct-hemorrhage", 1)
+
+
+def test_descriptions_name_the_region_when_the_body_part_is_missing(tmp_path: Path) -> None:
+    volume, sources = head(tmp_path, body_part="", description="CT ABDOMEN PELVIS")
+    assert "the descriptions name ABDOMEN; the model is for HEAD" in first_reason(volume, sources, ICH)
+
+
+@pytest.mark.parametrize(
+    ("agent", "description", "refused"),
+    [
+        ("IOHEXOL", "CT HEAD", True),
+        ("", "CTA HEAD", True),
+        ("", "CT HEAD POST CONTRAST", True),
+        ("", "CT HEAD W/O CONTRAST", False),
+        ("NONE", "CT HEAD", False),
+        ("", "CT HEAD", False),  # the header does not say: not refused on this ground
+    ],
+)
+def test_contrast_studies_are_refused_for_a_non_contrast_model(
+    tmp_path: Path, agent: str, description: str, refused: bool
+) -> None:
+    volume, sources = head(tmp_path, body_part="HEAD", description=description)
+    if agent:
+        sources[0].ContrastBolusAgent = agent
+    reason = first_reason(volume, sources, ICH)
+    assert (reason is not None and "contrast given" in reason) == refused, reason
+
+
+def test_a_sagittal_reformat_is_refused(tmp_path: Path) -> None:
+    p = ct_head(np.random.default_rng(5), bleeds=1)
+    hu = np.ascontiguousarray(np.transpose(p.hu, (2, 0, 1)))  # slices along the patient's left-right axis
+    series = SeriesSpec(
+        n_slices=hu.shape[0], rows=hu.shape[1], columns=hu.shape[2], slice_thickness_mm=1.5, pixel_spacing_mm=1.5
+    )
+    paths = write_volume_series(series, hu, tmp_path)
+    for k, path in enumerate(paths):  # rows run head to feet, columns front to back, slices left to right
+        ds = pydicom.dcmread(path)
+        ds.ImageOrientationPatient = [0.0, 1.0, 0.0, 0.0, 0.0, -1.0]
+        ds.ImagePositionPatient = [k * 1.5, 0.0, 0.0]
+        ds.save_as(path, enforce_file_format=True)
+    volume, sources = load_series_with_sources(paths, series.series_uid)
+    assert "sagittal slices" in first_reason(volume, sources, ICH)
+
+
+def test_an_abdomen_radiograph_is_refused_by_the_chest_model(tmp_path: Path) -> None:
+    p = chest_radiograph(np.random.default_rng(8), pneumothorax=False)
+    for body_part, refused in (("ABDOMEN", True), ("CHEST", False)):
+        spec = SeriesSpec(modality="DX", body_part=body_part, pixel_spacing_mm=p.spacing_mm[0])
+        path = tmp_path / f"{body_part}.dcm"
+        radiograph(spec, p.image).save_as(path, enforce_file_format=True)
+        volume, sources = load_series_with_sources([path], spec.series_uid)
+        reason = first_reason(volume, sources, CXR)
+        assert (reason is not None and "Body Part Examined is ABDOMEN" in reason) == refused, reason
