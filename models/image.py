@@ -24,6 +24,7 @@ class ImageVolume:
     series_uid: str
     modality: str
     slice_uids: tuple[str, ...]
+    spacing_known: bool = True  # False: the header gave no pixel spacing (1 mm assumed): no size is reported
 
     def __post_init__(self) -> None:
         if self.array.ndim != 3:

@@ -20,7 +20,7 @@ from dicomnode.catalog.records import series_instance_paths
 from dicomnode.catalog.states import JobOutcome, JobState
 from dicomnode.jobs import lifecycle as jobs
 from dicomnode.jobs.lifecycle import Claim, LostClaim
-from dicomnode.results.content import AnalysedSeries
+from dicomnode.results.content import analysed_series
 from dicomnode.results.encode import ResultEncodingError, encode_result
 from dicomnode.results.identity import ResultIdentity
 from models.findings import Finding
@@ -68,7 +68,7 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
     loaded = in_scope(loaded, spec.manifest, claim.model, claim.job_id)
     timings.mark("load_s")
     model = rt.model(claim.model)
-    analysed = [AnalysedSeries(v.series_uid, sources, model.predict(v)) for v, sources in loaded]
+    analysed = [analysed_series(v.series_uid, s, model.predict(v), v.spacing_known) for v, s in loaded]
     timings.mark("infer_s")
     identity = ResultIdentity.of(claim.study_instance_uid, model.name, model.version, spec.uid)
     looked_for = [o.code for o in spec.manifest.outputs] if spec.manifest else []

@@ -133,8 +133,8 @@ def _projection(datasets: list[pydicom.Dataset], series_uid: str) -> ImageVolume
             "images are analysed without patient geometry"
         )
     ds = datasets[0]
-    pixel_spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or [1.0, 1.0]
-    row_mm, col_mm = (float(v) for v in pixel_spacing)
+    pixel_spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    row_mm, col_mm = (float(v) for v in pixel_spacing or (1.0, 1.0))
     array = pydicom.pixels.apply_modality_lut(ds.pixel_array, ds).astype(np.float32)
     if array.ndim != 2:
         raise StudyUnreadable(f"series {series_uid}: colour projection images are not supported")
@@ -147,4 +147,5 @@ def _projection(datasets: list[pydicom.Dataset], series_uid: str) -> ImageVolume
         series_uid=series_uid,
         modality=str(ds.get("Modality", "")),
         slice_uids=(str(ds.SOPInstanceUID),),
+        spacing_known=bool(pixel_spacing),
     )

@@ -3,7 +3,7 @@ and the codes the standard's templates need, written once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import highdicom as hd
 from pydicom import Dataset
@@ -29,6 +29,19 @@ class AnalysedSeries:
     series_uid: str
     sources: list[Dataset]
     findings: list[Finding]
+    spacing_known: bool = True  # False: sizes were left out of the findings, and the SR says why
+
+
+NO_SPACING = "Measurements omitted: the image header gives no pixel spacing, so sizes would be guesses"
+
+
+def analysed_series(
+    series_uid: str, sources: list[Dataset], findings: list[Finding], spacing_known: bool
+) -> AnalysedSeries:
+    """The series as the encoders take it; without a known pixel spacing its findings carry no measurements."""
+    if not spacing_known:
+        findings = [replace(f, measurements=()) for f in findings]
+    return AnalysedSeries(series_uid, sources, findings, spacing_known)
 
 
 _TEMPORAL = {"DA": DA, "TM": TM, "DT": DT}

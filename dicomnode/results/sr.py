@@ -16,7 +16,7 @@ from pydicom import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import SegmentationStorage
 
-from dicomnode.results.content import MEASUREMENT_NAMES, PROBABILITY, AnalysedSeries, coded, unit
+from dicomnode.results.content import MEASUREMENT_NAMES, NO_SPACING, PROBABILITY, AnalysedSeries, coded, unit
 from dicomnode.results.identity import MANUFACTURER, SR_SERIES_NUMBER, ResultIdentity
 from dicomnode.results.seg import contributing_equipment, segment_numbers
 from models.findings import Finding
@@ -49,7 +49,7 @@ def build_sr(
         observation_context=_observer(identity),
         procedure_reported=codes.SCT.ImagingProcedure,
         imaging_measurements=groups,
-        referenced_images=images,  # the Image Library (TID 1600): what a viewer lists as the report's images
+        referenced_images=_describable(images),  # the Image Library (TID 1600): the report's images
     )
     evidence = images + segs
     sr = hd.sr.Comprehensive3DSR(
@@ -66,6 +66,19 @@ def build_sr(
     sr.SeriesDescription = f"{identity.description} findings"[:64]
     sr.DeviceUID = identity.model_uid
     return sr
+
+
+def _describable(images: list[Dataset]) -> list[Dataset] | None:
+    """The images highdicom can write an Image Library entry for (it needs e.g. a radiograph's pixel spacing);
+    the others are still in the evidence."""
+    described = []
+    for ds in images:
+        try:
+            hd.sr.ImageLibraryEntryDescriptors(ds)
+        except (AttributeError, ValueError, TypeError):
+            continue
+        described.append(ds)
+    return described or None
 
 
 def _observer(identity: ResultIdentity) -> hd.sr.ObservationContext:
@@ -114,8 +127,12 @@ def _finding_group(
             segment_number=segment_number,
             source_series=hd.sr.SourceSeriesForSegmentation(s.series_uid),
         )
-        return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(referenced_segment=segment, **common)
-    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(referenced_region=_rectangle(s, f), **common)
+        group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(referenced_segment=segment, **common)
+    else:
+        group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(referenced_region=_rectangle(s, f), **common)
+    if not s.spacing_known:
+        group[0].ContentSequence.append(_statement(NO_SPACING))
+    return group
 
 
 def _rectangle(s: AnalysedSeries, f: Finding) -> hd.sr.ImageRegion:
@@ -146,10 +163,11 @@ def _absent_group(
         qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=coded(code), value=codes.SCT.Absent)],
     )
     # TID 1501 also allows its qualitative evaluations as TEXT: the same statement, readable by any viewer.
-    statement = hd.sr.TextContentItem(
-        name=QUALITATIVE_EVALUATIONS,
-        value=absent_statement(code, identity),
-        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
-    )
-    group[0].ContentSequence.append(statement)
+    group[0].ContentSequence.append(_statement(absent_statement(code, identity)))
     return group
+
+
+def _statement(text: str) -> hd.sr.TextContentItem:
+    return hd.sr.TextContentItem(
+        name=QUALITATIVE_EVALUATIONS, value=text, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS
+    )

@@ -203,3 +203,31 @@ def test_each_finding_gets_a_secondary_capture_key_image(ct_case, tmp_path: Path
         assert cols.min() < x0 * scale <= x1 * scale < cols.max()
         band = rgb[SIDE:]  # the caption below the image: white text on black
         assert (band > 200).all(axis=-1).sum() > 500, "no caption burned in"
+
+
+def test_a_radiograph_without_pixel_spacing_gets_no_sizes_and_the_sr_says_why(tmp_path: Path) -> None:
+    from dicomnode.analysis.volume import load_series_with_sources
+    from dicomnode.results.content import NO_SPACING, analysed_series
+
+    p = chest_radiograph(np.random.default_rng(9700), pneumothorax=True)
+    series = SeriesSpec(modality="DX", body_part="CHEST", pixel_spacing_mm=1.4)
+    ds = radiograph(series, p.image)
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        if keyword in ds:
+            del ds[keyword]
+    path = tmp_path / "xr.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    spec = builtin_spec("cxr-pneumothorax")
+    volume, sources = load_series_with_sources([path], series.series_uid)
+    assert not volume.spacing_known
+    [finding] = spec.load("cpu").predict(volume)
+    assert finding.measurements, "the model measured, as if pixels were 1 mm"
+    case = analysed_series(series.series_uid, sources, [finding], volume.spacing_known)
+    assert case.findings[0].measurements == ()
+    sr = build_sr([case], identity(series.study_uid, spec), [o.code for o in spec.manifest.outputs], [])
+    sr.save_as(tmp_path / "sr.dcm", enforce_file_format=True)
+    validate(tmp_path / "sr.dcm")
+    dump = subprocess.run(
+        [require_tool("dsrdump"), "+Pl", str(tmp_path / "sr.dcm")], capture_output=True, text=True, check=False
+    ).stdout
+    assert NO_SPACING in dump and "mm2" not in dump and "Area" not in dump
