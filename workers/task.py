@@ -72,7 +72,7 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
     timings.mark("infer_s")
     identity = ResultIdentity.of(claim.study_instance_uid, model.name, model.version, spec.uid)
     looked_for = [o.code for o in spec.manifest.outputs] if spec.manifest else []
-    instances = encode_result(analysed, identity, looked_for)
+    instances = encode_result(analysed, identity, looked_for, rt.settings.export.kinds_wanted(claim.destinations))
     timings.mark("encode_s")
     findings = [_as_record(f, v) for (v, _), a in zip(loaded, analysed, strict=True) for f in a.findings]
     urgency = {o.label: o.urgency for o in spec.manifest.outputs} if spec.manifest else {}

@@ -26,6 +26,8 @@ class ResultKind(StrEnum):
     SR = "sr"  # TID 1500 measurement report
     SEG = "seg"  # segmentation (segmenting models)
     SC = "sc"  # Secondary Capture key image per finding, what any PACS viewer shows
+    GSPS = "gsps"  # Grayscale Softcopy Presentation State: the boxes drawn on the original slices (on request)
+    KOS = "kos"  # Key Object Selection flagging the key slices (on request)
 
 
 DEFAULT_KINDS = [ResultKind.SR, ResultKind.SEG, ResultKind.SC]
@@ -55,6 +57,12 @@ class ExportConfig(OutboxPolicy):
 
     def kinds_for(self, destination: str) -> set[ResultKind]:
         return set(self.kinds_by_destination.get(destination, self.kinds))
+
+    def kinds_wanted(self, destinations: list[str]) -> set[ResultKind]:
+        """What a result's destinations take between them (`kinds` when it has none: it is still stored)."""
+        if not destinations:
+            return set(self.kinds)
+        return set().union(*(self.kinds_for(d) for d in destinations))
 
     def tls_context(self) -> ssl.SSLContext:
         """The client context for tls: destinations (TLS 1.2 or later, server certificate verified)."""

@@ -70,3 +70,11 @@ def coded(code: Code) -> hd.sr.CodedConcept:
 
 def unit(ucum: str) -> hd.sr.CodedConcept:
     return hd.sr.CodedConcept(ucum, "UCUM", UCUM[ucum])
+
+
+def copy_body_part(source: Dataset, target: Dataset) -> None:
+    """Body Part Examined and Laterality from the source image: Laterality is Type 2C on the body part in the
+    General Series module, and dciodvfy wants it absent for an unpaired part it knows of."""
+    for keyword in ("BodyPartExamined", "Laterality"):
+        if source.get(keyword):
+            setattr(target, keyword, source.get(keyword))

@@ -7,9 +7,11 @@ import logging
 
 from pydicom import Dataset
 
+from dicomnode.config.export import ResultKind
 from dicomnode.errors import DicomnodeError
 from dicomnode.results.content import AnalysedSeries, repair_temporal_values
 from dicomnode.results.identity import ResultIdentity
+from dicomnode.results.pr import build_key_object_selection, build_presentation_states
 from dicomnode.results.sc import build_key_images
 from dicomnode.results.seg import build_seg
 from dicomnode.results.sr import build_sr
@@ -26,14 +28,17 @@ class ResultEncodingError(DicomnodeError):
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UR", "UT"}
 
 
-def encode_result(series: list[AnalysedSeries], identity: ResultIdentity, looked_for: list[Code]) -> list[Dataset]:
-    """SEGs first, then the SR, then the key images. Raises ResultEncodingError (retrying will not help)."""
+def encode_result(
+    series: list[AnalysedSeries], identity: ResultIdentity, looked_for: list[Code], kinds: set[ResultKind]
+) -> list[Dataset]:
+    """SEGs first, then the SR, then what `kinds` asks for besides (key images, presentation states, key object
+    selection). Raises ResultEncodingError (retrying will not help)."""
     for s in series:
         repaired = repair_temporal_values(s.sources)
         if repaired:
             log.warning("series %s: %d invalid date/time values left empty in the results", s.series_uid, repaired)
     try:
-        return _encode(series, identity, looked_for)
+        return _encode(series, identity, looked_for, kinds)
     except Exception as exc:
         where = exc.__traceback__
         while where is not None and where.tb_next is not None:
@@ -61,7 +66,9 @@ def quotes_no_values(message: str, datasets: list[Dataset]) -> bool:
     return True
 
 
-def _encode(series: list[AnalysedSeries], identity: ResultIdentity, looked_for: list[Code]) -> list[Dataset]:
+def _encode(
+    series: list[AnalysedSeries], identity: ResultIdentity, looked_for: list[Code], kinds: set[ResultKind]
+) -> list[Dataset]:
     segs: list[Dataset] = []
     first_index = 0
     for s in series:
@@ -69,4 +76,16 @@ def _encode(series: list[AnalysedSeries], identity: ResultIdentity, looked_for: 
         if seg is not None:
             segs.append(seg)
         first_index += len(s.findings)
-    return [*segs, build_sr(series, identity, looked_for, segs), *build_key_images(series, identity)]
+    out = [*segs, build_sr(series, identity, looked_for, segs)]
+    for kind, build in OPTIONAL:
+        if kind in kinds:
+            out.extend(build(series, identity))
+    return out
+
+
+# The kinds encoded only when a destination takes them; SR and SEG are the result itself, always kept.
+OPTIONAL = [
+    (ResultKind.SC, build_key_images),
+    (ResultKind.GSPS, build_presentation_states),
+    (ResultKind.KOS, build_key_object_selection),
+]

@@ -11,6 +11,8 @@ MANUFACTURER = "dicomnode"
 SR_SERIES_NUMBER = 9901
 SEG_SERIES_NUMBER = 9902
 KEY_IMAGE_SERIES_NUMBER = 9903
+PRESENTATION_SERIES_NUMBER = 9904
+KEY_OBJECTS_SERIES_NUMBER = 9905
 
 
 def software_version() -> str:
@@ -62,6 +64,22 @@ class ResultIdentity:
     def key_image_uid(self, index: int) -> str:
         """The Secondary Capture of finding `index`."""
         return self._uid("key-image", str(index))
+
+    @property
+    def presentation_series_uid(self) -> str:
+        return self._uid("gsps-series")
+
+    def presentation_uid(self, series_uid: str) -> str:
+        """The GSPS of an analysed series with findings."""
+        return self._uid("gsps", series_uid)
+
+    @property
+    def key_objects_series_uid(self) -> str:
+        return self._uid("kos-series")
+
+    @property
+    def key_objects_uid(self) -> str:
+        return self._uid("kos")
 
     def tracking_uid(self, index: int) -> str:
         """The same in the SR group and the SEG segment of the finding, so a viewer links them."""

@@ -27,7 +27,7 @@ class KeyImage:
 def grey_slice(ds: pydicom.Dataset) -> np.ndarray:
     """The slice as 8-bit grey, dense bright: the header's window when it has one, else the 0.5-99.5 percentiles."""
     pixels = apply_modality_lut(ds.pixel_array, ds).astype(np.float32)
-    window = _header_window(ds)
+    window = header_window(ds)
     low, high = window if window else tuple(float(v) for v in np.percentile(pixels, (0.5, 99.5)))
     grey = np.clip((pixels - low) / max(high - low, 1e-6), 0, 1) * 255
     if ds.get("PhotometricInterpretation") == "MONOCHROME1":
@@ -70,7 +70,7 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _header_window(ds: pydicom.Dataset) -> tuple[float, float] | None:
+def header_window(ds: pydicom.Dataset) -> tuple[float, float] | None:
     """The first Window Center/Width the header suggests (PS3.3 C.11.2), as (low, high)."""
     try:
         centre, width = (float(_first(ds.get(k))) for k in ("WindowCenter", "WindowWidth"))

@@ -13,7 +13,7 @@ import pydicom
 from pydicom import Dataset
 
 from dicomnode.results import keyimage
-from dicomnode.results.content import AnalysedSeries
+from dicomnode.results.content import AnalysedSeries, copy_body_part
 from dicomnode.results.identity import KEY_IMAGE_SERIES_NUMBER, MANUFACTURER, ResultIdentity
 from dicomnode.results.seg import contributing_equipment
 from models.findings import Finding
@@ -57,9 +57,7 @@ def _key_image(s: AnalysedSeries, f: Finding, index: int, identity: ResultIdenti
     sc.SeriesDescription = f"{identity.description} key images"[:64]
     sc.ImageComments = keyimage.NOT_FOR_DIAGNOSIS
     sc.BurnedInAnnotation = "YES"
-    for keyword in ("BodyPartExamined", "Laterality"):  # Laterality is Type 2C on the body part: copy both
-        if source.get(keyword):
-            setattr(sc, keyword, source.get(keyword))
+    copy_body_part(source, sc)
     sc.DerivationDescription = f"{f.label} found by {identity.model} {identity.model_version}; box and caption drawn"
     reference = Dataset()
     reference.ReferencedSOPClassUID = source.SOPClassUID

@@ -7,7 +7,12 @@ import io
 from typing import NamedTuple
 
 from pydicom import Dataset
-from pydicom.uid import SecondaryCaptureImageStorage, SegmentationStorage
+from pydicom.uid import (
+    GrayscaleSoftcopyPresentationStateStorage,
+    KeyObjectSelectionDocumentStorage,
+    SecondaryCaptureImageStorage,
+    SegmentationStorage,
+)
 from sqlalchemy import Connection
 
 from dicomnode.catalog.db import utcnow
@@ -22,12 +27,16 @@ class StoredInstance(NamedTuple):
     kind: ResultKind
 
 
+_KINDS = {
+    SegmentationStorage: ResultKind.SEG,
+    SecondaryCaptureImageStorage: ResultKind.SC,
+    GrayscaleSoftcopyPresentationStateStorage: ResultKind.GSPS,
+    KeyObjectSelectionDocumentStorage: ResultKind.KOS,
+}
+
+
 def kind_of(ds: Dataset) -> ResultKind:
-    if ds.SOPClassUID == SegmentationStorage:
-        return ResultKind.SEG
-    if ds.SOPClassUID == SecondaryCaptureImageStorage:
-        return ResultKind.SC
-    return ResultKind.SR
+    return _KINDS.get(ds.SOPClassUID, ResultKind.SR)
 
 
 def store_instances(

@@ -54,7 +54,12 @@ def test_results_benchmark_smoke(tmp_path: Path) -> None:
     results = run_bench(
         "results.py", tmp_path / "results.json", "--runs", "1", "--slices", "40", "--size", "128", timeout=300
     )
-    assert results["encode_s"] > 0 and results["deliver_s"] > 0 and results["storescu_s"] > 0
+    assert (
+        results["encode_s"] > 0
+        and results["encode_all_s"] > 0
+        and results["deliver_s"] > 0
+        and results["storescu_s"] > 0
+    )
 
 
 def test_worklist_benchmark_smoke(tmp_path: Path) -> None:

@@ -141,23 +141,21 @@ def test_a_tls_destination_with_an_untrusted_certificate_is_not_sent_to(start_no
 
 def test_each_destination_gets_the_kinds_it_takes(start_node, tmp_path: Path) -> None:  # noqa: ANN001
     full, key_images_only = StoreSCP(tmp_path / "full").start(), StoreSCP(tmp_path / "old").start()
+    states = StoreSCP(tmp_path / "gsps").start()
     try:
-        rules = [
-            {
-                **rule("ct", ["standin-hyperdense"], modality=["CT"]),
-                "destinations": [full.destination, key_images_only.destination],
-            }
-        ]
-        node = start_node(
-            export={**FAST_RETRIES, "kinds_by_destination": {key_images_only.destination: ["sc"]}},
-            **analysis_overrides(rules=rules),
-        )
+        destinations = [full.destination, key_images_only.destination, states.destination]
+        rules = [{**rule("ct", ["standin-hyperdense"], modality=["CT"]), "destinations": destinations}]
+        kinds = {key_images_only.destination: ["sc"], states.destination: ["gsps", "kos"]}
+        node = start_node(export={**FAST_RETRIES, "kinds_by_destination": kinds}, **analysis_overrides(rules=rules))
         _, files = series(tmp_path, 8, lesion_hu=80)
         assert storescu(node, files).returncode == 0
-        wait_for(lambda: len(exports(node, "sent")) == 4, timeout=90)  # 3 kinds + 1
+        wait_for(lambda: len(exports(node, "sent")) == 6, timeout=90)  # 3 default kinds + 1 + 2
         assert sorted(pydicom.dcmread(p).Modality for p in full.received()) == ["OT", "SEG", "SR"]
         assert [pydicom.dcmread(p).Modality for p in key_images_only.received()] == ["OT"]
-        assert {r["destination"] for r in exports(node)} == {full.destination, key_images_only.destination}
+        received = {pydicom.dcmread(p).Modality: p for p in states.received()}
+        assert set(received) == {"PR", "KO"}  # on request only: the others never got them
+        for path in received.values():
+            validate(path)
     finally:
-        full.stop()
-        key_images_only.stop()
+        for scp in (full, key_images_only, states):
+            scp.stop()

@@ -19,6 +19,8 @@ SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.88.34": "sr",  # Comprehensive 3D SR
     "1.2.840.10008.5.1.4.1.1.66.4": "seg",
     "1.2.840.10008.5.1.4.1.1.7": "sc",
+    "1.2.840.10008.5.1.4.1.1.11.1": "gsps",
+    "1.2.840.10008.5.1.4.1.1.88.59": "kos",
 }
 
 
@@ -26,13 +28,16 @@ def test_orthanc_receives_lists_and_previews_every_kind(start_node, tmp_path: Pa
     orthanc = OrthancPACS(tmp_path / "orthanc").start()
     try:
         rules = [{**rule("ct", ["standin-hyperdense"], modality=["CT"]), "destinations": [orthanc.destination]}]
-        node = start_node(export={"poll_seconds": 0.2}, **analysis_overrides(rules=rules))
+        every_kind = {orthanc.destination: list(SOP_CLASSES.values())}
+        node = start_node(
+            export={"poll_seconds": 0.2, "kinds_by_destination": every_kind}, **analysis_overrides(rules=rules)
+        )
         spec, files = series(tmp_path, 10, lesion_hu=80)
         assert storescu(node, files).returncode == 0
 
         def sent() -> list[dict] | None:
             rows = [json.loads(line) for line in node_cli(node, "exports", "--json").stdout.splitlines()]
-            return rows if len(rows) == 3 and all(r["state"] == "sent" for r in rows) else None
+            return rows if len(rows) == 5 and all(r["state"] == "sent" for r in rows) else None
 
         wait_for(sent, timeout=120)
         [study] = orthanc.get("/studies?expand").json()
@@ -42,7 +47,7 @@ def test_orthanc_receives_lists_and_previews_every_kind(start_node, tmp_path: Pa
             tags = orthanc.get(f"/instances/{instance}/simplified-tags").json()
             kinds[SOP_CLASSES[tags["SOPClassUID"]]] = instance
             assert tags["StudyInstanceUID"] == spec.study_uid and tags["PatientID"] == spec.patient.patient_id
-        assert set(kinds) == {"sr", "seg", "sc"}
+        assert set(kinds) == {"sr", "seg", "sc", "gsps", "kos"}
         preview = orthanc.get(f"/instances/{kinds['sc']}/preview")
         assert preview.status_code == 200 and preview.headers["content-type"] == "image/png"
         pixels = np.asarray(Image.open(io.BytesIO(preview.content)).convert("RGB"))
