@@ -98,8 +98,8 @@ def _tracking(identity: ResultIdentity, index: int, label: str) -> hd.sr.Trackin
 
 
 def _measurements(f: Finding) -> list[hd.sr.Measurement]:
-    """The finding's NUMs, without children: OHIF drops a group's values when a NUM has children other than a
-    SCOORD, so the algorithm is named once, by the group."""
+    """The finding's NUMs, with no children but a region (below): OHIF drops a group's values when a NUM has
+    children other than a SCOORD, so the algorithm is named once, by the group."""
     values = [hd.sr.Measurement(name=PROBABILITY, value=f.probability, unit=unit("1"))]
     for m in f.measurements:
         values.append(hd.sr.Measurement(name=MEASUREMENT_NAMES[m.name], value=m.value, unit=unit(m.unit)))
@@ -129,6 +129,7 @@ def _finding_group(
             source_series=hd.sr.SourceSeriesForSegmentation(s.series_uid),
         )
         group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(referenced_segment=segment, **common)
+        _place_on_centre_slice(group, s, f)
     else:
         group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(referenced_region=_rectangle(s, f), **common)
     if not s.spacing_known:
@@ -136,14 +137,35 @@ def _finding_group(
     return group
 
 
-def _rectangle(s: AnalysedSeries, f: Finding) -> hd.sr.ImageRegion:
-    """The bounding box on the finding's centre slice, in image pixel coordinates (column, row)."""
-    z0, y0, x0, z1, y1, x1 = f.bbox
+def _place_on_centre_slice(
+    group: hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations, s: AnalysedSeries, f: Finding
+) -> None:
+    """Viewers that draw only planar regions (OHIF: a group without a SCOORD is skipped) find the finding where
+    they look for one: each NUM INFERRED FROM the box on the centre slice. The group's ROI stays the SEG segment,
+    as TID 1411 wants."""
+    for item in group[0].ContentSequence:
+        if item.ValueType == "NUM":
+            item.ContentSequence = [*getattr(item, "ContentSequence", []), _inferred_region(s, f)]
+
+
+def _inferred_region(s: AnalysedSeries, f: Finding) -> hd.sr.ScoordContentItem:
     source = s.sources[f.centre_slice]
-    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]], dtype=float)
+    region = hd.sr.ScoordContentItem(
+        name=codes.DCM.ImageRegion,
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=_box(f),
+        relationship_type=hd.sr.RelationshipTypeValues.INFERRED_FROM,
+    )
+    region.ContentSequence = [hd.sr.SourceImageForRegion(source.SOPClassUID, source.SOPInstanceUID)]
+    return region
+
+
+def _rectangle(s: AnalysedSeries, f: Finding) -> hd.sr.ImageRegion:
+    """The bounding box on the finding's centre slice, referencing that image."""
+    source = s.sources[f.centre_slice]
     return hd.sr.ImageRegion(
         graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-        graphic_data=corners,
+        graphic_data=_box(f),
         source_image=hd.sr.SourceImageForRegion(source.SOPClassUID, source.SOPInstanceUID),
     )
 
@@ -152,6 +174,12 @@ def absent_statement(code: Code, identity: ResultIdentity) -> str:
     """In words, for viewers that show no coded evaluation: what was looked for, by whom, and not found."""
     meaning = code.meaning[:1].lower() + code.meaning[1:]
     return f"No {meaning} found by {identity.model} {identity.model_version}"[:1024]
+
+
+def _box(f: Finding) -> np.ndarray:
+    """The finding's bounding box as a closed polyline in image pixel coordinates (column, row)."""
+    _, y0, x0, _, y1, x1 = f.bbox
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]], dtype=float)
 
 
 def _absent_group(
