@@ -192,7 +192,7 @@ def test_each_finding_gets_a_secondary_capture_key_image(ct_case, tmp_path: Path
     for k, (sc, finding) in enumerate(zip(images, case.findings, strict=True)):
         path = tmp_path / f"sc{k}.dcm"
         sc.save_as(path, enforce_file_format=True)
-        validate(path, warnings=False)
+        validate(path)
         back = pydicom.dcmread(path)
         assert back.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7" and back.Modality == "OT"
         assert (back.StudyInstanceUID, back.PatientID) == (series.study_uid, case.sources[0].PatientID)
