@@ -38,6 +38,7 @@ def exports_list(
             Column("id", lambda e: e.id),
             Column("study UID", lambda e: e.study_instance_uid, uid=True),
             Column("SOP instance UID", lambda e: e.sop_instance_uid, uid=True),
+            Column("kind", lambda e: e.kind),
             Column("destination", lambda e: e.destination),
             Column("state", lambda e: e.state),
             Column("attempts", lambda e: e.attempts),

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, select
 
 from dicomnode.catalog.db import insert_for, utcnow
-from dicomnode.catalog.schema import Export, Study
+from dicomnode.catalog.schema import Export, Instance, Study
 from dicomnode.catalog.states import OutboxState
 from dicomnode.config.export import ExportConfig, ResultKind
 from dicomnode.dicom import status as dimse
@@ -25,11 +25,12 @@ from dicomnode.dicom.scu import Destination, SendResult, send_files
 from dicomnode.export import outbox
 from dicomnode.ops import audit
 from dicomnode.receive.storage import Storage
-from dicomnode.results.store import StoredInstance
+from dicomnode.results.store import StoredInstance, kind_of_class
 
 log = logging.getLogger(__name__)
 _exports = Export.__table__
 _studies = Study.__table__
+_instances = Instance.__table__
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class ExportSummary:
     id: int
     study_instance_uid: str
     sop_instance_uid: str
+    kind: str  # sr, seg, sc, gsps, kos: each kind is a send of its own, tracked on its own
     destination: str
     state: str
     attempts: int
@@ -125,6 +127,7 @@ def list_exports(conn: Connection, state: str | None = None, limit: int = 500) -
             _exports.c.id,
             _studies.c.study_instance_uid,
             _exports.c.sop_instance_uid,
+            _instances.c.sop_class_uid,
             _exports.c.destination,
             _exports.c.state,
             _exports.c.attempts,
@@ -133,12 +136,16 @@ def list_exports(conn: Connection, state: str | None = None, limit: int = 500) -
             _exports.c.sent_at,
         )
         .join(_studies, _studies.c.id == _exports.c.study_fk)
+        .outerjoin(_instances, _instances.c.sop_instance_uid == _exports.c.sop_instance_uid)
         .order_by(_exports.c.id.desc())
         .limit(limit)
     )
     if state:
         query = query.where(_exports.c.state == state)
-    return [ExportSummary(*row) for row in conn.execute(query)]
+    return [
+        ExportSummary(row[0], row[1], row[2], kind_of_class(row[3]) if row[3] else "?", *row[4:])
+        for row in conn.execute(query)
+    ]
 
 
 class Exporter(outbox.OutboxSender):

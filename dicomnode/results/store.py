@@ -36,7 +36,12 @@ _KINDS = {
 
 
 def kind_of(ds: Dataset) -> ResultKind:
-    return _KINDS.get(ds.SOPClassUID, ResultKind.SR)
+    return kind_of_class(str(ds.SOPClassUID))
+
+
+def kind_of_class(sop_class_uid: str) -> ResultKind:
+    """The result kind of an instance we made, by its SOP class (every SR class is an SR)."""
+    return _KINDS.get(sop_class_uid, ResultKind.SR)
 
 
 def store_instances(

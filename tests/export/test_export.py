@@ -40,6 +40,7 @@ def test_sr_seg_and_key_image_arrive_at_pacs_valid_and_are_part_of_the_study(sta
         assert storescu(node, files).returncode == 0
         sent = wait_for(lambda: (rows := exports(node, "sent")) and len(rows) == 3 and rows, timeout=90)
         assert {r["destination"] for r in sent} == {pacs.destination}
+        assert sorted(r["kind"] for r in sent) == ["sc", "seg", "sr"]  # each kind a send of its own
         received = {pydicom.dcmread(p).Modality: p for p in pacs.received()}
         assert set(received) == {"SR", "SEG", "OT"}  # OT: the Secondary Capture key image
         for path in received.values():
