@@ -131,7 +131,8 @@ def test_association_request_must_arrive_in_time_whatever_the_trickle(start_node
 
 
 def test_connections_per_address_are_capped(start_node) -> None:  # noqa: ANN001
-    node = start_node(dicom={"max_connections_per_address": 2})
+    # a long request deadline: the two allowed connections must not be cut by it on a slow machine
+    node = start_node(dicom={"max_connections_per_address": 2, "association_request_timeout_s": 120})
     first, second = raw_socket(node, "127.0.0.1"), raw_socket(node, "127.0.0.1")
     third = raw_socket(node, "127.0.0.1")
     try:
