@@ -7,7 +7,6 @@ from pathlib import Path
 
 from tests.support.helpers import require_tool
 
-
 _PRIVATE_SCHEME = "Unrecognized defined term <99"
 
 
