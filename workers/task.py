@@ -21,7 +21,7 @@ from dicomnode.catalog.states import JobOutcome, JobState
 from dicomnode.jobs import lifecycle as jobs
 from dicomnode.jobs.lifecycle import Claim, LostClaim
 from dicomnode.results.content import analysed_series
-from dicomnode.results.encode import ResultEncodingError, encode_result
+from dicomnode.results.encode import ResultEncodingError, encode_out_of_scope, encode_result
 from dicomnode.results.identity import ResultIdentity
 from models.findings import Finding
 from models.image import ImageVolume
@@ -49,7 +49,7 @@ def run_job(rt: Runtime, job_id: int) -> JobOutcome:
         log.warning("job %d: %s; this run's result is discarded", job_id, exc)
         return JobOutcome.LOST
     except OutOfScope as exc:
-        if not commit_out_of_scope(rt.catalog, rt.settings, claim, str(exc)):
+        if not commit_out_of_scope(rt.catalog, rt.storage, rt.settings, claim, str(exc), _saying_so(rt, claim, exc)):
             return JobOutcome.LOST
         log.warning("job %d out of scope (model not run): %s", job_id, exc)
         return JobOutcome.OUT_OF_SCOPE
@@ -78,6 +78,19 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
     urgency = {o.label: o.urgency for o in spec.manifest.outputs} if spec.manifest else {}
     finished = FinishedJob(claim, identity, instances, findings, urgency)
     return commit_result(rt.catalog, rt.storage, rt.settings, finished, timings)
+
+
+def _saying_so(rt: Runtime, claim: Claim, exc: OutOfScope) -> tuple[str, list] | None:
+    """The SR stating that the model was not run and why (none if it cannot be encoded: the job still says so)."""
+    if not exc.sources:
+        return None
+    spec = rt.registry.get(claim.model)
+    identity = ResultIdentity.of(claim.study_instance_uid, spec.name, spec.version, spec.uid)
+    try:
+        return identity.result_uid, encode_out_of_scope(exc.sources, identity, str(exc))
+    except ResultEncodingError as error:
+        log.warning("job %d: no out-of-scope SR: %s", claim.job_id, error)
+        return None
 
 
 def _as_record(finding: Finding, volume: ImageVolume) -> dict:

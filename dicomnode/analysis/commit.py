@@ -98,12 +98,26 @@ def commit_error(
     return state
 
 
-def commit_out_of_scope(catalog: Engine, settings: Settings, claim: jobs.Claim, reason: str) -> bool:
-    """The scope gate refused the study: a final state, said in the audit trail and the item's history."""
+def commit_out_of_scope(
+    catalog: Engine,
+    storage: Storage,
+    settings: Settings,
+    claim: jobs.Claim,
+    reason: str,
+    statement: tuple[str, list[Dataset]] | None = None,
+) -> bool:
+    """The scope gate refused the study: a final state, said in the audit trail, the item's history and, with
+    `statement` (result UID, the SR saying so), in the study and to its destinations like a result."""
     history = f"AI not run: out of scope for {claim.model} ({reason})"
     with catalog.begin() as conn:
         if not jobs.record_out_of_scope(conn, claim, reason):
             return False
+        if statement is not None:
+            result_uid, instances = statement
+            stored = store_instances(conn, storage, claim.study_pk, claim.model, instances)
+            dicom_export.enqueue(
+                conn, claim.study_pk, result_uid, stored, claim.destinations, settings.export.kinds_for
+            )
         audit.record(conn, claim.study_pk, claim.model, "out of scope", reason[:1000])
         items.record_no_result(conn, claim.study_pk, "out of scope", claim.model, history, settings.worklist)
     return True

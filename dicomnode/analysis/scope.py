@@ -35,7 +35,12 @@ _CONTRAST = re.compile(r"\b(contrast|c\+|cta|angio\w*|post[- ]?contrast|enhanced
 
 
 class OutOfScope(DicomnodeError):
-    """The study is not what the model was made for; the message says why. The model is not run."""
+    """The study is not what the model was made for; the message says why. The model is not run.
+    `sources`: the headers of a refused series, for the SR that says so."""
+
+    def __init__(self, message: str, sources: list[Dataset] | None = None) -> None:
+        super().__init__(message)
+        self.sources = sources or []
 
 
 def in_scope(loaded: list[Loaded], manifest: Manifest | None, model: str, job_id: int) -> list[Loaded]:
@@ -52,7 +57,7 @@ def in_scope(loaded: list[Loaded], manifest: Manifest | None, model: str, job_id
         reasons.append(reason)
         log.warning("job %d: series %s not for %s: %s", job_id, volume.series_uid, model, reason)
     if not kept:
-        raise OutOfScope(f"not for {model}: {'; '.join(dict.fromkeys(reasons))}")
+        raise OutOfScope(f"not for {model}: {'; '.join(dict.fromkeys(reasons))}", loaded[0][1] if loaded else None)
     return kept
 
 

@@ -4,6 +4,7 @@ Secondary Capture key image per finding."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from pydicom import Dataset
 
@@ -14,7 +15,7 @@ from dicomnode.results.identity import ResultIdentity
 from dicomnode.results.pr import build_key_object_selection, build_presentation_states
 from dicomnode.results.sc import build_key_images
 from dicomnode.results.seg import build_seg
-from dicomnode.results.sr import build_sr
+from dicomnode.results.sr import build_out_of_scope_sr, build_sr
 from models.manifest import Code
 
 log = logging.getLogger(__name__)
@@ -33,20 +34,30 @@ def encode_result(
 ) -> list[Dataset]:
     """SEGs first, then the SR, then what `kinds` asks for besides (key images, presentation states, key object
     selection). Raises ResultEncodingError (retrying will not help)."""
-    for s in series:
-        repaired = repair_temporal_values(s.sources)
-        if repaired:
-            log.warning("series %s: %d invalid date/time values left empty in the results", s.series_uid, repaired)
+    sources = [ds for s in series for ds in s.sources]
+    return _guarded(lambda: _encode(series, identity, looked_for, kinds), sources)
+
+
+def encode_out_of_scope(sources: list[Dataset], identity: ResultIdentity, reason: str) -> list[Dataset]:
+    """The SR saying the model was not run on the study, and why. Raises ResultEncodingError."""
+    return _guarded(lambda: [build_out_of_scope_sr(sources, identity, reason)], sources)
+
+
+def _guarded(encode: Callable[[], list[Dataset]], sources: list[Dataset]) -> list[Dataset]:
+    """Run an encoder over repaired headers; any failure becomes a ResultEncodingError quoting no header value."""
+    repaired = repair_temporal_values(sources)
+    if repaired:
+        log.warning("%d invalid date/time values left empty in the results", repaired)
     try:
-        return _encode(series, identity, looked_for, kinds)
+        return encode()
     except Exception as exc:
         where = exc.__traceback__
         while where is not None and where.tb_next is not None:
             where = where.tb_next
         origin = where.tb_frame.f_code.co_name if where is not None else "?"
-        detail = str(exc) if quotes_no_values(str(exc), [ds for s in series for ds in s.sources]) else None
+        detail = str(exc) if quotes_no_values(str(exc), sources) else None
         raise ResultEncodingError(
-            f"cannot encode the result as SR/SEG: {type(exc).__name__} in {origin}: "
+            f"cannot encode the result as DICOM: {type(exc).__name__} in {origin}: "
             + (detail or "(details withheld: they quote values of the images' headers)")
         ) from None
 

@@ -50,7 +50,12 @@ def build_sr(
         imaging_measurements=groups,
         referenced_images=_library(series),
     )
-    evidence = [ds for s in series for ds in s.sources] + segs
+    sr = _document(report, [ds for s in series for ds in s.sources] + segs, identity)
+    sr.SeriesDescription = f"{identity.description} findings"[:64]
+    return sr
+
+
+def _document(report: hd.sr.MeasurementReport, evidence: list[Dataset], identity: ResultIdentity) -> Dataset:
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence,
         content=report,
@@ -62,9 +67,30 @@ def build_sr(
         is_complete=True,
         contributing_equipment=[contributing_equipment(identity)],
     )
-    sr.SeriesDescription = f"{identity.description} findings"[:64]
     sr.DeviceUID = identity.model_uid
     return sr
+
+
+def build_out_of_scope_sr(sources: list[Dataset], identity: ResultIdentity, reason: str) -> Dataset:
+    """The SR of a study the model was not run on: one group with no finding type, no value and no Absent (that
+    would read as negative), only the statement that it was not analysed and why."""
+    algorithm = hd.sr.AlgorithmIdentification(name=identity.model, version=identity.model_version)
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=_tracking(identity, 0, "not analysed"), algorithm_id=algorithm
+    )
+    group[0].ContentSequence.append(_statement(out_of_scope_statement(identity, reason)))
+    report = hd.sr.MeasurementReport(
+        observation_context=_observer(identity),
+        procedure_reported=codes.SCT.ImagingProcedure,
+        imaging_measurements=[group],
+    )
+    sr = _document(report, sources, identity)
+    sr.SeriesDescription = f"{identity.description} not analysed"[:64]
+    return sr
+
+
+def out_of_scope_statement(identity: ResultIdentity, reason: str) -> str:
+    return f"Not analysed by {identity.model} {identity.model_version}: out of scope ({reason})"[:1024]
 
 
 def _library(series: list[AnalysedSeries]) -> list[Dataset] | None:

@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pydicom
+from sqlalchemy import func, select
 
 from dicomnode.catalog.db import open_catalog
+from dicomnode.catalog.schema import Instance, Study
 from dicomnode.catalog.states import StudyAnalysis
 from dicomnode.demo.synthetic import SeriesSpec, SyntheticPatient, radiograph
 from dicomnode.results.identity import result_uid
 from models.registry import builtin_spec
 from tests.support.dicom_files import DISTINCT_PHI, series
 from tests.support.helpers import node_cli, storescu, wait_for
+from tests.support.pacs import StoreSCP
 from tests.support.pipeline import analysis_overrides, job_rows, result_rows, rule, wait_jobs
 from tests.support.scope_cases import chest_ct
+from tests.support.validate import validate
 
 STANDIN = builtin_spec("standin-hyperdense")
+
+
+CT = "1.2.840.10008.5.1.4.1.1.2"  # CT Image Storage: the study's own images, not our results
 
 
 def test_study_is_routed_analysed_and_its_result_recorded(start_node, tmp_path: Path) -> None:  # noqa: ANN001
@@ -94,12 +102,23 @@ def test_a_rule_wider_than_its_model_leaves_the_job_out_of_scope_naming_the_moda
 def test_a_chest_ct_routed_to_the_head_model_is_out_of_scope_never_a_finding(start_node, tmp_path: Path) -> None:  # noqa: ANN001
     """The measured case: a CT chest sent to ct-hemorrhage came back as a 2-litre bleed. The gate refuses it from
     the headers (no body part given here, so from the field of view) before the model is even loaded."""
-    node = start_node(**analysis_overrides(rules=[rule("all-ct", ["ct-hemorrhage"], modality=["CT"])]))
-    volume, sources = chest_ct(tmp_path / "chest", fov_mm=380, body_part="")
-    assert storescu(node, [Path(ds.filename) for ds in sources]).returncode == 0
-    [job] = wait_jobs(open_catalog(node.catalog_url), 1, {"out of scope"}, timeout=90)
-    assert "field of view 380 mm; the model expects 150-320 mm" in job.last_error
-    assert result_rows(open_catalog(node.catalog_url)) == [], "out of scope: no result, no finding"
+    pacs = StoreSCP(tmp_path / "pacs").start()
+    try:
+        routed = {**rule("all-ct", ["ct-hemorrhage"], modality=["CT"]), "destinations": [pacs.destination]}
+        node = start_node(**analysis_overrides(rules=[routed]))
+        volume, sources = chest_ct(tmp_path / "chest", fov_mm=380, body_part="")
+        assert storescu(node, [Path(ds.filename) for ds in sources]).returncode == 0
+        [job] = wait_jobs(open_catalog(node.catalog_url), 1, {"out of scope"}, timeout=90)
+        assert "field of view 380 mm; the model expects 150-320 mm" in job.last_error
+        assert result_rows(open_catalog(node.catalog_url)) == [], "out of scope: no result, no finding"
+        # the PACS is told too: an SR that says it was not analysed and why, and nothing that reads as negative
+        [sr] = wait_for(lambda: pacs.received() or None, timeout=60)
+        validate(sr)
+        dump = subprocess.run(["dsrdump", "+Pl", str(sr)], capture_output=True, text=True, check=False).stdout
+        assert "Not analysed by ct-hemorrhage" in dump and "field of view 380 mm" in dump
+        assert "Absent" not in dump and "Finding" not in dump and "Probability" not in dump
+    finally:
+        pacs.stop()
 
 
 def test_transient_errors_retry_with_backoff_then_fail_visibly_and_retry_on_request(start_node, tmp_path: Path) -> None:  # noqa: ANN001
@@ -156,10 +175,21 @@ def test_result_of_a_recompleted_study_is_replaced_not_duplicated(start_node, tm
     [before] = result_rows(catalog)
 
     assert storescu(node, files[6:]).returncode == 0  # late slices reopen the study
-    wait_for(lambda: job_rows(catalog)[0].generation == 2 and job_rows(catalog)[0].state == "done", timeout=60)
+
+    def rerun_done() -> bool:
+        # states, not counts: on a loaded machine the first six may themselves have completed in two goes, so
+        # wait for the run made for the study's latest completion, after all eight arrived
+        job = job_rows(catalog)[0]
+        with catalog.connect() as conn:
+            completions = conn.scalar(select(Study.completion_count))
+            instances = conn.scalar(select(func.count()).select_from(Instance).where(Instance.sop_class_uid == CT))
+        return job.state == "done" and job.generation == completions > first.generation and instances == 8
+
+    wait_for(rerun_done, timeout=60)
+    wait_for(lambda: result_rows(catalog)[0].run_count > before.run_count, timeout=30)
     [after] = result_rows(catalog)
     assert after.result_uid == before.result_uid == result_uid(spec.study_uid, "standin-hyperdense", STANDIN.version)
-    assert after.run_count == 2 and after.id == before.id
+    assert after.id == before.id, "replaced in place, not added"
     assert json.dumps(after.findings) != json.dumps(before.findings), "the re-run saw all 8 slices"
 
 
