@@ -121,6 +121,8 @@ class ConnectionGate:
         with self._lock:
             pending = [c for c in self._prune() if not c.admitted]
         for conn in pending:
+            if conn.assoc is not None and conn.assoc.requestor.primitive is not None:
+                continue  # its request arrived: the association is being decided, not late
             if now >= conn.deadline and not conn.expired:
                 conn.expired = True
                 self.refused(
@@ -136,6 +138,8 @@ class ConnectionGate:
         now = self.clock()
         key = (address, label)
         if now - self._last_logged.get(key, -_LOG_EVERY_S) >= _LOG_EVERY_S:
+            if len(self._last_logged) > 10_000:  # many addresses: forget those outside the window
+                self._last_logged = {k: t for k, t in self._last_logged.items() if now - t < _LOG_EVERY_S}
             self._last_logged[key] = now
             log.warning("connection from %s refused: %s", address, reason)
 
