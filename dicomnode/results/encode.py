@@ -12,7 +12,8 @@ from dicomnode.config.export import ResultKind
 from dicomnode.errors import DicomnodeError
 from dicomnode.results.content import AnalysedSeries, repair_temporal_values
 from dicomnode.results.identity import ResultIdentity
-from dicomnode.results.pr import build_key_object_selection, build_presentation_states
+from dicomnode.results.ko import build_key_object_selection
+from dicomnode.results.pr import build_presentation_states
 from dicomnode.results.sc import build_key_images
 from dicomnode.results.seg import build_seg
 from dicomnode.results.sr import build_out_of_scope_sr, build_sr

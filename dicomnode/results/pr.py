@@ -1,17 +1,14 @@
-"""Presentation states and key object selections: the findings drawn on the original slices by any viewer that
-applies a Grayscale Softcopy Presentation State, and the key slices flagged for viewers that list Key Object
-Selection documents. Both on request (export.kinds "gsps", "kos")."""
+"""Grayscale Softcopy Presentation States: the findings drawn on the original slices by any viewer that applies
+one. On request (export.kinds "gsps")."""
 
 from __future__ import annotations
 
 import highdicom as hd
 import numpy as np
 from pydicom import Dataset
-from pydicom.sr.codedict import codes
 
 from dicomnode.results.content import AnalysedSeries, copy_body_part
 from dicomnode.results.identity import (
-    KEY_OBJECTS_SERIES_NUMBER,
     MANUFACTURER,
     PRESENTATION_SERIES_NUMBER,
     ResultIdentity,
@@ -60,33 +57,6 @@ def build_presentation_states(series: list[AnalysedSeries], identity: ResultIden
         copy_body_part(referenced[0], state)
         states.append(state)
     return states
-
-
-def build_key_object_selection(series: list[AnalysedSeries], identity: ResultIdentity) -> list[Dataset]:
-    """One KOS flagging every finding's centre slice, or none when nothing was found."""
-    key = {s.sources[f.centre_slice].SOPInstanceUID: s.sources[f.centre_slice] for s in series for f in s.findings}
-    if not key:
-        return []
-    labels = sorted({f.label for s in series for f in s.findings})
-    content = hd.ko.KeyObjectSelection(
-        document_title=codes.DCM.OfInterest,
-        referenced_objects=list(key.values()),
-        description=f"{', '.join(labels)} found by {identity.model} {identity.model_version}. {NOT_FOR_DIAGNOSIS}"[
-            :1024
-        ],
-    )
-    kos = hd.ko.KeyObjectSelectionDocument(
-        evidence=list(key.values()),
-        content=content,
-        series_instance_uid=identity.key_objects_series_uid,
-        series_number=KEY_OBJECTS_SERIES_NUMBER,
-        sop_instance_uid=identity.key_objects_uid,
-        instance_number=1,
-        manufacturer=MANUFACTURER,
-        contributing_equipment=[contributing_equipment(identity)],
-    )
-    kos.SeriesDescription = f"{identity.description} key slices"[:64]
-    return [kos]
 
 
 def _annotation(

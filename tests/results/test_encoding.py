@@ -241,7 +241,8 @@ def test_a_radiograph_without_pixel_spacing_gets_no_sizes_and_the_sr_says_why(tm
 
 
 def test_a_presentation_state_draws_each_finding_and_a_kos_flags_the_key_slices(ct_case, tmp_path: Path) -> None:  # noqa: ANN001
-    from dicomnode.results.pr import build_key_object_selection, build_presentation_states
+    from dicomnode.results.ko import build_key_object_selection
+    from dicomnode.results.pr import build_presentation_states
 
     series, case, spec = ct_case
     ident = identity(series.study_uid, spec)
