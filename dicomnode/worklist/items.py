@@ -34,7 +34,8 @@ _items = WorkItem.__table__
 _events = WorkItemEvent.__table__
 _studies = Study.__table__
 NODE = "dicomnode"  # the actor of changes no reader or model made
-NON_IMAGE_MODALITIES = frozenset({"SR", "SEG", "KO", "PR", "DOC", "REG", "RTSTRUCT"})
+# Reports, objects and secondary captures (our own SR, SEG, key images, GSPS and KOS among them).
+NON_IMAGE_MODALITIES = frozenset({"SR", "SEG", "KO", "PR", "OT", "DOC", "REG", "RTSTRUCT"})
 
 
 class WorklistError(DicomnodeError):

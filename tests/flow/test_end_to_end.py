@@ -1,6 +1,6 @@
 """End to end, in both modes: dcmtk storescu pushes the demo's five synthetic studies (CT heads and chest
 radiographs, routine and acute, with order priorities) to `dicomnode serve`; the built-in models analyse them
-(embedded: inside the node; distributed: a real redis-server and a separate `dicomnode worker`); SR and SEG
+(embedded: inside the node; distributed: a real redis-server and a separate `dicomnode worker`); SR, SEG, key image
 reach a dcmtk storescp PACS stand-in; the worklist puts the acute studies first; health, metrics, the audit
 trail and JSON logs say what happened, without patient data. Also `dicomnode demo` itself."""
 
@@ -66,11 +66,21 @@ def test_scanner_push_to_pacs_results_and_reordered_worklist(
         return found
 
     bleed = next(uid for uid, title in titles.items() if "bleed" in title)
-    got = wait_for(lambda: (r := received()) and len(r) == 5 and "SEG" in r.get(bleed, []) and r, timeout=240)
-    assert sorted(got[bleed]) == ["SEG", "SR"], "the segmenting model's finding arrives as SR + SEG"
+    items = wait_for(lambda: len(w := _worklist(node)) == 5 and all(_analysed(node, i) for i in w) and w, timeout=240)
+
+    def all_sent() -> bool:  # every result is armed with its study's analysis: then wait for the outbox to empty
+        text = httpx.get(f"{node.http_url}/metrics", timeout=10).text
+        return 'dicomnode_exports{state="sent"}' in text and not any(
+            f'dicomnode_exports{{state="{s}"}} ' in text and f'dicomnode_exports{{state="{s}"}} 0.0' not in text
+            for s in ("pending", "sending")
+        )
+
+    wait_for(all_sent, timeout=120)
+    got = received()
+    assert len(got) == 5
+    assert sorted(got[bleed]) == ["OT", "SEG", "SR"], "the segmenting model's finding: SR, SEG and its key image"
     assert all("SR" in kinds for kinds in got.values()), "every analysed study gets its SR (findings or absent)"
 
-    items = wait_for(lambda: len(w := _worklist(node)) == 5 and all(_analysed(node, i) for i in w) and w, timeout=60)
     items = _worklist(node)
     assert [titles[i["study_instance_uid"]] for i in items] == EXPECTED_ORDER
     assert items[0]["explanation"].startswith("AI: intracranial hemorrhage p=")
@@ -87,13 +97,13 @@ def test_scanner_push_to_pacs_results_and_reordered_worklist(
     assert 'dicomnode_associations_total{outcome="accepted",reason=""}' in metrics
     assert "dicomnode_inference_seconds_count 5.0" in metrics
     sent = sum(len(k) for k in got.values())
-    wait_for(lambda: f'dicomnode_exports{{state="sent"}} {sent}.0' in httpx.get(f"{node.http_url}/metrics").text)
+    assert f'dicomnode_exports{{state="sent"}} {sent}.0' in httpx.get(f"{node.http_url}/metrics").text
 
     trail = [json.loads(line) for line in node_cli(node, "audit", bleed, "--json").stdout.splitlines()]
     acts = [(a["action"], a["actor"]) for a in trail]
     assert acts[0] == ("received", "STORESCU") and "32 instances from STORESCU@127.0.0.1" in trail[0]["detail"]
     assert ("analysed", "ct-hemorrhage 0.2.0") in acts
-    assert sum(1 for a in acts if a == ("exported", pacs.destination)) == 2, "SR and SEG, each once"
+    assert sum(1 for a in acts if a == ("exported", pacs.destination)) == 3, "SR, SEG and key image, each once"
 
     log = node.log()
     lines = [json.loads(line) for line in log.splitlines() if line.strip()]
