@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom import Dataset
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from dicomnode.catalog.states import JobState
 from dicomnode.config.settings import Settings
@@ -63,11 +63,8 @@ def commit_result(
     claim, identity = job.claim, job.identity
     who = f"{identity.model} {identity.model_version}"
     with catalog.begin() as conn:
-        stored = store_instances(conn, storage, claim.study_pk, identity.model, job.instances)
+        _store_and_send(conn, storage, settings, claim, identity.result_uid, job.instances)
         save_result(conn, study_pk=claim.study_pk, job_id=claim.job_id, identity=identity, findings=job.findings)
-        dicom_export.enqueue(
-            conn, claim.study_pk, identity.result_uid, stored, claim.destinations, settings.export.kinds_for
-        )
         record_result(
             conn,
             claim.study_pk,
@@ -113,11 +110,15 @@ def commit_out_of_scope(
         if not jobs.record_out_of_scope(conn, claim, reason):
             return False
         if statement is not None:
-            result_uid, instances = statement
-            stored = store_instances(conn, storage, claim.study_pk, claim.model, instances)
-            dicom_export.enqueue(
-                conn, claim.study_pk, result_uid, stored, claim.destinations, settings.export.kinds_for
-            )
+            _store_and_send(conn, storage, settings, claim, *statement)
         audit.record(conn, claim.study_pk, claim.model, "out of scope", reason[:1000])
         items.record_no_result(conn, claim.study_pk, "out of scope", claim.model, history, settings.worklist)
     return True
+
+
+def _store_and_send(
+    conn: Connection, storage: Storage, settings: Settings, claim: jobs.Claim, result_uid: str, instances: list[Dataset]
+) -> None:
+    """The result's instances into the study, and armed for each destination that takes their kind."""
+    stored = store_instances(conn, storage, claim.study_pk, claim.model, instances)
+    dicom_export.enqueue(conn, claim.study_pk, result_uid, stored, claim.destinations, settings.export.kinds_for)

@@ -89,17 +89,9 @@ class Storage:
 
     def write_tombstone(self, name: str, relative_paths: list[str]) -> Path:
         """Durably record that these files are about to be deleted (before the catalog forgets them)."""
-        self.deleting_dir.mkdir(exist_ok=True)
-        tombstone = self.deleting_dir / f"{name}.paths"
-        fd, tmp_name = _mkstemp(self.tmp_dir)
-        try:
-            _write_all(fd, "\n".join(relative_paths).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp_name, tombstone)
-        _fsync_dir(self.deleting_dir)
-        return tombstone
+        relative = f"{DELETING_DIR_NAME}/{name}.paths"
+        self.write_durably(relative, ["\n".join(relative_paths).encode()])
+        return self.absolute(relative)
 
     def tombstones(self) -> list[tuple[Path, list[str]]]:
         if not self.deleting_dir.is_dir():

@@ -72,6 +72,12 @@ def unit(ucum: str) -> hd.sr.CodedConcept:
     return hd.sr.CodedConcept(ucum, "UCUM", UCUM[ucum])
 
 
+def key_slices(series: list[AnalysedSeries]) -> list[Dataset]:
+    """The headers of the slices the findings are on (each finding's centre slice), once each, in finding order."""
+    slices = {s.sources[f.centre_slice].SOPInstanceUID: s.sources[f.centre_slice] for s in series for f in s.findings}
+    return list(slices.values())
+
+
 def copy_body_part(source: Dataset, target: Dataset) -> None:
     """Body Part Examined and Laterality from the source image: Laterality is Type 2C on the body part in the
     General Series module, and dciodvfy wants it absent for an unpaired part it knows of."""

@@ -7,7 +7,7 @@ import highdicom as hd
 import numpy as np
 from pydicom import Dataset
 
-from dicomnode.results.content import AnalysedSeries, copy_body_part
+from dicomnode.results.content import AnalysedSeries, copy_body_part, key_slices
 from dicomnode.results.identity import (
     MANUFACTURER,
     PRESENTATION_SERIES_NUMBER,
@@ -30,13 +30,11 @@ def build_presentation_states(series: list[AnalysedSeries], identity: ResultIden
         layer = hd.pr.GraphicLayer(
             layer_name="AI FINDINGS", order=1, description=identity.description, display_color=_YELLOW
         )
-        annotations, slices = [], {}
+        annotations = []
         for f in s.findings:
-            source = s.sources[f.centre_slice]
-            slices[source.SOPInstanceUID] = source
-            annotations.append(_annotation(source, f, index, identity, layer))
+            annotations.append(_annotation(s.sources[f.centre_slice], f, index, identity, layer))
             index += 1
-        referenced = list(slices.values())
+        referenced = key_slices([s])
         state = hd.pr.GrayscaleSoftcopyPresentationState(
             referenced_images=referenced,
             series_instance_uid=identity.presentation_series_uid,

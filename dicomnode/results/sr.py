@@ -16,7 +16,15 @@ from pydicom import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import SegmentationStorage
 
-from dicomnode.results.content import MEASUREMENT_NAMES, NO_SPACING, PROBABILITY, AnalysedSeries, coded, unit
+from dicomnode.results.content import (
+    MEASUREMENT_NAMES,
+    NO_SPACING,
+    PROBABILITY,
+    AnalysedSeries,
+    coded,
+    key_slices,
+    unit,
+)
 from dicomnode.results.identity import MANUFACTURER, SR_SERIES_NUMBER, ResultIdentity
 from dicomnode.results.seg import contributing_equipment, segment_numbers
 from models.findings import Finding
@@ -97,9 +105,8 @@ def _library(series: list[AnalysedSeries]) -> list[Dataset] | None:
     """The Image Library (TID 1600): the images the findings are on, each finding's centre slice. Not every
     source image: highdicom describes and copies each entry, which took 20 s for a 300-slice CT. Only images
     highdicom can describe (a radiograph without pixel spacing cannot be) are listed; all stay in the evidence."""
-    key = {s.sources[f.centre_slice].SOPInstanceUID: s.sources[f.centre_slice] for s in series for f in s.findings}
     described = []
-    for ds in key.values():
+    for ds in key_slices(series):
         try:
             hd.sr.ImageLibraryEntryDescriptors(ds)
         except (AttributeError, ValueError, TypeError):
