@@ -208,6 +208,8 @@ def test_no_patient_data_in_logs_while_analysing(start_node, tmp_path: Path) -> 
     node = start_node(**analysis_overrides())
     assert storescu(node, files).returncode == 0
     wait_jobs(open_catalog(node.catalog_url), 1, {"done"}, timeout=90)
+    # the worker logs "job done" after its commit: wait for the line, not only the state
+    wait_for(lambda: "job done" in node.log(), timeout=30)
     log = node.log()
     assert "job done" in log and "DEBUG" in log
     for value in DISTINCT_PHI.values():
