@@ -13,6 +13,10 @@ SEG_SERIES_NUMBER = 9902
 KEY_IMAGE_SERIES_NUMBER = 9903
 PRESENTATION_SERIES_NUMBER = 9904
 KEY_OBJECTS_SERIES_NUMBER = 9905
+# Cornerstone's tool tag: OHIF offers to hydrate an SR group into an editable tool only when its tracking identifier
+# starts with a tool's tag (@cornerstonejs/adapters, MeasurementReport.getAdapterForTrackingIdentifier); our regions
+# are rectangles on one slice, which its RectangleROI reads.
+HYDRATABLE_REGION_TAG = "Cornerstone3DTools@^0.1.0:RectangleROI"
 
 
 def software_version() -> str:
@@ -86,8 +90,14 @@ class ResultIdentity:
         return self._uid("finding", str(index))
 
     def tracking_id(self, index: int, label: str) -> str:
-        """The same spelling for a finding found (its label) and one stated absent (its code meaning)."""
+        """The same spelling for a finding found (its label) and one stated absent (its code meaning): the SEG's
+        segment label and the tracking identifier of a group without a region."""
         return f"{label.lower()} {index + 1}"[:64]
+
+    def region_tracking_id(self, index: int, label: str) -> str:
+        """The tracking identifier of a finding with a region, the same in the SR group, the SEG segment and the GSPS
+        graphic: Cornerstone's tool tag, then the words of tracking_id."""
+        return f"{HYDRATABLE_REGION_TAG}:{self.tracking_id(index, label)}"
 
     @property
     def description(self) -> str:

@@ -72,7 +72,7 @@ def _annotation(
                 graphic_type=hd.pr.GraphicTypeValues.POLYLINE,
                 graphic_data=box,
                 units=hd.pr.AnnotationUnitsValues.PIXEL,
-                tracking_id=identity.tracking_id(index, f.label),
+                tracking_id=identity.region_tracking_id(index, f.label),
                 tracking_uid=identity.tracking_uid(index),
             )
         ],

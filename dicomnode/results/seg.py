@@ -81,7 +81,7 @@ def _description(identity: ResultIdentity, f: Finding, number: int, index: int) 
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=algorithm(identity),
         tracking_uid=identity.tracking_uid(index),
-        tracking_id=identity.tracking_id(index, f.label),
+        tracking_id=identity.region_tracking_id(index, f.label),
         anatomic_regions=[coded(f.site)] if f.site else None,
         display_color=display_color(f),
     )

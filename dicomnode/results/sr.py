@@ -4,8 +4,11 @@ One measurement group per finding: Tracking Identifier (112039) and Tracking
 Unique Identifier (112040), finding type, algorithm identification (TID 4019),
 probability and measurements with UCUM units, and the location: the SEG
 segment when the model segments, else a rectangle (SCOORD) on the finding's
-centre slice. A finding type the model looked for and did not find is stated
-as Absent, so PACS shows the study was analysed, and by which model version.
+centre slice. Each NUM is also INFERRED FROM that rectangle, where OHIF's SR
+viewport (for a segment) and Cornerstone's hydration (always: it reads the
+region of the group's first NUM) look for it. A finding type the model looked
+for and did not find is stated as Absent, so PACS shows the study was analysed,
+and by which model version.
 """
 
 from __future__ import annotations
@@ -130,6 +133,11 @@ def _tracking(identity: ResultIdentity, index: int, label: str) -> hd.sr.Trackin
     return hd.sr.TrackingIdentifier(uid=identity.tracking_uid(index), identifier=identity.tracking_id(index, label))
 
 
+def _region_tracking(identity: ResultIdentity, index: int, label: str) -> hd.sr.TrackingIdentifier:
+    identifier = identity.region_tracking_id(index, label)
+    return hd.sr.TrackingIdentifier(uid=identity.tracking_uid(index), identifier=identifier)
+
+
 def _measurements(f: Finding) -> list[hd.sr.Measurement]:
     """The finding's NUMs, with no children but a region (below): OHIF drops a group's values when a NUM has
     children other than a SCOORD, so the algorithm is named once, by the group."""
@@ -148,7 +156,7 @@ def _finding_group(
     algorithm: hd.sr.AlgorithmIdentification,
 ):  # noqa: ANN202
     common = {
-        "tracking_identifier": _tracking(identity, index, f.label),
+        "tracking_identifier": _region_tracking(identity, index, f.label),
         "finding_type": coded(f.code),
         "algorithm_id": algorithm,
         "measurements": _measurements(f),
@@ -162,20 +170,18 @@ def _finding_group(
             source_series=hd.sr.SourceSeriesForSegmentation(s.series_uid),
         )
         group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(referenced_segment=segment, **common)
-        _place_on_centre_slice(group, s, f)
     else:
         group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(referenced_region=_rectangle(s, f), **common)
+    _place_on_centre_slice(group, s, f)
     if not s.spacing_known:
         group[0].ContentSequence.append(_statement(NO_SPACING))
     return group
 
 
-def _place_on_centre_slice(
-    group: hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations, s: AnalysedSeries, f: Finding
-) -> None:
-    """Viewers that draw only planar regions (OHIF: a group without a SCOORD is skipped) find the finding where
-    they look for one: each NUM INFERRED FROM the box on the centre slice. The group's ROI stays the SEG segment,
-    as TID 1411 wants."""
+def _place_on_centre_slice(group: hd.sr.MeasurementsAndQualitativeEvaluations, s: AnalysedSeries, f: Finding) -> None:
+    """Each NUM INFERRED FROM the box on the centre slice: OHIF skips a group with no SCOORD (a segment's), and
+    Cornerstone's hydration takes the region under the group's first NUM only ("No spatial coordinates group found"
+    for the region TID 1410 puts beside the NUMs). The group's own ROI stays what TID 1410/1411 want."""
     for item in group[0].ContentSequence:
         if item.ValueType == "NUM":
             item.ContentSequence = [*getattr(item, "ContentSequence", []), _inferred_region(s, f)]
