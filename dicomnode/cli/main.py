@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dicomnode import __version__
-from dicomnode.cli import catalog, dicom, node, ops, worklist
+from dicomnode.cli import catalog, dicom, node, ops, simulate, worklist
 from dicomnode.cli.models import models_app
 from dicomnode.cli.outbox import exports_app, notifications_app
 
@@ -40,6 +40,7 @@ for command in (
     catalog.retry,
     worklist.worklist,
     worklist.feedback,
+    simulate.simulate,
     catalog.audit,
     ops.retention,
     ops.doctor,

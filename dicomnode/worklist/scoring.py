@@ -9,9 +9,10 @@ items; it never removes, completes or hides one. Every ranked item carries a pla
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -69,6 +70,40 @@ class Ranked:
     parts: dict[str, float] = field(default_factory=dict)
 
 
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What an item's place in the urgency order depends on, fixed when it is listed. Every waiting item gains the
+    same points per minute, so items not overdue keep their order while they wait: by `base`, the score less the
+    waiting points counted from a fixed epoch. Once past its `deadline` (arrival + its class's maximum wait; None
+    without one) an item goes above every item that is not, the earliest deadline (longest overdue) first."""
+
+    deadline: datetime | None
+    base: float
+
+    def overdue(self, now: datetime) -> bool:
+        return self.deadline is not None and self.deadline < now
+
+
+def standing(item: WorkItem, policy: ScoringPolicy) -> Standing:
+    top = _top_flag(item)
+    epoch = _EPOCH if item.arrived_at.tzinfo else _EPOCH.replace(tzinfo=None)  # the catalog's times are naive UTC
+    since_epoch = (item.arrived_at - epoch).total_seconds() / 60
+    base = policy.weight(item.priority) + _ai_points(top, policy) - policy.aging_per_minute * since_epoch
+    bound = policy.max_wait(item.priority)
+    return Standing(item.arrived_at + timedelta(minutes=bound) if math.isfinite(bound) else None, base)
+
+
+def reading_order(item: WorkItem, now: datetime, policy: ScoringPolicy) -> tuple:
+    """The urgency order's sort key: overdue first (longest overdue first), then by score, then first come. The
+    triage simulator keeps the same order in heaps of Standing."""
+    s = standing(item, policy)
+    late = s.overdue(now)
+    return (not late, s.deadline if late else now, -s.base, item.arrived_at, item.key)
+
+
 def rank(
     items: Iterable[WorkItem], now: datetime, policy: ScoringPolicy, order: Literal["urgency", "arrival"] = "urgency"
 ) -> list[Ranked]:
@@ -76,18 +111,26 @@ def rank(
     scored = [assess(item, now, policy) for item in items]
     if order == "arrival":
         scored.sort(key=lambda r: (r.item.arrived_at, r.item.key))
-    else:  # overdue first (longest overdue first), then by score, then first come
-        scored.sort(key=lambda r: (r.overdue_minutes <= 0, -r.overdue_minutes, -r.score, r.item.arrived_at, r.item.key))
+    else:
+        scored.sort(key=lambda r: reading_order(r.item, now, policy))
     return [Ranked(r.item, i, r.score, r.overdue_minutes, r.explanation, r.parts) for i, r in enumerate(scored, 1)]
+
+
+def _top_flag(item: WorkItem) -> AIFlag | None:
+    return max(item.flags, key=lambda f: f.probability * f.urgency, default=None)
+
+
+def _ai_points(top: AIFlag | None, policy: ScoringPolicy) -> float:
+    return policy.ai_weight * top.probability * top.urgency if top else 0.0
 
 
 def assess(item: WorkItem, now: datetime, policy: ScoringPolicy) -> Ranked:
     """One item's score, overdue minutes and explanation (rank 0: ranking needs the others)."""
     waited = max(0.0, (now - item.arrived_at).total_seconds() / 60)
-    top = max(item.flags, key=lambda f: f.probability * f.urgency, default=None)
+    top = _top_flag(item)
     parts = {
         "class": policy.weight(item.priority),
-        "ai": policy.ai_weight * top.probability * top.urgency if top else 0.0,
+        "ai": _ai_points(top, policy),
         "waiting": policy.aging_per_minute * waited,
     }
     overdue = waited - policy.max_wait(item.priority)
