@@ -70,10 +70,10 @@ def _print(result: dict) -> None:
         share = p["routine_past_bound_share"]
         table.add_row(
             name,
-            f"{p['critical_mean_wait_min']} min",
-            f"{p['critical_p95_wait_min']} min",
-            f"{p['routine_mean_wait_min']} min",
-            f"{p['routine_max_wait_min']} min",
+            str(p["critical_mean_wait_min"]),
+            str(p["critical_p95_wait_min"]),
+            str(p["routine_mean_wait_min"]),
+            str(p["routine_max_wait_min"]),
             "-" if share is None else f"{share:.1%}",
         )
     Console(soft_wrap=True).print(table)

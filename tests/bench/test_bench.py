@@ -77,3 +77,9 @@ def test_triage_benchmark_smoke(tmp_path: Path) -> None:
     median = results["median"]
     assert results["runs"] == 1 and median["total_s"] >= median["quiet_wait_s"] > 0
     assert {"queueing_s", "load_s", "infer_s", "encode_s", "export_s", "worklist_visible_s"} <= set(median)
+
+
+def test_simulate_benchmark_smoke(tmp_path: Path) -> None:
+    results = run_bench("simulate.py", tmp_path / "simulate.json", timeout=300)
+    assert results["month_studies"] > 25_000 and results["month_all_policies_s"] > 0
+    assert results["day_heap_s"] > 0 and results["day_rank_every_pick_s"] > 0
