@@ -20,6 +20,7 @@ from dicomnode.jobs.queue import open_queue
 from dicomnode.jobs.scheduler import JobScheduler
 from dicomnode.ops.health import check_all
 from dicomnode.ops.metrics import NodeMetrics
+from dicomnode.ops.monitoring.alerts import MonitorService
 from dicomnode.ops.retention import RetentionService
 from dicomnode.receive.ingest import Ingest
 from dicomnode.receive.reconcile import reconcile
@@ -57,7 +58,8 @@ class Node:
         self._stopped = threading.Event()
 
     def build(self) -> list[Stage]:
-        """Every stage, in flow order: receive -> assemble -> route and queue -> export -> rank -> serve -> retain."""
+        """Every stage, in flow order: receive -> assemble -> route and queue -> export -> rank -> serve -> retain ->
+        monitor."""
         s, catalog, storage = self.settings, self.catalog, self.storage
         scheduler = JobScheduler(catalog, open_queue(s), s.analysis, embedded=s.analysis.broker_url is None)
         router = Router(s.routing.rules, self.registry, scheduler.wake, s.worklist.priority)
@@ -84,6 +86,7 @@ class Node:
             watcher,
             self._http(watcher) if s.http.enabled else None,
             RetentionService(catalog, storage, s.retention) if s.retention.enabled else None,
+            MonitorService(catalog, s.monitoring, s.notify),
         ]
         return [stage for stage in stages if stage is not None]
 

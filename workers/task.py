@@ -20,6 +20,7 @@ from dicomnode.catalog.records import series_instance_paths
 from dicomnode.catalog.states import JobOutcome, JobState
 from dicomnode.jobs import lifecycle as jobs
 from dicomnode.jobs.lifecycle import Claim, LostClaim
+from dicomnode.ops.monitoring.inputs import summarise as summarise_inputs
 from dicomnode.results.content import analysed_series
 from dicomnode.results.encode import ResultEncodingError, encode_out_of_scope, encode_result
 from dicomnode.results.identity import ResultIdentity
@@ -66,6 +67,7 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
     loaded = [load_series_with_sources([rt.storage.absolute(p) for p in ps], uid) for uid, ps in paths.items()]
     spec = rt.registry.get(claim.model)
     loaded = in_scope(loaded, spec.manifest, claim.model, claim.job_id)
+    inputs = summarise_inputs(loaded)
     timings.mark("load_s")
     model = rt.model(claim.model)
     analysed = [analysed_series(v.series_uid, s, model.predict(v), v.spacing_known) for v, s in loaded]
@@ -76,7 +78,7 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
     timings.mark("encode_s")
     findings = [_as_record(f, v) for (v, _), a in zip(loaded, analysed, strict=True) for f in a.findings]
     urgency = {o.label: o.urgency for o in spec.manifest.outputs} if spec.manifest else {}
-    finished = FinishedJob(claim, identity, instances, findings, urgency)
+    finished = FinishedJob(claim, identity, instances, findings, urgency, inputs)
     return commit_result(rt.catalog, rt.storage, rt.settings, finished, timings)
 
 

@@ -17,6 +17,7 @@ from dicomnode.config.settings import Settings
 from dicomnode.export import dicom as dicom_export
 from dicomnode.jobs import lifecycle as jobs
 from dicomnode.ops import audit
+from dicomnode.ops.monitoring.inputs import save_inputs
 from dicomnode.receive.storage import Storage
 from dicomnode.results.identity import ResultIdentity
 from dicomnode.results.rows import save_result
@@ -53,6 +54,7 @@ class FinishedJob:
     instances: list[Dataset]  # encoded SR and SEG
     findings: list[dict[str, Any]]  # the result's records (models/findings.py, with series and slice UIDs)
     urgency: dict[str, float]  # the manifest's, per finding label
+    inputs: dict[str, Any] | None = None  # what the run was given (ops/monitoring/inputs.py), for drift monitoring
 
 
 def commit_result(
@@ -75,6 +77,8 @@ def commit_result(
             job.urgency,
             settings,
         )
+        if job.inputs is not None:
+            save_inputs(conn, claim.job_id, claim.study_pk, identity.model, identity.model_version, job.inputs)
         detail = f"{len(job.findings)} findings; weights {identity.model_uid}; result {identity.result_uid}"
         audit.record(conn, claim.study_pk, who, "analysed", detail)
         seconds = timings.finished()

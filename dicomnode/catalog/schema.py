@@ -260,3 +260,34 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(128))  # calling AE, model + version, destination, reader token name
     action: Mapped[str] = mapped_column(String(16))  # received, analysed, exported, notified, claimed, ..., deleted
     detail: Mapped[str] = mapped_column(Text)
+
+
+class InputSummary(Base):
+    """What one analysis run was given, in a few numbers (headers and intensities of the analysed volume): the
+    input-drift monitor compares these against a baseline window (dicomnode/ops/monitoring). No patient data."""
+
+    __tablename__ = "input_summaries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_fk: Mapped[int] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    study_fk: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    model: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    features: Mapped[dict] = mapped_column(JSON)  # dicomnode/ops/monitoring/inputs.py FEATURES
+
+
+class ModelAlert(Base):
+    """A monitored figure of a model version past its threshold; open until the figure is back (cleared_at)."""
+
+    __tablename__ = "model_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), index=True)
+    model_version: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))  # e.g. "positive rate", "drift: slice_thickness"
+    value: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    detail: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[datetime] = mapped_column(DateTime)
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -18,7 +18,7 @@ from dicomnode.config.base import ENV_PREFIX
 from dicomnode.config.dicom import DicomConfig
 from dicomnode.config.export import ExportConfig, NotifyConfig
 from dicomnode.config.http import HttpConfig
-from dicomnode.config.ops import LogConfig, RetentionConfig
+from dicomnode.config.ops import LogConfig, MonitoringConfig, RetentionConfig
 from dicomnode.config.routing import RoutingConfig
 from dicomnode.config.storage import AssemblyConfig, CatalogConfig, StorageConfig
 from dicomnode.config.worklist import WorklistConfig
@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     worklist: WorklistConfig = Field(default_factory=WorklistConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     _registry: Any = PrivateAttr(None)
     _source: str = PrivateAttr("defaults and DICOMNODE_* environment variables")
 

@@ -59,23 +59,45 @@ def enqueue(
             "result_uid": flag["result_uid"],
             "flagged_at": now.isoformat() + "Z",
         }
-        for url in config.webhooks:
-            stmt = (
-                insert_for(conn.dialect.name, _notifications)
-                .values(
-                    study_fk=study_pk,
-                    result_uid=flag["result_uid"],
-                    label=flag["label"],
-                    url=str(url),
-                    payload=payload,
-                    state=OutboxState.PENDING,
-                    attempts=0,
-                    not_before=now,
-                    created_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["result_uid", "label", "url"])
+        armed += _arm(conn, study_pk, flag["result_uid"], flag["label"], payload, config, now)
+    return armed
+
+
+def enqueue_model_alert(
+    conn: Connection, study_pk: int, alert_uid: str, payload: dict[str, Any], config: NotifyConfig
+) -> int:
+    """Arm a `model_alert` POST to each webhook (ops/monitoring/alerts.py); `study_pk`: the latest study the model
+    version analysed, so the alert is traced like every other act."""
+    return _arm(conn, study_pk, alert_uid, "model_alert", {"event": "model_alert", **payload}, config, utcnow())
+
+
+def _arm(
+    conn: Connection,
+    study_pk: int,
+    key: str,
+    label: str,
+    payload: dict[str, Any],
+    config: NotifyConfig,
+    now: datetime,
+) -> int:
+    armed = 0
+    for url in config.webhooks:
+        stmt = (
+            insert_for(conn.dialect.name, _notifications)
+            .values(
+                study_fk=study_pk,
+                result_uid=key,
+                label=label,
+                url=str(url),
+                payload=payload,
+                state=OutboxState.PENDING,
+                attempts=0,
+                not_before=now,
+                created_at=now,
             )
-            armed += conn.execute(stmt).rowcount
+            .on_conflict_do_nothing(index_elements=["result_uid", "label", "url"])
+        )
+        armed += conn.execute(stmt).rowcount
     return armed
 
 

@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, case, func, select
 
 from dicomnode.catalog.db import posix_seconds, utcnow
-from dicomnode.catalog.schema import Export, Job, Notification, WorkItem
+from dicomnode.catalog.schema import Export, Job, ModelAlert, Notification, WorkItem
 from dicomnode.catalog.states import OPEN_WORKITEM, JobState, OutboxState, WorkItemState
 from dicomnode.worklist import feedback
 from dicomnode.worklist.ai_status import AIStatus, status_of
@@ -63,6 +63,11 @@ class CatalogCollector(Collector):
             per_item = select(status_of(WorkItem.study_fk).label("status")).where(open_items).subquery()
             ai = dict(conn.execute(select(per_item.c.status, func.count()).group_by(per_item.c.status)).all())
             opinions = feedback.agreement(conn)
+            alerts = conn.execute(
+                select(ModelAlert.model, ModelAlert.model_version, ModelAlert.kind).where(
+                    ModelAlert.cleared_at.is_(None)
+                )
+            ).all()
             oldest = conn.execute(
                 select(func.min(WorkItem.arrived_s)).where(WorkItem.state == WorkItemState.SCHEDULED)
             ).scalar()
@@ -83,6 +88,14 @@ class CatalogCollector(Collector):
             "dicomnode_worklist_ai_status", "Open worklist items by AI status.", "status", ai, tuple(AIStatus)
         )
         yield from _feedback(opinions)
+        alert = GaugeMetricFamily(
+            "dicomnode_model_alert",
+            "Open model-monitoring alerts (1 per model version and kind; see dicomnode monitor).",
+            labels=["model", "model_version", "kind"],
+        )
+        for model, version, kind in alerts:
+            alert.add_metric([model, version, kind], 1)
+        yield alert
         age = GaugeMetricFamily(
             "dicomnode_worklist_oldest_waiting_seconds",
             "How long the oldest unclaimed worklist item has waited (0: none).",

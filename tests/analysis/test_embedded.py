@@ -12,9 +12,10 @@ import pydicom
 from sqlalchemy import func, select
 
 from dicomnode.catalog.db import open_catalog
-from dicomnode.catalog.schema import Instance, Study
+from dicomnode.catalog.schema import InputSummary, Instance, Study
 from dicomnode.catalog.states import StudyAnalysis
 from dicomnode.demo.synthetic import SeriesSpec, SyntheticPatient, radiograph
+from dicomnode.ops.monitoring.inputs import FEATURES
 from dicomnode.results.identity import result_uid
 from models.registry import builtin_spec
 from tests.support.dicom_files import DISTINCT_PHI, series
@@ -48,6 +49,11 @@ def test_study_is_routed_analysed_and_its_result_recorded(start_node, tmp_path: 
     z0, z1 = finding["bbox"][0], finding["bbox"][3]
     assert 0 < z0 < 6 <= z1 < 12, "the lesion sits at the centre slices"
     assert finding["series_uid"] == spec.series_uid and len(finding["slice_uids"]) == z1 - z0
+    with catalog.connect() as conn:  # what the run was given, for the drift monitor: acquisition facts only
+        [inputs] = conn.execute(select(InputSummary.__table__)).all()
+    assert (inputs.job_fk, inputs.model_version) == (job.id, STANDIN.version)
+    assert inputs.features["slices"] == 12 and inputs.features["intensity_p95"] > inputs.features["intensity_p05"]
+    assert set(inputs.features) == set(FEATURES)
 
     listed = node_cli(node, "jobs")
     assert listed.returncode == 0 and "done" in listed.stdout and "STAT" in listed.stdout
