@@ -40,6 +40,7 @@ bench: $(BIN)/dicomnode system-deps
 	$(BIN)/python bench/worklist.py
 	$(BIN)/python bench/triage.py
 	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/monitoring.py
 
 clean:
 	rm -rf $(VENV) var bench/out .pytest_cache

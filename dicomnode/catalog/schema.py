@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from dicomnode.catalog.states import StudyState
@@ -99,7 +99,11 @@ class Job(Base):
     """One model run over a study: the source of truth for where the work stands."""
 
     __tablename__ = "jobs"
-    __table_args__ = (UniqueConstraint("study_fk", "model"),)
+    # the monitor's window per model, covering what it counts (ops/monitoring/figures.py)
+    __table_args__ = (
+        UniqueConstraint("study_fk", "model"),
+        Index("ix_jobs_model_finished", "model", "finished_at", "state"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_fk: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
@@ -150,7 +154,11 @@ class Result(Base):
     """A model's findings for a study; re-running replaces it in place (same deterministic UID)."""
 
     __tablename__ = "results"
-    __table_args__ = (UniqueConstraint("study_fk", "model", "model_version"),)
+    __table_args__ = (
+        UniqueConstraint("study_fk", "model", "model_version"),
+        # the monitor's window, covering the scores it counts (ops/monitoring/figures.py)
+        Index("ix_results_version_updated", "model", "model_version", "updated_at", "max_probability"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     result_uid: Mapped[str] = mapped_column(UID, unique=True)

@@ -83,3 +83,9 @@ def test_simulate_benchmark_smoke(tmp_path: Path) -> None:
     results = run_bench("simulate.py", tmp_path / "simulate.json", timeout=300)
     assert results["month_studies"] > 25_000 and results["month_all_policies_s"] > 0
     assert results["day_heap_s"] > 0 and results["day_rank_every_pick_s"] > 0
+
+
+def test_monitoring_benchmark_smoke(tmp_path: Path) -> None:
+    results = run_bench("monitoring.py", tmp_path / "monitoring.json", "--results", "2000", "--runs", "2")
+    assert results["results"] == results["analysed_in_window"] == 2000
+    assert results["figures_median_ms"] > 0 and results["count_median_ms"] > 0
