@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from dicomnode.cli.render import ConfigOption, fail, settings_from
+from dicomnode.cli.render import ConfigOption, catalog_of, fail, settings_from
 
 
 def simulate(
@@ -16,7 +16,11 @@ def simulate(
     arrivals: Annotated[
         Path | None, typer.Option(help="CSV of arrivals: time, modality, order_class, truth (default: synthetic)")
     ] = None,
-    days: Annotated[float, typer.Option(help="Days of synthetic arrivals")] = 7.0,
+    from_catalog: Annotated[
+        bool,
+        typer.Option("--from-catalog", help="Replay the node's own arrivals of the last --days, with their AI flags"),
+    ] = False,
+    days: Annotated[float, typer.Option(help="Days of arrivals (synthetic, or replayed)")] = 7.0,
     readers: Annotated[int, typer.Option(help="Readers reading at once")] = 4,
     sensitivity: Annotated[float, typer.Option(help="The model's sensitivity at its operating point")] = 0.9,
     specificity: Annotated[float, typer.Option(help="The model's specificity at its operating point")] = 0.9,
@@ -31,10 +35,14 @@ def simulate(
     from pydantic import ValidationError
 
     from dicomnode.worklist.simulation.arrivals import ArrivalsError, from_csv, synthetic
+    from dicomnode.worklist.simulation.arrivals import from_catalog as replay
     from dicomnode.worklist.simulation.run import run
     from dicomnode.worklist.simulation.scenario import Scenario
 
-    scoring = settings_from(config).worklist.scoring
+    settings = settings_from(config)
+    scoring = settings.worklist.scoring
+    if from_catalog and arrivals:
+        fail("--from-catalog or --arrivals, not both", 2)
     try:
         scenario = Scenario.model_validate(
             {
@@ -44,11 +52,17 @@ def simulate(
                 "seed": seed,
             }
         )
-        stream = from_csv(arrivals, scenario) if arrivals else synthetic(scenario)
+        if from_catalog:
+            from dicomnode.catalog.db import utcnow
+
+            with catalog_of(settings).connect() as conn:
+                stream = replay(conn, scenario, days, utcnow())
+        else:
+            stream = from_csv(arrivals, scenario) if arrivals else synthetic(scenario)
     except ValidationError as exc:
         fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()), 2)
     except ArrivalsError as exc:
-        fail(f"{arrivals}: {exc}", 2)
+        fail(f"{arrivals or 'catalog'}: {exc}", 2)
     except OSError as exc:
         fail(f"cannot read {arrivals}: {exc.strerror}", 2)
     result = run(stream, scenario, scoring, plot_to=plot)
@@ -78,8 +92,9 @@ def _print(result: dict) -> None:
         )
     Console(soft_wrap=True).print(table)
     c = result["comparison"]
-    if c:
+    cut, growth = c.get("critical_mean_wait_cut_vs_fifo"), c.get("routine_max_wait_growth_vs_fifo")
+    if cut is not None and growth is not None:
         typer.echo(
-            f"dicomnode vs first come first served: critical mean wait {c['critical_mean_wait_cut_vs_fifo']:.0%} "
-            f"shorter, longest routine wait {c['routine_max_wait_growth_vs_fifo']:+.0%}"
+            f"dicomnode vs first come first served: critical mean wait {cut:.0%} shorter, longest routine wait "
+            f"{growth:+.0%}"
         )

@@ -14,13 +14,18 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
+from dicomnode.catalog.db import open_catalog, utcnow
 from dicomnode.cli.main import app
+from dicomnode.config.worklist import WorklistConfig
 from dicomnode.routing.priority import PriorityClass
+from dicomnode.worklist import items
 from dicomnode.worklist.scoring import AIFlag, ScoringPolicy, WorkItem, rank
 from dicomnode.worklist.simulation.arrivals import Stream, synthetic
 from dicomnode.worklist.simulation.engine import START, queue_for
 from dicomnode.worklist.simulation.run import run
 from dicomnode.worklist.simulation.scenario import Arrivals, Scenario
+from tests.support.monitoring_data import add_feedback
+from tests.support.worklist_data import add_study, flag
 
 REQUIRED = {"critical_mean_wait_min", "critical_p95_wait_min", "routine_max_wait_min", "routine_mean_wait_min"}
 
@@ -110,3 +115,29 @@ def test_simulate_reads_arrivals_from_a_csv_and_names_a_bad_line(tmp_path: Path)
     assert result.exit_code == 2 and "missing column(s) order_class" in result.output
     result = CliRunner().invoke(app, ["simulate", "--readers", "0"])
     assert result.exit_code == 2 and "room.readers" in result.output
+
+
+def test_simulate_replays_the_nodes_own_arrivals_with_their_flags(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    catalog = open_catalog(url)
+    now = utcnow()
+    config = WorklistConfig()
+    with catalog.begin() as conn:
+        for k in range(120):
+            study = add_study(conn, ["STAT", "ROUTINE", "LOW"][k % 3], 60 + k * 30, now=now)  # 2.5 days of arrivals
+            if k % 10 == 0:
+                items.record_ai(conn, study, [flag("bleed", 0.8)], "ct-hemorrhage", "0.2.0", config, now)
+                if k % 20 == 0:
+                    add_feedback(conn, study, "agree", now)
+        add_study(conn, "ROUTINE", 60 * 24 * 9, now=now)  # nine days ago: outside the replay
+    (tmp_path / "node.toml").write_text(f'[catalog]\nurl = "{url}"\n')
+    out = tmp_path / "replay.json"
+    args = ["simulate", "--config", str(tmp_path / "node.toml"), "--from-catalog", "--days", "7", "--json", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())
+    assert figures["studies"] == 120 and figures["flagged_share"] == 0.1
+    assert figures["policies"]["fifo"]["critical_n"] == 6, "critical: a reader agreed with its flag"
+    assert set(figures["policies"]["dicomnode"]["by_class"]) == {"STAT", "ROUTINE", "LOW"}
+    empty = CliRunner().invoke(app, [*args[:4], "--from-catalog", "--days", "0.01"])  # the last 14 minutes
+    assert empty.exit_code == 2 and "no worklist items arrived" in empty.output

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import norm
+from sqlalchemy import Connection, select
 
+from dicomnode.catalog.schema import Feedback, WorkItem
 from dicomnode.routing.priority import PriorityClass, from_requested_procedure_priority
 from dicomnode.worklist.simulation.scenario import CLASSES, Scenario
 
@@ -30,6 +32,7 @@ class Stream:
     critical: np.ndarray  # bool; unknown truth counts as not critical
     read_minutes: np.ndarray  # float
     probability: np.ndarray  # float: the flag's calibrated probability, NaN where the model flags nothing
+    urgency: np.ndarray | None = None  # per study (a replay's flags carry their own); None: the detector's
 
     def __len__(self) -> int:
         return len(self.minute)
@@ -102,6 +105,32 @@ def from_csv(path: Path, scenario: Scenario) -> Stream:
         read_rng,
         model_rng,
     )
+
+
+def from_catalog(conn: Connection, scenario: Scenario, days: float, now: datetime) -> Stream:
+    """The node's own arrivals of the last `days`: each worklist item's arrival, order class, first modality and
+    the AI flags it got (the top one's probability and urgency, as the worklist ranks by). Truth is what readers
+    said of the flags: a study is critical when a reader agreed with one; studies nobody judged count as not."""
+    items, feedback = WorkItem.__table__, Feedback.__table__
+    agreed = select(feedback.c.study_fk).where(feedback.c.verdict == "agree")
+    rows = conn.execute(
+        select(items.c.arrived_at, items.c.priority, items.c.modalities, items.c.flags, items.c.study_fk.in_(agreed))
+        .where(items.c.arrived_at >= now - timedelta(days=days), items.c.arrived_at <= now)
+        .order_by(items.c.arrived_at)
+    ).all()
+    if not rows:
+        raise ArrivalsError(f"no worklist items arrived in the last {days:g} days")
+    first = rows[0].arrived_at
+    minute = np.array([(r.arrived_at - first).total_seconds() / 60 for r in rows])
+    priority = np.array([PriorityClass[r.priority].value for r in rows])
+    modality = np.array([(r.modalities or "OT").split("\\")[0] for r in rows])
+    critical = np.array([bool(r[4]) for r in rows])
+    tops = [max(r.flags or [], key=lambda f: f["probability"] * f["urgency"], default=None) for r in rows]
+    probability = np.array([t["probability"] if t else np.nan for t in tops])
+    urgency = np.array([t["urgency"] if t else 0.0 for t in tops])
+    _, read_rng, _ = _streams(scenario.seed)
+    stream = _complete(scenario, minute, priority, modality, critical, read_rng, np.random.default_rng(0))
+    return Stream(minute, priority, modality, critical, stream.read_minutes, probability, urgency)
 
 
 def _complete(

@@ -75,7 +75,8 @@ class _Scored(_Queue):
 
     def _item(self, i: int) -> WorkItem:
         probability = self.stream.probability[i]
-        flags = () if np.isnan(probability) else (AIFlag(self.label, float(probability), self.urgency, "model", "1"),)
+        urgency = self.urgency if self.stream.urgency is None else float(self.stream.urgency[i])
+        flags = () if np.isnan(probability) else (AIFlag(self.label, float(probability), urgency, "model", "1"),)
         arrived = START + timedelta(minutes=float(self.stream.minute[i]))
         return WorkItem(str(i), PriorityClass(int(self.stream.priority[i])), arrived, flags)
 

@@ -16,6 +16,12 @@ from dicomnode.worklist.simulation.scenario import Scenario
 from dicomnode.worklist.simulation.summary import comparison, policy_summary
 
 
+def offered_load(stream: Stream, readers: int) -> float:
+    """Reader-minutes the studies ask for per reader-minute available over their span (1 is saturation)."""
+    span = float(stream.minute.max() - stream.minute.min()) if len(stream) > 1 else 0.0
+    return float(stream.read_minutes.sum()) / (readers * span) if span > 0 else 0.0
+
+
 def run(
     stream: Stream,
     scenario: Scenario,
@@ -36,7 +42,7 @@ def run(
     return {
         "studies": len(stream),
         "days": round(float(stream.minute.max() / 1440), 2) if len(stream) else 0,
-        "offered_load": round(scenario.load(), 3),
+        "offered_load": round(offered_load(stream, scenario.room.readers), 3),
         "flagged_share": round(float(np.mean(stream.flagged)), 4),
         "policies": results,
         "comparison": comparison(results),
