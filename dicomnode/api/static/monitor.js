@@ -39,6 +39,24 @@ function bars(title, values, options = {}) {
   return figure;
 }
 
+function hbars(title, entries, limit, key) {
+  // one bar per feature, its name on the left; red past the limit
+  const row = 16, label = 130, width = 360, height = row * entries.length + 10;
+  const figure = el("figure", { class: "chart", "data-chart": key });
+  const svg = el("svg:svg", { width, height, role: "img", "aria-label": title });
+  const top = Math.max(limit * 2, ...entries.map(([, v]) => v));
+  const scale = (width - label - 40) / top;
+  entries.forEach(([name, value], i) => {
+    svg.append(el("svg:text", { x: 0, y: i * row + 12 }, name));
+    svg.append(el("svg:rect", { x: label, y: i * row + 3, width: Math.max(value * scale, 1), height: row - 5,
+      fill: value > limit ? "#c62828" : "#3c6ec8", "data-value": value }));
+    svg.append(el("svg:text", { x: label + value * scale + 4, y: i * row + 12 }, value.toFixed(2)));
+  });
+  svg.append(el("svg:line", { x1: label + limit * scale, x2: label + limit * scale, y1: 0, y2: height, stroke: "#c62828" }));
+  figure.append(svg, el("figcaption", {}, title));
+  return figure;
+}
+
 function version(v, alerts, thresholds) {
   const box = el("section", { class: "version", "data-model": v.model, "data-version": v.model_version });
   const fb = v.feedback;
@@ -52,7 +70,7 @@ function version(v, alerts, thresholds) {
   charts.append(bars("Studies per day (positive in orange)", v.per_day.map((d) => ({ value: d.analysed, overlay: d.positive, label: d.date.slice(5) })), { key: "per-day" }));
   charts.append(bars("Score histogram (max probability 0-1)", v.score_histogram.map((n) => ({ value: n })), { key: "scores" }));
   const psi = Object.entries(v.drift.psi).filter(([, p]) => p !== null);
-  charts.append(bars(`Input drift, PSI per feature (alert above ${thresholds.psi_alert})`, psi.map(([name, p]) => ({ value: p, label: name.slice(0, 5) })), { key: "drift", limit: thresholds.psi_alert }));
+  charts.append(hbars(`Input drift, PSI per feature (alert above ${thresholds.psi_alert})`, psi, thresholds.psi_alert, "drift"));
   charts.append(bars(`Reader agreement per day (alert below ${thresholds.agreement_alert})`, fb.per_day.map((d) => ({ value: d.verdicts ? d.agree / d.verdicts : 0, label: d.date.slice(5) })), { key: "agreement", limit: thresholds.agreement_alert, below: true, max: 1 }));
   box.append(charts);
   return box;
