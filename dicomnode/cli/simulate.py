@@ -22,6 +22,10 @@ def simulate(
     ] = False,
     days: Annotated[float, typer.Option(help="Days of arrivals (synthetic, or replayed)")] = 7.0,
     readers: Annotated[int, typer.Option(help="Readers reading at once")] = 4,
+    evaluation: Annotated[
+        Path | None,
+        typer.Option(help="`dicomnode models evaluate` output (JSON): the model's sensitivity and specificity"),
+    ] = None,
     sensitivity: Annotated[float, typer.Option(help="The model's sensitivity at its operating point")] = 0.9,
     specificity: Annotated[float, typer.Option(help="The model's specificity at its operating point")] = 0.9,
     prevalence: Annotated[float, typer.Option(help="Share of studies with a critical finding (synthetic)")] = 0.02,
@@ -41,6 +45,8 @@ def simulate(
 
     settings = settings_from(config)
     scoring = settings.worklist.scoring
+    if evaluation is not None:
+        sensitivity, specificity = _operating_point(evaluation)
     if from_catalog and arrivals:
         fail("--from-catalog or --arrivals, not both", 2)
     try:
@@ -69,6 +75,20 @@ def simulate(
     if json_file:
         json_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     _print(result)
+
+
+def _operating_point(path: Path) -> tuple[float, float]:
+    """Sensitivity and specificity from the first JSON object of `models evaluate` output."""
+    try:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip().startswith("{"):
+                figures = json.loads(line)
+                return float(figures["sensitivity"]), float(figures["specificity"])
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}", 2)
+    except (ValueError, KeyError, TypeError):
+        pass
+    fail(f"{path}: no `models evaluate` figures (a JSON line with sensitivity and specificity)", 2)
 
 
 def _print(result: dict) -> None:

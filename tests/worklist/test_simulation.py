@@ -141,3 +141,26 @@ def test_simulate_replays_the_nodes_own_arrivals_with_their_flags(tmp_path: Path
     assert set(figures["policies"]["dicomnode"]["by_class"]) == {"STAT", "ROUTINE", "LOW"}
     empty = CliRunner().invoke(app, [*args[:4], "--from-catalog", "--days", "0.01"])  # the last 14 minutes
     assert empty.exit_code == 2 and "no worklist items arrived" in empty.output
+
+
+def test_simulate_takes_the_models_operating_point_from_its_evaluation(tmp_path: Path) -> None:
+    evaluation = tmp_path / "eval.json"
+    runner = CliRunner()
+    out = {}
+    for name, figures in (
+        ("weak", {"sensitivity": 0.6, "specificity": 0.7}),
+        ("strong", {"sensitivity": 0.97, "specificity": 0.95}),
+    ):
+        evaluation.write_text(json.dumps({"auc": 0.9, **figures}) + "\n")
+        result = runner.invoke(
+            app, ["simulate", "--evaluation", str(evaluation), "--json", str(tmp_path / f"{name}.json")]
+        )
+        assert result.exit_code == 0, result.output
+        out[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert (
+        out["strong"]["comparison"]["critical_mean_wait_cut_vs_fifo"]
+        > out["weak"]["comparison"]["critical_mean_wait_cut_vs_fifo"]
+    )
+    evaluation.write_text("not figures\n")
+    result = runner.invoke(app, ["simulate", "--evaluation", str(evaluation)])
+    assert result.exit_code == 2 and "no `models evaluate` figures" in result.output
