@@ -8,6 +8,7 @@ series can be unusable into one clear error.
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import highdicom as hd
@@ -16,6 +17,7 @@ import pydicom
 from highdicom.spatial import get_series_volume_positions
 from pydicom.errors import InvalidDicomError
 
+from dicomnode.analysis.pixels import modality_values, read_instance
 from dicomnode.errors import DicomnodeError
 from models.image import ImageVolume
 
@@ -33,13 +35,15 @@ def load_series_with_sources(paths: list[Path], series_uid: str) -> tuple[ImageV
     SEG reference and copy patient and study attributes from."""
     if not paths:
         raise StudyUnreadable(f"series {series_uid}: no stored instances")
-    datasets = [_read(p) for p in paths]
-    _require_same(datasets, series_uid)
+    read = [_read(p) for p in paths]
+    datasets = [ds for ds, _ in read]
+    stored = {str(ds.SOPInstanceUID): pixels for ds, pixels in read if pixels is not None}
+    _require_same(datasets, series_uid, stored)
     try:
         if "ImagePositionPatient" in datasets[0]:
-            volume = _cross_sectional(datasets, series_uid)
+            volume = _cross_sectional(datasets, series_uid, stored)
         else:
-            volume = _projection(datasets, series_uid)
+            volume = _projection(datasets, series_uid, stored)
     except StudyUnreadable:
         raise
     except (ValueError, NotImplementedError, RuntimeError, AttributeError, KeyError, TypeError) as exc:
@@ -48,23 +52,24 @@ def load_series_with_sources(paths: list[Path], series_uid: str) -> tuple[ImageV
     by_uid = {str(ds.SOPInstanceUID): ds for ds in datasets}
     sources = [by_uid[uid] for uid in volume.slice_uids]
     for ds in sources:
-        del ds.PixelData  # decoded into the volume already; keep only the header
+        if "PixelData" in ds:
+            del ds.PixelData  # decoded into the volume already; keep only the header
     return volume, sources
 
 
-def _read(path: Path) -> pydicom.Dataset:
+def _read(path: Path) -> tuple[pydicom.Dataset, np.ndarray | None]:
     try:
-        return pydicom.dcmread(path)
-    except (InvalidDicomError, OSError, ValueError) as exc:
+        return read_instance(path)
+    except (InvalidDicomError, OSError, ValueError, struct.error) as exc:
         raise StudyUnreadable(f"cannot read stored instance {path.name}: {type(exc).__name__}") from exc
 
 
-def _require_same(datasets: list[pydicom.Dataset], series_uid: str) -> None:
+def _require_same(datasets: list[pydicom.Dataset], series_uid: str, stored: dict[str, np.ndarray]) -> None:
     for attr in ("Rows", "Columns", "SOPClassUID"):
         values = {str(ds.get(attr)) for ds in datasets}
         if len(values) > 1:
             raise StudyUnreadable(f"series {series_uid}: mixed {attr} within the series ({len(values)} values)")
-    if any("PixelData" not in ds for ds in datasets):
+    if any("PixelData" not in ds and str(ds.SOPInstanceUID) not in stored for ds in datasets):
         raise StudyUnreadable(f"series {series_uid}: an instance has no pixel data")
     if any(int(ds.get("NumberOfFrames", 1) or 1) != 1 for ds in datasets):
         raise StudyUnreadable(f"series {series_uid}: multi-frame images are not supported yet")
@@ -89,7 +94,13 @@ def _charset(ds: pydicom.Dataset) -> tuple[str, ...]:
     return tuple(str(t).strip() for t in terms)
 
 
-def _cross_sectional(datasets: list[pydicom.Dataset], series_uid: str) -> ImageVolume:
+def _values(ds: pydicom.Dataset, stored: dict[str, np.ndarray]) -> np.ndarray:
+    """One image in modality units: read from its file's offset (native), else decoded by pydicom."""
+    pixels = stored.get(str(ds.SOPInstanceUID))
+    return modality_values(ds, ds.pixel_array if pixels is None else pixels)
+
+
+def _cross_sectional(datasets: list[pydicom.Dataset], series_uid: str, stored: dict[str, np.ndarray]) -> ImageVolume:
     if any("ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds for ds in datasets):
         raise StudyUnreadable(f"series {series_uid}: some slices lack ImagePositionPatient/ImageOrientationPatient")
     if not datasets[0].get("FrameOfReferenceUID"):
@@ -106,7 +117,7 @@ def _cross_sectional(datasets: list[pydicom.Dataset], series_uid: str) -> ImageV
     first = ordered[0]
     array = np.empty((len(ordered), int(first.Rows), int(first.Columns)), dtype=np.float32)
     for k, ds in enumerate(ordered):  # highdicom's get_volume_from_series re-validates every image: 5x slower
-        array[k] = pydicom.pixels.apply_modality_lut(ds.pixel_array, ds)
+        array[k] = _values(ds, stored)
     volume = hd.Volume.from_attributes(
         array=array,
         image_position=first.ImagePositionPatient,
@@ -125,7 +136,7 @@ def _cross_sectional(datasets: list[pydicom.Dataset], series_uid: str) -> ImageV
     )
 
 
-def _projection(datasets: list[pydicom.Dataset], series_uid: str) -> ImageVolume:
+def _projection(datasets: list[pydicom.Dataset], series_uid: str, stored: dict[str, np.ndarray]) -> ImageVolume:
     """A radiograph: one image, no patient-space position. Analysed as a single slice."""
     if len(datasets) != 1:
         raise StudyUnreadable(
@@ -135,7 +146,7 @@ def _projection(datasets: list[pydicom.Dataset], series_uid: str) -> ImageVolume
     ds = datasets[0]
     pixel_spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
     row_mm, col_mm = (float(v) for v in pixel_spacing or (1.0, 1.0))
-    array = pydicom.pixels.apply_modality_lut(ds.pixel_array, ds).astype(np.float32)
+    array = _values(ds, stored)
     if array.ndim != 2:
         raise StudyUnreadable(f"series {series_uid}: colour projection images are not supported")
     if ds.get("PhotometricInterpretation") == "MONOCHROME1":  # models see dense = bright, as MONOCHROME2
