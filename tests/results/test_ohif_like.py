@@ -87,6 +87,17 @@ def encoded(folder: Path, volume_and_sources: tuple, model: str, study_uid: str)
     return case, paths
 
 
+def radiograph_case(folder: Path, seed: int, pneumothorax: bool) -> tuple[Path, AnalysedSeries, dict]:
+    """A chest radiograph written to `folder`, analysed by cxr-pneumothorax: its file, the case, the result files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    p = chest_radiograph(np.random.default_rng(seed), pneumothorax=pneumothorax)
+    spec = SeriesSpec(modality="DX", body_part="CHEST", pixel_spacing_mm=1.4)
+    path = folder / "xr.dcm"
+    radiograph(spec, p.image).save_as(path, enforce_file_format=True)
+    case, paths = encoded(folder, load_series_with_sources([path], spec.series_uid), "cxr-pneumothorax", spec.study_uid)
+    return path, case, paths
+
+
 def test_ct_findings_have_values_and_a_region_and_the_seg_matches(node_with_dcmjs: str, tmp_path: Path) -> None:
     p = ct_head(np.random.default_rng(9501), bleeds=2)
     series = SeriesSpec(n_slices=32, rows=128, columns=128, slice_thickness_mm=5.0, pixel_spacing_mm=1.5)
@@ -113,15 +124,7 @@ def test_ct_findings_have_values_and_a_region_and_the_seg_matches(node_with_dcmj
 
 def test_a_radiograph_finding_is_a_rectangle_and_a_negative_says_so(node_with_dcmjs: str, tmp_path: Path) -> None:
     for pneumothorax in (True, False):
-        p = chest_radiograph(np.random.default_rng(9700), pneumothorax=pneumothorax)
-        spec = SeriesSpec(modality="DX", body_part="CHEST", pixel_spacing_mm=1.4)
-        path = tmp_path / f"xr-{pneumothorax}.dcm"
-        radiograph(spec, p.image).save_as(path, enforce_file_format=True)
-        folder = tmp_path / str(pneumothorax)
-        folder.mkdir()
-        case, paths = encoded(
-            folder, load_series_with_sources([path], spec.series_uid), "cxr-pneumothorax", spec.study_uid
-        )
+        _, case, paths = radiograph_case(tmp_path / str(pneumothorax), 9700, pneumothorax)
         groups = ohif(node_with_dcmjs, "sr", paths["SR"])["groups"]
         if pneumothorax:
             [group] = groups
@@ -162,14 +165,7 @@ def test_ohif_hydrates_each_ct_finding_into_a_rectangle_and_loads_the_seg_masks(
 
 def test_ohif_hydrates_a_radiograph_finding_and_never_an_absent_one(node_with_dcmjs: str, tmp_path: Path) -> None:
     for pneumothorax in (True, False):
-        p = chest_radiograph(np.random.default_rng(9700), pneumothorax=pneumothorax)
-        spec = SeriesSpec(modality="DX", body_part="CHEST", pixel_spacing_mm=1.4)
-        path = tmp_path / f"xr-{pneumothorax}.dcm"
-        radiograph(spec, p.image).save_as(path, enforce_file_format=True)
-        folder = tmp_path / str(pneumothorax)
-        folder.mkdir()
-        loaded = load_series_with_sources([path], spec.series_uid)
-        case, paths = encoded(folder, loaded, "cxr-pneumothorax", spec.study_uid)
+        path, case, paths = radiograph_case(tmp_path / str(pneumothorax), 9700, pneumothorax)
         out = hydrated(node_with_dcmjs, paths["SR"], None, [path])["sr"]
         if pneumothorax:
             [finding] = case.findings
@@ -181,10 +177,6 @@ def test_ohif_hydrates_a_radiograph_finding_and_never_an_absent_one(node_with_dc
 
 
 def test_only_groups_with_a_region_carry_cornerstones_tag(node_with_dcmjs: str, tmp_path: Path) -> None:
-    p = chest_radiograph(np.random.default_rng(9701), pneumothorax=False)
-    spec = SeriesSpec(modality="DX", body_part="CHEST", pixel_spacing_mm=1.4)
-    path = tmp_path / "xr.dcm"
-    radiograph(spec, p.image).save_as(path, enforce_file_format=True)
-    _, paths = encoded(tmp_path, load_series_with_sources([path], spec.series_uid), "cxr-pneumothorax", spec.study_uid)
+    _, _, paths = radiograph_case(tmp_path, 9701, pneumothorax=False)
     [group] = ohif(node_with_dcmjs, "sr", paths["SR"])["groups"]
     assert not group["tracking"].startswith(HYDRATABLE_REGION_TAG) and group["tracking"] == "pneumothorax 1"
