@@ -39,6 +39,7 @@ bench: $(BIN)/dicomnode system-deps
 	$(BIN)/python bench/results.py
 	$(BIN)/python bench/worklist.py
 	$(BIN)/python bench/triage.py
+	$(BIN)/python bench/triage.py --on-release
 	$(BIN)/python bench/simulate.py
 	$(BIN)/python bench/monitoring.py
 

@@ -7,8 +7,10 @@ bleed with dcmtk storescu (one association) and polls the PACS folder and the wo
 (model loading) is not counted. Breakdown from the catalog's timestamps: quiet wait, queueing (completion ->
 routing -> claim), volume load, inference (+ findings), encoding, storing, export, worklist visible.
 Peer in the same run: the model alone, in-process on the same files (load + analyse), what any tool must spend.
+--on-release: storescu is a peer with complete_on_release (assembly.release_grace_seconds = 0.2): the study
+completes when its association is released instead of after the quiet period.
 
-Usage: python bench/triage.py [--runs 5] [--slices 300] [--size 512] [--json PATH]
+Usage: python bench/triage.py [--runs 5] [--slices 300] [--size 512] [--on-release] [--json PATH]
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ from inference import write_ct  # noqa: E402 - the sibling benchmark's phantom C
 
 OUT = Path(__file__).resolve().parent / "out"
 TOKEN = "triage-bench-token-000000"
+
+
+def complete_on_release(config: Path) -> None:
+    """storescu (calling AE STORESCU) sends each study in one association: complete it at release."""
+    text = config.read_text().replace("poll_seconds = 0.2\n", "poll_seconds = 0.2\nrelease_grace_seconds = 0.2\n")
+    peer = '[[dicom.peers]]\nae_title = "STORESCU"\nhosts = ["127.0.0.1/32"]\ncomplete_on_release = true\n'
+    config.write_text(text + peer)
 
 
 def model_alone(files: list[Path]) -> float:
@@ -154,14 +163,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--json", type=Path, default=OUT / "triage.json")
+    parser.add_argument("--on-release", action="store_true", help="storescu completes its study on release")
+    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    args.json = args.json or OUT / ("triage-release.json" if args.on_release else "triage.json")
     with tempfile.TemporaryDirectory(prefix="dicomnode-triage-") as tmp:
         work = Path(tmp)
         studies = [write_ct(work / "studies" / str(i), args.slices, args.size) for i in range(args.runs + 1)]
         peer_s = model_alone(studies[0])
         node_port, http_port, pacs_port = free_port(), free_port(), free_port()
         config = write_config(work, node_port, http_port, pacs_port, TOKEN)
+        if args.on_release:
+            complete_on_release(config)
         pacs = start_pacs(work / "pacs", pacs_port)
         node = start_node(work, config)
         api = httpx.Client(
@@ -180,6 +193,7 @@ def main() -> None:
         "runs": args.runs,
         "slices": args.slices,
         "size": args.size,
+        "completion": "on release" if args.on_release else "quiet period",
         "median": median,
         "all_total_s": [round(r["total_s"], 2) for r in runs],
         "peer_model_alone_s": round(peer_s, 3),

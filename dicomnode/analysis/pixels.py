@@ -64,14 +64,21 @@ def _as_stored(raw: np.ndarray, allocated: int, stored: int, signed: bool) -> np
     return values
 
 
-def modality_values(ds: pydicom.Dataset, stored: np.ndarray) -> np.ndarray:
-    """Modality units (Hounsfield for CT) as float32: the rescale, or pydicom for a Modality LUT Sequence."""
+def modality_values(ds: pydicom.Dataset, stored: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Modality units (Hounsfield for CT) as float32, into `out` when given: the rescale, or pydicom for a
+    Modality LUT Sequence."""
     if "ModalityLUTSequence" in ds:
-        return pydicom.pixels.apply_modality_lut(stored, ds).astype(np.float32)
+        values = pydicom.pixels.apply_modality_lut(stored, ds).astype(np.float32)
+        if out is None:
+            return values
+        out[...] = values
+        return out
     slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
-    values = stored.astype(np.float32)
+    if out is None:
+        out = np.empty(stored.shape, dtype=np.float32)
+    out[...] = stored
     if slope != 1:
-        values *= np.float32(slope)
+        out *= np.float32(slope)
     if intercept:
-        values += np.float32(intercept)
-    return values
+        out += np.float32(intercept)
+    return out
