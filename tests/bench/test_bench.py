@@ -89,3 +89,11 @@ def test_monitoring_benchmark_smoke(tmp_path: Path) -> None:
     results = run_bench("monitoring.py", tmp_path / "monitoring.json", "--results", "2000", "--runs", "2")
     assert results["results"] == results["analysed_in_window"] == 2000
     assert results["figures_median_ms"] > 0 and results["count_median_ms"] > 0
+
+
+def test_triage_on_release_benchmark_smoke(tmp_path: Path) -> None:
+    results = run_bench(
+        "triage.py", tmp_path / "t.json", "--on-release", "--runs", "1", "--slices", "20", "--size", "64", timeout=400
+    )
+    assert results["completion"] == "on release" and results["median"]["total_s"] > 0
+    assert results["median"]["quiet_wait_s"] < 2, "completed at release, not after the 2 s quiet period"
