@@ -110,8 +110,9 @@ def main() -> None:
     results: dict = {"slices": args.slices, "size": args.size, "lesions": len(series.findings)}
     results["encode_s"] = round(statistics.median(encode), 3)
     results["encode_all_s"] = round(statistics.median(encode_all), 3)  # SR + SEG + 3 SC + GSPS
-    results["packbits_s"] = round(statistics.median(packbits), 3)
-    results["encode_vs_packbits"] = round(results["encode_s"] / results["packbits_s"], 1)
+    results["packbits_s"] = round(statistics.median(packbits), 4)
+    # from the unrounded medians: a tiny smoke-test volume packs in well under a millisecond
+    results["encode_vs_packbits"] = round(statistics.median(encode) / statistics.median(packbits), 1)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         paths = []
