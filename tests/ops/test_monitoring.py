@@ -14,7 +14,7 @@ from PIL import Image
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
-from dicomnode.catalog.db import open_catalog
+from dicomnode.catalog.db import open_catalog, utcnow
 from dicomnode.catalog.schema import AuditEvent, ModelAlert, Notification
 from dicomnode.catalog.states import JobState
 from dicomnode.cli.main import app
@@ -31,22 +31,22 @@ CONFIG = MonitoringConfig(baseline_studies=60, min_studies=30, min_feedback=20)
 HOOK = NotifyConfig(webhooks=["http://127.0.0.1:9/hook"])
 
 
-def baseline(conn, days_ago: float = 30) -> None:  # noqa: ANN001
+def baseline(conn, days_ago: float = 30, now: datetime = NOW) -> None:  # noqa: ANN001
     """60 studies a month ago: 10% positive, 5 mm Siemens heads."""
     for k in range(60):
-        add_run(conn, NOW - timedelta(days=days_ago, minutes=k), positive=k % 10 == 0)
+        add_run(conn, now - timedelta(days=days_ago, minutes=k), positive=k % 10 == 0)
 
 
-def shifted_week(conn) -> None:  # noqa: ANN001
+def shifted_week(conn, now: datetime = NOW) -> None:  # noqa: ANN001
     """This week: 40% positive, 1 mm GE scans, 4 failed jobs in 64, readers agreeing with 12 of 30 flags."""
     studies = []
     for k in range(60):
         features = {"slice_thickness_mm": 1.0, "manufacturer": "GE", "slices": 300}
-        studies.append(add_run(conn, NOW - timedelta(hours=k + 1), positive=k % 5 < 2, features=features))
+        studies.append(add_run(conn, now - timedelta(hours=k + 1), positive=k % 5 < 2, features=features))
     for k in range(4):
-        add_run(conn, NOW - timedelta(hours=k + 2), state=JobState.FAILED)
+        add_run(conn, now - timedelta(hours=k + 2), state=JobState.FAILED)
     for k, study in enumerate(studies[:30]):
-        add_feedback(conn, study, "agree" if k < 12 else "disagree", NOW - timedelta(hours=k))
+        add_feedback(conn, study, "agree" if k < 12 else "disagree", now - timedelta(hours=k))
 
 
 def test_the_figures_of_a_model_version(any_catalog: Engine) -> None:
@@ -131,10 +131,11 @@ def test_psi() -> None:
 def test_monitor_prints_figures_and_writes_a_report(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'catalog.db'}"
     catalog = open_catalog(url)
+    now = utcnow()  # the command judges the real present: the rows are put around it, whatever today is
     with catalog.begin() as conn:
-        baseline(conn, days_ago=3)
-        shifted_week(conn)
-    alerts.check(catalog, CONFIG, HOOK)
+        baseline(conn, days_ago=3, now=now)
+        shifted_week(conn, now=now)
+    alerts.check(catalog, CONFIG, HOOK, now)
     (tmp_path / "node.toml").write_text(f'[catalog]\nurl = "{url}"\n[monitoring]\nwindow_days = 30\n')
     config = ["--config", str(tmp_path / "node.toml")]
     runner = CliRunner()
