@@ -87,7 +87,7 @@ def build_out_of_scope_sr(sources: list[Dataset], identity: ResultIdentity, reas
     would read as negative), only the statement that it was not analysed and why."""
     algorithm = hd.sr.AlgorithmIdentification(name=identity.model, version=identity.model_version)
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=_tracking(identity, 0, "not analysed"), algorithm_id=algorithm
+        tracking_identifier=_tracking(identity, 0, identity.tracking_id(0, "not analysed")), algorithm_id=algorithm
     )
     group[0].ContentSequence.append(_statement(out_of_scope_statement(identity, reason)))
     report = hd.sr.MeasurementReport(
@@ -129,12 +129,7 @@ def _observer(identity: ResultIdentity) -> hd.sr.ObservationContext:
     )
 
 
-def _tracking(identity: ResultIdentity, index: int, label: str) -> hd.sr.TrackingIdentifier:
-    return hd.sr.TrackingIdentifier(uid=identity.tracking_uid(index), identifier=identity.tracking_id(index, label))
-
-
-def _region_tracking(identity: ResultIdentity, index: int, label: str) -> hd.sr.TrackingIdentifier:
-    identifier = identity.region_tracking_id(index, label)
+def _tracking(identity: ResultIdentity, index: int, identifier: str) -> hd.sr.TrackingIdentifier:
     return hd.sr.TrackingIdentifier(uid=identity.tracking_uid(index), identifier=identifier)
 
 
@@ -156,7 +151,7 @@ def _finding_group(
     algorithm: hd.sr.AlgorithmIdentification,
 ):  # noqa: ANN202
     common = {
-        "tracking_identifier": _region_tracking(identity, index, f.label),
+        "tracking_identifier": _tracking(identity, index, identity.region_tracking_id(index, f.label)),
         "finding_type": coded(f.code),
         "algorithm_id": algorithm,
         "measurements": _measurements(f),
@@ -225,7 +220,7 @@ def _absent_group(
     code: Code, index: int, identity: ResultIdentity, algorithm: hd.sr.AlgorithmIdentification
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=_tracking(identity, index, code.meaning),
+        tracking_identifier=_tracking(identity, index, identity.tracking_id(index, code.meaning)),
         finding_type=coded(code),
         algorithm_id=algorithm,
         qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=coded(code), value=codes.SCT.Absent)],
