@@ -67,15 +67,12 @@ def _as_stored(raw: np.ndarray, allocated: int, stored: int, signed: bool) -> np
 def modality_values(ds: pydicom.Dataset, stored: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Modality units (Hounsfield for CT) as float32, into `out` when given: the rescale, or pydicom for a
     Modality LUT Sequence."""
-    if "ModalityLUTSequence" in ds:
-        values = pydicom.pixels.apply_modality_lut(stored, ds).astype(np.float32)
-        if out is None:
-            return values
-        out[...] = values
-        return out
-    slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
     if out is None:
         out = np.empty(stored.shape, dtype=np.float32)
+    if "ModalityLUTSequence" in ds:
+        out[...] = pydicom.pixels.apply_modality_lut(stored, ds)
+        return out
+    slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
     out[...] = stored
     if slope != 1:
         out *= np.float32(slope)
