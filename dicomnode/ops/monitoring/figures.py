@@ -81,22 +81,16 @@ def _scores_by_day(conn: Connection, window: Any) -> tuple[list[dict[str, Any]],
     return list(days.values()), histogram
 
 
-def _baseline_positive_rate(conn: Connection, config: MonitoringConfig, mine: Any) -> float | None:
+def _baseline(config: MonitoringConfig, column: Any, at: Any, mine: Any) -> Any:
+    """The baseline rows of a model version: those in the pinned range, else its first baseline_studies."""
+    query = select(column).where(mine)
     if config.baseline_from is not None and config.baseline_until is not None:
-        pinned = and_(
-            mine,
-            _results.c.updated_at >= _naive(config.baseline_from),
-            _results.c.updated_at < _naive(config.baseline_until),
-        )
-        first = select(_results.c.max_probability).where(pinned).subquery()
-    else:
-        first = (
-            select(_results.c.max_probability)
-            .where(mine)
-            .order_by(_results.c.updated_at)
-            .limit(config.baseline_studies)
-        )
-        first = first.subquery()
+        return query.where(at >= _naive(config.baseline_from), at < _naive(config.baseline_until))
+    return query.order_by(at).limit(config.baseline_studies)
+
+
+def _baseline_positive_rate(conn: Connection, config: MonitoringConfig, mine: Any) -> float | None:
+    first = _baseline(config, _results.c.max_probability, _results.c.updated_at, mine).subquery()
     count, positive = conn.execute(
         select(func.count(), func.sum(case((first.c.max_probability > 0, 1), else_=0)))
     ).one()
@@ -147,13 +141,7 @@ def _drift(
     conn: Connection, config: MonitoringConfig, model: str, version: str, start: datetime, now: datetime
 ) -> dict[str, Any]:
     mine = and_(_inputs.c.model == model, _inputs.c.model_version == version)
-    if config.baseline_from is not None and config.baseline_until is not None:
-        base_query = select(_inputs.c.features).where(
-            mine, _inputs.c.at >= _naive(config.baseline_from), _inputs.c.at < _naive(config.baseline_until)
-        )
-    else:
-        base_query = select(_inputs.c.features).where(mine).order_by(_inputs.c.id).limit(config.baseline_studies)
-    baseline = [r[0] for r in conn.execute(base_query).all()]
+    baseline = [r[0] for r in conn.execute(_baseline(config, _inputs.c.features, _inputs.c.at, mine)).all()]
     current = [
         r[0]
         for r in conn.execute(
@@ -174,15 +162,17 @@ def _drift(
 def _agreement(conn: Connection, model: str, version: str, start: datetime, now: datetime) -> dict[str, Any]:
     f = _feedback.c
     window = and_(f.model == model, f.model_version == version, f.at >= start, f.at <= now)
-    counts = dict(conn.execute(select(f.verdict, func.count()).where(window).group_by(f.verdict)).all())
-    agree, disagree, unsure = (counts.get(v, 0) for v in (Verdict.AGREE, Verdict.DISAGREE, Verdict.UNSURE))
     day = _day(conn, f.at)
-    per_day = conn.execute(
-        select(day, func.sum(case((f.verdict == Verdict.AGREE, 1), else_=0)), func.count())
-        .where(window)
-        .group_by(day)
-        .order_by(day)
-    ).all()
+    counts = {Verdict.AGREE: 0, Verdict.DISAGREE: 0, Verdict.UNSURE: 0}
+    days: dict[str, dict[str, Any]] = {}
+    query = select(day, f.verdict, func.count()).where(window).group_by(day, f.verdict).order_by(day)
+    for d, verdict, n in conn.execute(query).all():  # one scan: the totals and each day's
+        counts[verdict] = counts.get(verdict, 0) + int(n)
+        entry = days.setdefault(str(d), {"date": str(d), "agree": 0, "verdicts": 0})
+        entry["verdicts"] += int(n)
+        if verdict == Verdict.AGREE:
+            entry["agree"] += int(n)
+    agree, disagree, unsure = (counts[v] for v in (Verdict.AGREE, Verdict.DISAGREE, Verdict.UNSURE))
     return {
         "agree": agree,
         "disagree": disagree,
@@ -191,7 +181,7 @@ def _agreement(conn: Connection, model: str, version: str, start: datetime, now:
         # PPV estimate; unsure verdicts count in neither
         "agreement_rate": _ratio(agree, agree + disagree),
         "agreement_ci95": wilson(agree, agree + disagree),
-        "per_day": [{"date": str(d), "agree": int(a or 0), "verdicts": int(n)} for d, a, n in per_day],
+        "per_day": list(days.values()),
     }
 
 
