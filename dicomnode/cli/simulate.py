@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from dicomnode.cli.render import ConfigOption, catalog_of, fail, settings_from
+from dicomnode.cli.render import Column, ConfigOption, catalog_of, emit, fail, settings_from
 
 
 def simulate(
@@ -91,26 +91,23 @@ def _operating_point(path: Path) -> tuple[float, float]:
     fail(f"{path}: no `models evaluate` figures (a JSON line with sensitivity and specificity)", 2)
 
 
-def _print(result: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
+COLUMNS = [
+    Column("policy", lambda row: row[0]),
+    Column("critical mean (min)", lambda row: row[1]["critical_mean_wait_min"]),
+    Column("critical p95 (min)", lambda row: row[1]["critical_p95_wait_min"]),
+    Column("routine mean (min)", lambda row: row[1]["routine_mean_wait_min"]),
+    Column("routine max (min)", lambda row: row[1]["routine_max_wait_min"]),
+    Column("routine past bound", lambda row: _share(row[1]["routine_past_bound_share"])),
+]
 
-    table = Table(
-        title=f"{result['studies']} studies over {result['days']} days, offered load {result['offered_load']}"
-    )
-    for header in ("policy", "critical mean", "critical p95", "routine mean", "routine max", "routine past bound"):
-        table.add_column(header, justify="left" if header == "policy" else "right", no_wrap=header == "policy")
-    for name, p in result["policies"].items():
-        share = p["routine_past_bound_share"]
-        table.add_row(
-            name,
-            str(p["critical_mean_wait_min"]),
-            str(p["critical_p95_wait_min"]),
-            str(p["routine_mean_wait_min"]),
-            str(p["routine_max_wait_min"]),
-            "-" if share is None else f"{share:.1%}",
-        )
-    Console(soft_wrap=True).print(table)
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _print(result: dict) -> None:
+    typer.echo(f"{result['studies']} studies over {result['days']} days, offered load {result['offered_load']}")
+    emit(list(result["policies"].items()), COLUMNS)
     c = result["comparison"]
     cut, growth = c.get("critical_mean_wait_cut_vs_fifo"), c.get("routine_max_wait_growth_vs_fifo")
     if cut is not None and growth is not None:
