@@ -81,10 +81,3 @@ class Scenario(BaseModel):
         if not self.arrivals.modality_mix or any(v < 0 for v in self.arrivals.modality_mix.values()):
             raise ValueError("modality_mix needs at least one modality, shares >= 0")
         return self
-
-    def load(self) -> float:
-        """Offered load: reader-minutes asked per reader-minute available (1 is saturation)."""
-        a = self.arrivals
-        mix_total = sum(a.modality_mix.values())
-        mean_read = sum(self.room.mean_read(m) * share for m, share in a.modality_mix.items()) / mix_total
-        return sum(a.rate_per_hour.values()) * mean_read / (60 * self.room.readers)
