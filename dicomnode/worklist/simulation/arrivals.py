@@ -78,10 +78,8 @@ def from_csv(path: Path, scenario: Scenario) -> Stream:
             raise ArrivalsError(f"{path.name}: missing column(s) {', '.join(sorted(missing))}")
         first: datetime | None = None
         for line, row in enumerate(reader, start=2):
-            times.append(_minutes(row["time"], line, first))
-            if first is None and not _is_number(row["time"]):
-                first = datetime.fromisoformat(row["time"].strip())
-                times[-1] = 0.0
+            minute, first = _minutes(row["time"], line, first)
+            times.append(minute)
             cls = (row["order_class"] or "").strip().upper()
             if cls not in (*CLASSES, "MEDIUM"):
                 raise ArrivalsError(f"line {line}: order_class is one of {', '.join(CLASSES)}, MEDIUM")
@@ -174,18 +172,19 @@ def _is_number(value: str) -> bool:
     return True
 
 
-def _minutes(value: str, line: int, first: datetime | None) -> float:
+def _minutes(value: str, line: int, first: datetime | None) -> tuple[float, datetime | None]:
+    """Minutes from the start, and the first ISO 8601 time met (the others are counted from it)."""
     value = (value or "").strip()
     if _is_number(value):
         if float(value) < 0 or not np.isfinite(float(value)):
             raise ArrivalsError(f"line {line}: time in minutes must be finite and >= 0")
-        return float(value)
+        return float(value), first
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
         raise ArrivalsError(f"line {line}: time is an ISO 8601 date-time or minutes from the start") from None
     if first is None:
-        return 0.0
+        return 0.0, when
     if (when.tzinfo is None) != (first.tzinfo is None):
         raise ArrivalsError(f"line {line}: mixes times with and without a time zone")
-    return (when - first).total_seconds() / 60
+    return (when - first).total_seconds() / 60, first
