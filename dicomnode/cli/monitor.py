@@ -47,9 +47,11 @@ def monitor(
     if ctx.invoked_subcommand:  # `monitor --config F report`: the subcommand takes the group's options too
         ctx.obj = {"config": config, "model": model, "since": since}
         return
+    from dicomnode.ops.monitoring.alerts import of_version
+
     _, versions, alerts = _figures(config, model, since)
     for v in versions:
-        v["alerts"] = [a for a in alerts if (a["model"], a["model_version"]) == (v["model"], v["model_version"])]
+        v["alerts"] = of_version(alerts, v)
     emit(versions, COLUMNS, as_json, as_dict=lambda v: v, wide=wide)
 
 

@@ -129,6 +129,11 @@ def open_alerts(conn: Connection, model: str | None = None) -> list[dict[str, An
     ]
 
 
+def of_version(alerts: list[dict[str, Any]], figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """The open alerts (open_alerts) of the model version these figures are of."""
+    return [a for a in alerts if (a["model"], a["model_version"]) == (figures["model"], figures["model_version"])]
+
+
 def check(catalog: Engine, config: MonitoringConfig, notify: NotifyConfig, now: datetime | None = None) -> int:
     """Judge every model version once; the number of alerts raised or cleared."""
     now = now or utcnow()

@@ -10,6 +10,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from dicomnode.config.ops import MonitoringConfig
+from dicomnode.ops.monitoring.alerts import of_version
 
 WIDTH, PANEL, PAD = 1400, 330, 20
 BAR, LINE, ALERT, GREY = (60, 110, 200), (200, 120, 30), (200, 40, 40), (120, 120, 120)
@@ -26,7 +27,7 @@ def render(versions: list[dict[str, Any]], alerts: list[dict[str, Any]], config:
         pen.text((PAD, 60), "No results yet.", fill="black", font=font)
     for k, v in enumerate(versions):
         top = 60 + k * PANEL
-        mine = [a for a in alerts if (a["model"], a["model_version"]) == (v["model"], v["model_version"])]
+        mine = of_version(alerts, v)
         head = f"{v['model']} {v['model_version']}: {v['analysed']} studies, positive {_pct(v['positive_rate'])}"
         head += f" (baseline {_pct(v['baseline_positive_rate'])}), {len(mine)} open alert(s)"
         pen.text((PAD, top), head, fill=ALERT if mine else "black", font=font)
