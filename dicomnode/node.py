@@ -16,6 +16,7 @@ from dicomnode.dicom.admission import AdmissionPolicy
 from dicomnode.dicom.scp import Listener
 from dicomnode.export.dicom import Exporter
 from dicomnode.export.webhook import Notifier
+from dicomnode.hl7.listener import Hl7Listener
 from dicomnode.jobs.queue import open_queue
 from dicomnode.jobs.scheduler import JobScheduler
 from dicomnode.ops.health import check_all
@@ -79,6 +80,7 @@ class Node:
         )
         stages: list[Stage | None] = [
             self._listener,
+            Hl7Listener(s.hl7, catalog, s.worklist, self.metrics) if s.hl7.enabled else None,
             assembler,
             scheduler,
             exporter,

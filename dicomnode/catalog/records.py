@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, func, select
 
 from dicomnode.catalog.db import insert_for
-from dicomnode.catalog.schema import Instance, Patient, Series, Study, StudyPatient
+from dicomnode.catalog.schema import Instance, Order, Patient, Series, Study, StudyPatient
 from dicomnode.catalog.states import StudyState
 from dicomnode.receive.header import InstanceHeader
 
@@ -19,6 +19,7 @@ _studies = Study.__table__
 _series = Series.__table__
 _instances = Instance.__table__
 _study_patients = StudyPatient.__table__
+_orders = Order.__table__
 
 
 @dataclass(frozen=True)
@@ -269,3 +270,14 @@ def series_instance_paths(conn: Connection, study_pk: int, series_uids: list[str
     for uid, path in rows:
         paths[uid].append(path)
     return paths
+
+
+def requested_priority(conn: Connection, study_pk: int) -> str | None:
+    """The study's order priority as Requested Procedure Priority: the RIS order's (HL7, matched by accession
+    number) when there is one with a priority, else the study's own header. The one place both are weighed."""
+    row = conn.execute(
+        select(_studies.c.requested_procedure_priority, _orders.c.priority)
+        .outerjoin(_orders, _orders.c.accession_number == _studies.c.accession_number)
+        .where(_studies.c.id == study_pk)
+    ).one()
+    return row[1] or row[0]

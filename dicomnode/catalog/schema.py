@@ -299,3 +299,50 @@ class ModelAlert(Base):
     detail: Mapped[str] = mapped_column(Text)
     raised_at: Mapped[datetime] = mapped_column(DateTime)
     cleared_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Order(Base):
+    """An imaging order from the RIS (HL7 ORM^O01 / OMI^O23, dicomnode/hl7/orders.py), matched to studies by
+    accession number. Holds patient data, as the studies do; none of it is ever logged."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    accession_number: Mapped[str] = mapped_column(String(64), unique=True)
+    placer_order_number: Mapped[str | None] = mapped_column(String(64))
+    filler_order_number: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[str | None] = mapped_column(String(16))  # as Requested Procedure Priority: STAT, HIGH, ...
+    hl7_priority: Mapped[str | None] = mapped_column(String(16))  # the code as sent (HL7 table 0027)
+    procedure_code: Mapped[str | None] = mapped_column(String(64))
+    procedure_text: Mapped[str | None] = mapped_column(String(200))
+    patient_id: Mapped[str | None] = mapped_column(String(64))
+    patient_name: Mapped[str | None] = mapped_column(String(324))
+    ordering_provider: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # OrderStatus (catalog/states.py)
+    sender: Mapped[str] = mapped_column(String(200))  # MSH-3^MSH-4 of the last message
+    control_id: Mapped[str] = mapped_column(String(64))  # MSH-10 of the last message
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Hl7Message(Base):
+    """The HL7 outbox: one message (ORU^R01 result, ORM^O01 priority change) to one mllp:// destination, built
+    when armed (same transitions as exports, export/outbox.py). A re-run of the result re-arms it."""
+
+    __tablename__ = "hl7_messages"
+    __table_args__ = (UniqueConstraint("result_uid", "kind", "destination"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_fk: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    result_uid: Mapped[str] = mapped_column(UID)  # or the job's key when the analysis failed or was out of scope
+    kind: Mapped[str] = mapped_column(String(16))  # ORU^R01, ORM^O01
+    destination: Mapped[str] = mapped_column(String(300))  # mllp://HOST:PORT or mllps://HOST:PORT
+    control_id: Mapped[str] = mapped_column(String(20))  # MSH-10
+    message: Mapped[str] = mapped_column(Text)  # the ER7 text, segments separated by \r
+    state: Mapped[str] = mapped_column(String(16), index=True)  # OutboxState values
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status: Mapped[int | None] = mapped_column(Integer)  # unused: an ACK's code is in last_error
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -81,6 +81,13 @@ OUTBOX_MOVES: Mapping[OutboxState, frozenset[OutboxState]] = {
 UNSENT = (OutboxState.PENDING, OutboxState.SENDING)
 
 
+class OrderStatus(StrEnum):
+    """An order from the RIS (HL7 ORC-1 order control)."""
+
+    SCHEDULED = "scheduled"  # new (NW) or changed (XO, SC)
+    CANCELLED = "cancelled"  # cancelled or discontinued (CA, OC, DC)
+
+
 class WorkItemState(StrEnum):
     """UPS Procedure Step State values (PS3.4 CC.1.1)."""
 
@@ -91,7 +98,8 @@ class WorkItemState(StrEnum):
 
 
 WORKITEM_MOVES: Mapping[WorkItemState, frozenset[WorkItemState]] = {
-    WorkItemState.SCHEDULED: frozenset({WorkItemState.IN_PROGRESS}),  # claimed
+    # claimed; or the RIS cancelled its order (HL7), which needs no claim
+    WorkItemState.SCHEDULED: frozenset({WorkItemState.IN_PROGRESS, WorkItemState.CANCELED}),
     WorkItemState.IN_PROGRESS: frozenset(
         {WorkItemState.SCHEDULED, WorkItemState.COMPLETED, WorkItemState.CANCELED}  # released, completed, canceled
     ),

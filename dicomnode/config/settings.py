@@ -17,6 +17,7 @@ from dicomnode.config.analysis import AnalysisConfig
 from dicomnode.config.base import ENV_PREFIX
 from dicomnode.config.dicom import DicomConfig
 from dicomnode.config.export import ExportConfig, NotifyConfig
+from dicomnode.config.hl7 import Hl7Config
 from dicomnode.config.http import HttpConfig
 from dicomnode.config.ops import LogConfig, MonitoringConfig, RetentionConfig
 from dicomnode.config.routing import RoutingConfig
@@ -39,6 +40,7 @@ class Settings(BaseSettings):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    hl7: Hl7Config = Field(default_factory=Hl7Config)
     http: HttpConfig = Field(default_factory=HttpConfig)
     worklist: WorklistConfig = Field(default_factory=WorklistConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)

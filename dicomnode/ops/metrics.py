@@ -45,6 +45,13 @@ class NodeMetrics:
             ["status"],
             registry=self.registry,
         )
+        self.hl7_messages = Counter(
+            "dicomnode_hl7_messages",
+            "HL7 v2 messages received (in) and sent (out), by type and outcome (the ACK code, or refused, "
+            "framing, timeout, unanswered).",
+            ["direction", "type", "outcome"],
+            registry=self.registry,
+        )
         if catalog is not None:
             self.registry.register(CatalogCollector(catalog))
 

@@ -37,3 +37,15 @@ UPS_PRIORITY = {
     PriorityClass.ROUTINE: "MEDIUM",
     PriorityClass.LOW: "LOW",
 }
+
+
+# HL7 v2 Table 0027 Priority (ORC-7.6, TQ1-9, OBR-27.6) as the Requested Procedure Priority term it means: Stat,
+# ASAP and Timing critical are urgent; Routine, Preop and Callback are routine.
+HL7_PRIORITY = {"S": "STAT", "A": "HIGH", "T": "HIGH", "R": "ROUTINE", "P": "ROUTINE", "C": "ROUTINE"}
+# The other way, for the order changes we send: our class as the HL7 priority code.
+HL7_CODE = {PriorityClass.STAT: "S", PriorityClass.HIGH: "A", PriorityClass.ROUTINE: "R", PriorityClass.LOW: "R"}
+
+
+def from_hl7_priority(code: str | None) -> str | None:
+    """The Requested Procedure Priority term an HL7 priority code means; None when it is missing or unknown."""
+    return HL7_PRIORITY.get((code or "").strip().upper()[:1]) if code else None

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, select, update
 
 from dicomnode.assembly.hooks import CompletedStudy
+from dicomnode.catalog.records import requested_priority
 from dicomnode.catalog.schema import Instance, Series, Study
 from dicomnode.catalog.states import StudyAnalysis
 from dicomnode.config.routing import RoutingRule
@@ -70,10 +71,7 @@ class Router:
         if not planned:
             log.info("study complete study=%s: no routing rule matched, not analysed", study.study_instance_uid)
             return
-        order_priority = conn.execute(
-            select(_studies.c.requested_procedure_priority).where(_studies.c.id == study.study_pk)
-        ).scalar_one()
-        priority = self._priority_of(order_priority)
+        priority = self._priority_of(requested_priority(conn, study.study_pk))
         for job in planned:
             jobs.upsert_job(
                 conn,

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 
 from dicomnode.catalog.db import posix_seconds, utcnow
-from dicomnode.catalog.records import modalities_of
+from dicomnode.catalog.records import modalities_of, requested_priority
 from dicomnode.catalog.schema import Study, WorkItem, WorkItemEvent
 from dicomnode.catalog.states import OPEN_WORKITEM, WORKITEM_MOVES, WorkItemState, require_move
 from dicomnode.config.worklist import WorklistConfig
@@ -62,11 +62,10 @@ def enlist(conn: Connection, study_pk: int, config: WorklistConfig, now: datetim
             _studies.c.called_ae,
             _studies.c.study_instance_uid,
             _studies.c.first_received_at,
-            _studies.c.requested_procedure_priority,
         ).where(_studies.c.id == study_pk)
     ).one()
     facts = {
-        "priority": config.priority(study.requested_procedure_priority).name,
+        "priority": config.priority(requested_priority(conn, study_pk)).name,
         "modalities": _imaging_modalities(modalities_of(conn, [study_pk]).get(study_pk, ""))[:64],
         "updated_at": now,
     }
