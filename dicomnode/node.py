@@ -15,6 +15,7 @@ from dicomnode.config.settings import Settings
 from dicomnode.dicom.admission import AdmissionPolicy
 from dicomnode.dicom.scp import Listener
 from dicomnode.export.dicom import Exporter
+from dicomnode.export.hl7 import Hl7Sender
 from dicomnode.export.webhook import Notifier
 from dicomnode.hl7.listener import Hl7Listener
 from dicomnode.jobs.queue import open_queue
@@ -66,7 +67,8 @@ class Node:
         router = Router(s.routing.rules, self.registry, scheduler.wake, s.worklist.priority)
         exporter = Exporter(catalog, storage, s.export, s.dicom.ae_title)
         notifier = Notifier(catalog, s.notify)
-        watcher = WorklistWatcher(catalog, s.worklist, on_change=(exporter.wake, notifier.wake))
+        reporter = Hl7Sender(catalog, s.hl7, s.export.tls_context(), self.metrics)
+        watcher = WorklistWatcher(catalog, s.worklist, on_change=(exporter.wake, reporter.wake, notifier.wake))
         a = s.assembly
         assembler = Assembler(
             catalog, EnlistingHook(router, s.worklist), a.study_quiet_seconds, a.poll_seconds, a.release_grace_seconds
@@ -84,6 +86,7 @@ class Node:
             assembler,
             scheduler,
             exporter,
+            reporter,
             notifier,
             watcher,
             self._http(watcher) if s.http.enabled else None,

@@ -14,7 +14,11 @@ from sqlalchemy import Connection, Engine
 
 from dicomnode.catalog.states import JobState
 from dicomnode.config.settings import Settings
+from dicomnode.dicom.uids import derived_uid
 from dicomnode.export import dicom as dicom_export
+from dicomnode.export import hl7 as hl7_export
+from dicomnode.hl7.mllp import is_hl7_destination
+from dicomnode.hl7.results import AIReport
 from dicomnode.jobs import lifecycle as jobs
 from dicomnode.ops import audit
 from dicomnode.ops.monitoring.inputs import save_inputs
@@ -67,7 +71,7 @@ def commit_result(
     with catalog.begin() as conn:
         _store_and_send(conn, storage, settings, claim, identity.result_uid, job.instances)
         save_result(conn, study_pk=claim.study_pk, job_id=claim.job_id, identity=identity, findings=job.findings)
-        record_result(
+        flags = record_result(
             conn,
             claim.study_pk,
             identity.result_uid,
@@ -77,6 +81,9 @@ def commit_result(
             job.urgency,
             settings,
         )
+        findings = [f | {"urgency": flag["urgency"]} for f, flag in zip(job.findings, flags, strict=True)]
+        report = AIReport(identity.model, identity.model_version, "flagged" if findings else "negative", findings)
+        hl7_export.enqueue(conn, claim.study_pk, identity.result_uid, report, claim.destinations, settings.hl7)
         if job.inputs is not None:
             save_inputs(conn, claim.job_id, claim.study_pk, identity.model, identity.model_version, job.inputs)
         detail = f"{len(job.findings)} findings; weights {identity.model_uid}; result {identity.result_uid}"
@@ -96,6 +103,7 @@ def commit_error(
             reason = f"analysis failed: {message}"[:1000]
             audit.record(conn, claim.study_pk, claim.model, "failed", reason)
             items.record_no_result(conn, claim.study_pk, "ai failed", claim.model, f"AI {reason}", settings.worklist)
+            _report_no_result(conn, settings, claim, "failed", message)
     return state
 
 
@@ -117,7 +125,15 @@ def commit_out_of_scope(
             _store_and_send(conn, storage, settings, claim, *statement)
         audit.record(conn, claim.study_pk, claim.model, "out of scope", reason[:1000])
         items.record_no_result(conn, claim.study_pk, "out of scope", claim.model, history, settings.worklist)
+        _report_no_result(conn, settings, claim, "out_of_scope", reason)
     return True
+
+
+def _report_no_result(conn: Connection, settings: Settings, claim: jobs.Claim, status: str, reason: str) -> None:
+    """Tell the RIS (mllp:// destinations) that this model gave no result, and why: never a silent negative."""
+    key = derived_uid("hl7 status", str(claim.job_id), claim.model, status)
+    report = AIReport(claim.model, "", status, [], reason)
+    hl7_export.enqueue(conn, claim.study_pk, key, report, claim.destinations, settings.hl7)
 
 
 def _store_and_send(
@@ -125,4 +141,5 @@ def _store_and_send(
 ) -> None:
     """The result's instances into the study, and armed for each destination that takes their kind."""
     stored = store_instances(conn, storage, claim.study_pk, claim.model, instances)
-    dicom_export.enqueue(conn, claim.study_pk, result_uid, stored, claim.destinations, settings.export.kinds_for)
+    dicom_destinations = [d for d in claim.destinations if not is_hl7_destination(d)]
+    dicom_export.enqueue(conn, claim.study_pk, result_uid, stored, dicom_destinations, settings.export.kinds_for)

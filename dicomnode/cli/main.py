@@ -11,7 +11,7 @@ from dicomnode import __version__
 from dicomnode.cli import catalog, dicom, node, ops, simulate, worklist
 from dicomnode.cli.models import models_app
 from dicomnode.cli.monitor import monitor_app
-from dicomnode.cli.outbox import exports_app, notifications_app
+from dicomnode.cli.outbox import exports_app, hl7_app, notifications_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -51,6 +51,7 @@ for command in (
     app.command()(command)
 app.add_typer(exports_app, name="exports")
 app.add_typer(notifications_app, name="notifications")
+app.add_typer(hl7_app, name="hl7")
 app.add_typer(models_app, name="models")
 app.add_typer(monitor_app, name="monitor")
 

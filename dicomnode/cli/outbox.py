@@ -1,4 +1,5 @@
-"""The outboxes: results on their way to PACS (exports) and critical-finding webhooks (notifications)."""
+"""The outboxes: results on their way to PACS (exports), to the RIS (hl7) and critical-finding webhooks
+(notifications)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from dicomnode.cli.render import Column, ConfigOption, JsonOption, WideOption, c
 StateOption = Annotated[OutboxState | None, typer.Option(help="Only sends in this state")]
 exports_app = typer.Typer(help="The export outbox: results on their way to PACS.", invoke_without_command=True)
 notifications_app = typer.Typer(help="The webhook outbox: critical-finding notifications.", invoke_without_command=True)
+hl7_app = typer.Typer(
+    help="The HL7 outbox: results (ORU^R01) and priority changes to the RIS.", invoke_without_command=True
+)
 
 
 @exports_app.callback()
@@ -98,6 +102,51 @@ def notifications_retry(notification_id: int, config: ConfigOption = None) -> No
     from dicomnode.export.webhook import retry_dead
 
     _retry_dead(config, retry_dead, "notification", notification_id)
+
+
+@hl7_app.callback()
+def hl7_list(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    state: StateOption = None,
+    limit: Annotated[int, typer.Option(help="Most recent N")] = 200,
+    as_json: JsonOption = False,
+    wide: WideOption = False,
+) -> None:
+    """List HL7 messages to the RIS: kind, control ID, destination, state, attempts, last error (the ACK)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dicomnode.export.hl7 import list_messages
+
+    with catalog_of(settings_from(config)).connect() as conn:
+        rows = list_messages(conn, state, limit)
+    emit(
+        rows,
+        [
+            Column("id", lambda m: m.id),
+            Column("study UID", lambda m: m.study_instance_uid, uid=True),
+            Column("kind", lambda m: m.kind),
+            Column("control ID", lambda m: m.control_id),
+            Column("destination", lambda m: m.destination),
+            Column("state", lambda m: m.state),
+            Column("attempts", lambda m: m.attempts),
+            Column(
+                "next try (UTC)",
+                lambda m: m.not_before.isoformat(timespec="seconds") if m.state == OutboxState.PENDING else "",
+            ),
+            Column("last error", lambda m: m.last_error),
+        ],
+        as_json,
+        wide=wide,
+    )
+
+
+@hl7_app.command("retry")
+def hl7_retry(message_id: int, config: ConfigOption = None) -> None:
+    """Give a dead HL7 message a fresh set of attempts (the running node sends it at its next round)."""
+    from dicomnode.export.hl7 import retry_dead
+
+    _retry_dead(config, retry_dead, "hl7 message", message_id)
 
 
 def _retry_dead(config: ConfigOption, retry: Callable[[Connection, int], bool], what: str, row_id: int) -> None:

@@ -39,16 +39,19 @@ class RoutingRule(Section):
     match: RuleMatch = Field(default_factory=RuleMatch)
     models: list[str] = Field(min_length=1, description="Models to run on the matching series.")
     destinations: list[str] = Field(
-        default_factory=list, description="Where results go: AE@HOST:PORT, or tls:AE@HOST:PORT for DICOM over TLS."
+        default_factory=list,
+        description="Where results go: AE@HOST:PORT, or tls:AE@HOST:PORT for DICOM over TLS; mllp://HOST:PORT "
+        "(mllps:// for TLS) for an HL7 ORU^R01 to the RIS.",
     )
 
     @field_validator("destinations")
     @classmethod
     def _destinations_parse(cls, destinations: list[str]) -> list[str]:
         from dicomnode.dicom.scu import Destination
+        from dicomnode.hl7.mllp import Endpoint, is_hl7_destination
 
         for d in destinations:
-            Destination.parse(d)  # raises ValueError naming the bad value
+            (Endpoint if is_hl7_destination(d) else Destination).parse(d)  # raises ValueError naming the bad value
             if d.removeprefix("tls:") == EXAMPLE_DESTINATION:
                 raise ValueError(f"{d} is the example configuration's PACS: put your own PACS here")
         return destinations

@@ -239,3 +239,18 @@ _ERROR_NAMES = {
 
 def refusal_ack(header: Header | None, refused: Refused, application: str, facility: str, control_id: str) -> str:
     return ack(header, refused.code, refused.reason, application, facility, control_id, refused.error_code)
+
+
+def ack_of(answer: bytes, control_id: str) -> tuple[str | None, str]:
+    """(MSA-1 acknowledgment code, MSA-3 text) of a receiver's answer to the message `control_id`; code None when
+    the answer is not an ACK to that message."""
+    try:
+        msg, _ = read_header(answer)
+    except Refused as refused:
+        return None, refused.reason
+    code, acknowledged = _get(msg, "MSA.F1").upper(), _get(msg, "MSA.F2")
+    if not code:
+        return None, "no MSA segment"
+    if acknowledged != control_id:
+        return None, f"MSA-2 {acknowledged!r} acknowledges another message"
+    return code, _get(msg, "MSA.F3") or _get(msg, "ERR.F8")
