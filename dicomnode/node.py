@@ -13,6 +13,7 @@ from dicomnode.assembly.release import ReleaseTracker
 from dicomnode.catalog.db import open_catalog
 from dicomnode.config.settings import Settings
 from dicomnode.dicom.admission import AdmissionPolicy
+from dicomnode.dicom.retrieve import Retrieval
 from dicomnode.dicom.scp import Listener
 from dicomnode.export.dicom import Exporter
 from dicomnode.export.hl7 import Hl7Sender
@@ -79,6 +80,7 @@ class Node:
             Ingest(storage, catalog, s.dicom.duplicate_policy, s.dicom.max_instance_bytes),
             self.metrics,
             ReleaseTracker(assembler.release_completes),
+            Retrieval(catalog, storage, s.dicom),
         )
         stages: list[Stage | None] = [
             self._listener,

@@ -30,12 +30,38 @@ class Peer(Section):
         "released (after assembly.release_grace_seconds), not after the quiet period. A late instance reopens it.",
     )
 
+    port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="The peer's own DICOM port: set it to let the peer be a C-MOVE destination (a workstation "
+        "that pulls studies from the node).",
+    )
+    host: str | None = Field(
+        None, description="Where C-MOVE sends to; default: the single address in hosts (e.g. 10.0.0.5/32)."
+    )
+
     @field_validator("hosts")
     @classmethod
     def _hosts_are_networks(cls, hosts: list[str]) -> list[str]:
         for host in hosts:
             ipaddress.ip_network(host, strict=False)  # raises ValueError naming the bad value
         return hosts
+
+    @model_validator(mode="after")
+    def _move_address(self) -> Peer:
+        if self.port is not None and self.move_address() is None:
+            raise ValueError(f"{self.ae_title}: a port needs a host, or hosts with one single address, to send to")
+        return self
+
+    def move_address(self) -> tuple[str, int] | None:
+        """(host, port) that C-MOVE sends this peer's retrieves to; None when the peer is no move destination."""
+        if self.port is None:
+            return None
+        if self.host:
+            return self.host, self.port
+        single = [n for n in self.networks() if n.num_addresses == 1]
+        return (str(single[0].network_address), self.port) if len(self.hosts) == 1 and single else None
 
     def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(h, strict=False) for h in self.hosts]
@@ -98,6 +124,13 @@ class DicomConfig(Section):
     network_timeout_s: float = Field(120, gt=0)
     duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP_FIRST
     tls: TLSConfig = Field(default_factory=TLSConfig)
+
+    def move_destination(self, ae_title: str) -> tuple[str, int] | None:
+        """Where a C-MOVE to `ae_title` goes: only to a peer configured with a port."""
+        for peer in self.peers:
+            if peer.ae_title.strip() == ae_title.strip() and (address := peer.move_address()):
+                return address
+        return None
 
     def called_ae_titles(self) -> set[str]:
         return {self.ae_title.strip(), *(t.strip() for t in self.extra_ae_titles)}

@@ -37,6 +37,7 @@ class SeriesSpec:
     priority: str | None = "ROUTINE"
     reason: str | None = None
     accession: str = "SYNACC0001"
+    study_date: str = "20260101"
     station_name: str = "SYNCT01"
     patient: SyntheticPatient = field(default_factory=SyntheticPatient)
     study_uid: str = field(default_factory=generate_uid)
@@ -60,7 +61,7 @@ def ct_slice(spec: SeriesSpec, index: int, pixels: np.ndarray | None = None) -> 
 
     ds.SOPClassUID = CTImageStorage
     ds.SOPInstanceUID = sop_uid
-    ds.StudyDate = ds.SeriesDate = ds.ContentDate = "20260101"
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = spec.study_date
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = "120000"
     ds.AccessionNumber = spec.accession
     ds.Modality = spec.modality

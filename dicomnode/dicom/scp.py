@@ -19,6 +19,7 @@ from dicomnode.dicom import status
 from dicomnode.dicom.admission import AdmissionPolicy, Rejection
 from dicomnode.dicom.answering import install_lenient_uid_validator
 from dicomnode.dicom.gate import ConnectionGate, GatedServer
+from dicomnode.dicom.retrieve import QUERY_RETRIEVE_MODELS, Retrieval
 from dicomnode.ops.metrics import NodeMetrics
 from dicomnode.receive.ingest import Ingest, StoreRequest
 
@@ -49,7 +50,8 @@ install_lenient_uid_validator()  # a bad UID gets 0xC001 from Ingest, not an abo
 
 
 def build_ae(dicom: DicomConfig) -> AE:
-    """An AE that accepts C-ECHO, and C-STORE for every storage SOP class (private ones too)."""
+    """An AE that accepts C-ECHO, C-STORE for every storage SOP class (private ones too), and C-FIND, C-MOVE
+    and C-GET (Patient Root and Study Root)."""
     ae = AE(ae_title=dicom.ae_title)
     ae.maximum_pdu_size = dicom.max_pdu_bytes
     # The gate counts admitted associations against max_associations; pynetdicom counts every
@@ -61,6 +63,8 @@ def build_ae(dicom: DicomConfig) -> AE:
     ae.require_called_aet = False  # AdmissionPolicy checks against all our titles
     # Storage contexts need no listing: UNRESTRICTED_STORAGE_SERVICE accepts them all.
     ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+    for model in QUERY_RETRIEVE_MODELS:
+        ae.add_supported_context(model, ALL_TRANSFER_SYNTAXES)
     return ae
 
 
@@ -74,6 +78,7 @@ class Listener:
         ingest: Ingest,
         metrics: NodeMetrics,
         releases: ReleaseTracker,
+        retrieval: Retrieval,
     ) -> None:
         self.name = "dicom-listener"
         self._dicom = dicom
@@ -88,6 +93,7 @@ class Listener:
             (evt.EVT_ABORTED, handle_aborted),
             (evt.EVT_CONN_OPEN, handle_connection_opened, [metrics]),
             (evt.EVT_CONN_CLOSE, handle_connection_closed, [metrics, releases, self._gate]),
+            *retrieval.handlers(),
         ]
         self._server: GatedServer | None = None
 

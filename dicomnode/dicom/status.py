@@ -14,6 +14,14 @@ CANNOT_UNDERSTAND = 0xC000  # data set cannot be decoded or lacks required attri
 INVALID_UID = 0xC001  # a UID breaks the DICOM grammar (nothing written)
 INSTANCE_UID_MISMATCH = 0xC002  # data set SOP Instance UID differs from the request's
 
+# Query/Retrieve (PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4).
+PENDING = 0xFF00  # a match follows (C-FIND), sub-operations continue (C-MOVE, C-GET)
+CANCELLED = 0xFE00
+MOVE_DESTINATION_UNKNOWN = 0xA801
+IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900  # e.g. no or an unknown QueryRetrieveLevel
+UNABLE_TO_PROCESS = 0xC000
+SUB_OPERATIONS_WITH_FAILURES = 0xB000  # warning: some sub-operations failed
+
 # What a peer may answer when we send (PS3.7 C.4.2.1.4, PS3.4 B.2.3).
 SOP_CLASS_NOT_SUPPORTED = 0x0122
 NOT_AUTHORIZED = 0x0124
