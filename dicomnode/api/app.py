@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from dicomnode.api.auth import Readers
-from dicomnode.api.routes import docs, monitoring, ups, worklist
+from dicomnode.api.routes import docs, monitoring, retrieve, ups, worklist
 from dicomnode.api.routes import operations as operation_routes
 from dicomnode.api.security import SecurityHeaders
 from dicomnode.config.settings import Settings
@@ -55,6 +55,7 @@ def create_app(
     app.add_exception_handler(DicomnodeError, _domain_error)  # type: ignore[arg-type]
     app.include_router(worklist.router)
     app.include_router(monitoring.router)
+    app.include_router(retrieve.router)
     if operations is not None:
         app.include_router(operation_routes.router)
     app.include_router(ups.router)

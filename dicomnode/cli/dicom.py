@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dicomnode.cli.render import console, fail
+from dicomnode.cli.render import ConfigOption, console, fail
 
 if TYPE_CHECKING:
     from dicomnode.dicom.scu import SendResult
@@ -89,3 +89,33 @@ def _expand(paths: list[Path]) -> list[Path]:
         else:
             console.print(f"[yellow]skipped[/yellow] {p}: not found", highlight=False)
     return found
+
+
+def retrieve(
+    source: Annotated[str, typer.Option("--from", help="The PACS: AE@HOST:PORT (tls:AE@HOST:PORT over TLS)")],
+    accession: Annotated[str | None, typer.Option(help="Accession number of the study to pull")] = None,
+    study: Annotated[str | None, typer.Option(help="Study Instance UID of the study to pull")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Pull a study from a PACS to the running node (C-FIND by accession, C-MOVE to the node's AE title); it is
+    then analysed like a pushed study. The PACS must know the node's AE title as a destination."""
+    from dicomnode.cli.render import settings_from
+    from dicomnode.dicom.pull import RetrieveFailed
+    from dicomnode.dicom.pull import retrieve as pull
+    from dicomnode.dicom.scu import AssociationFailed, Destination
+
+    if bool(accession) == bool(study):
+        fail("give --accession or --study, not both", 2)
+    settings = settings_from(config)
+    try:
+        dest = Destination.parse(source, settings.export.tls_context())
+    except ValueError as exc:
+        fail(str(exc), 2)
+    ae_title = settings.dicom.ae_title
+    try:
+        pulled = pull(dest, ae_title, accession, study, ae_title)
+    except (RetrieveFailed, AssociationFailed) as exc:
+        fail(str(exc), prefix="retrieve failed:")
+    for p in pulled:
+        typer.echo(f"{p.study_instance_uid}: {p.completed} instances sent to {ae_title}, {p.failed} failed")
+    raise typer.Exit(0 if all(p.failed == 0 for p in pulled) else 1)

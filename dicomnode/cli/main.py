@@ -35,6 +35,7 @@ for command in (
     node.serve,
     dicom.echo,
     dicom.send,
+    dicom.retrieve,
     catalog.studies,
     node.worker,
     catalog.jobs,

@@ -76,9 +76,9 @@ class _Outgoing:
 
 def echo(dest: Destination, calling_ae: str = "DICOMNODE", timeout_s: float = 30) -> int:
     """C-ECHO the destination; return the DIMSE status or raise AssociationFailed."""
-    ae = _ae(calling_ae, timeout_s)
+    ae = client_ae(calling_ae, timeout_s)
     ae.add_requested_context(Verification)
-    assoc = _associate(ae, dest)
+    assoc = associate(ae, dest)
     try:
         rsp = assoc.send_c_echo()
         if not rsp or "Status" not in rsp:
@@ -152,11 +152,11 @@ def _send_batch(
     timeout_s: float,
     emit: Callable[[SendResult], None],
 ) -> None:
-    ae = _ae(calling_ae, timeout_s)
+    ae = client_ae(calling_ae, timeout_s)
     for sop_class, ts in sorted({(i.sop_class_uid, i.transfer_syntax_uid) for i in batch}):
         ae.add_requested_context(sop_class, ts)
     try:
-        assoc = _associate(ae, dest)
+        assoc = associate(ae, dest)
     except AssociationFailed as exc:
         for item in batch:
             emit(SendResult(item.path, item.sop_instance_uid, None, str(exc)))
@@ -183,14 +183,14 @@ def _send_one(assoc: Association, item: _Outgoing) -> SendResult:
     return SendResult(item.path, item.sop_instance_uid, int(rsp.Status), comment)
 
 
-def _ae(calling_ae: str, timeout_s: float) -> AE:
+def client_ae(calling_ae: str, timeout_s: float) -> AE:
     ae = AE(ae_title=calling_ae)
     ae.maximum_pdu_size = 0
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
     return ae
 
 
-def _associate(ae: AE, dest: Destination) -> Association:
+def associate(ae: AE, dest: Destination) -> Association:
     context = dest.tls or (ssl.create_default_context() if dest.wants_tls else None)
     tls_args = (context, dest.host) if context else None
     try:

@@ -84,8 +84,9 @@ class RefusingSCP:
 class OrthancPACS:
     """Orthanc (the Debian package) as the destination PACS: it stores what it is sent and answers REST."""
 
-    def __init__(self, folder: Path, ae_title: str = "ORTHANC") -> None:
-        self.folder, self.ae_title = folder, ae_title
+    def __init__(self, folder: Path, ae_title: str = "ORTHANC", modalities: dict | None = None) -> None:
+        """`modalities`: Orthanc's DicomModalities, e.g. {"dicomnode": ["DICOMNODE", "127.0.0.1", 11112]}."""
+        self.folder, self.ae_title, self.modalities = folder, ae_title, modalities or {}
         self.port, self.http_port = free_port(), free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -113,6 +114,7 @@ class OrthancPACS:
                     "AuthenticationEnabled": False,
                     "DicomCheckCalledAet": True,
                     "Plugins": [],
+                    "DicomModalities": self.modalities,
                 }
             )
         )
