@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy import Connection
@@ -46,10 +46,7 @@ def exports_list(
             Column("destination", lambda e: e.destination),
             Column("state", lambda e: e.state),
             Column("attempts", lambda e: e.attempts),
-            Column(
-                "next try (UTC)",
-                lambda e: e.not_before.isoformat(timespec="seconds") if e.state == OutboxState.PENDING else "",
-            ),
+            Column("next try (UTC)", _next_try),
             Column("last error", lambda e: e.last_error),
         ],
         as_json,
@@ -130,10 +127,7 @@ def hl7_list(
             Column("destination", lambda m: m.destination),
             Column("state", lambda m: m.state),
             Column("attempts", lambda m: m.attempts),
-            Column(
-                "next try (UTC)",
-                lambda m: m.not_before.isoformat(timespec="seconds") if m.state == OutboxState.PENDING else "",
-            ),
+            Column("next try (UTC)", _next_try),
             Column("last error", lambda m: m.last_error),
         ],
         as_json,
@@ -147,6 +141,11 @@ def hl7_retry(message_id: int, config: ConfigOption = None) -> None:
     from dicomnode.export.hl7 import retry_dead
 
     _retry_dead(config, retry_dead, "hl7 message", message_id)
+
+
+def _next_try(row: Any) -> str:
+    """When a pending send is due (an outbox listing's not_before); nothing for sends in other states."""
+    return row.not_before.isoformat(timespec="seconds") if row.state == OutboxState.PENDING else ""
 
 
 def _retry_dead(config: ConfigOption, retry: Callable[[Connection, int], bool], what: str, row_id: int) -> None:

@@ -3,13 +3,24 @@ and the one retry rule."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 ENV_PREFIX = "DICOMNODE_"
 AETitle = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[\x20-\x5b\x5d-\x7e]*\S[\x20-\x5b\x5d-\x7e]*$")]
+
+
+def _networks(values: list[str]) -> list[str]:
+    for value in values:
+        ipaddress.ip_network(value, strict=False)  # raises ValueError naming the bad value
+    return values
+
+
+# IP addresses or CIDR networks (an allowlist of senders)
+Networks = Annotated[list[str], AfterValidator(_networks)]
 
 
 class Section(BaseModel):

@@ -6,9 +6,9 @@ import ipaddress
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from dicomnode.config.base import AETitle, Section, require_files
+from dicomnode.config.base import AETitle, Networks, Section, require_files
 
 
 class DuplicatePolicy(StrEnum):
@@ -20,7 +20,7 @@ class Peer(Section):
     """A sender allowed to associate: its calling AE title and where it may connect from."""
 
     ae_title: AETitle
-    hosts: list[str] = Field(
+    hosts: Networks = Field(
         default_factory=lambda: ["0.0.0.0/0", "::/0"],
         description="IP addresses or CIDR networks the peer may connect from.",
     )
@@ -40,13 +40,6 @@ class Peer(Section):
     host: str | None = Field(
         None, description="Where C-MOVE sends to; default: the single address in hosts (e.g. 10.0.0.5/32)."
     )
-
-    @field_validator("hosts")
-    @classmethod
-    def _hosts_are_networks(cls, hosts: list[str]) -> list[str]:
-        for host in hosts:
-            ipaddress.ip_network(host, strict=False)  # raises ValueError naming the bad value
-        return hosts
 
     @model_validator(mode="after")
     def _move_address(self) -> Peer:

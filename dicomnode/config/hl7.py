@@ -7,6 +7,7 @@ import re
 
 from pydantic import Field, field_validator
 
+from dicomnode.config.base import Networks
 from dicomnode.config.dicom import TLSConfig
 from dicomnode.config.export import OutboxPolicy
 
@@ -24,7 +25,7 @@ class Hl7Config(OutboxPolicy):
     )
     host: str = "0.0.0.0"
     port: int = Field(2575, ge=0, le=65535, description="MLLP port (2575 is HL7's registered port).")
-    peers: list[str] = Field(
+    peers: Networks = Field(
         default_factory=list,
         description="IP addresses or CIDR networks allowed to send orders; empty accepts everyone.",
     )
@@ -50,13 +51,6 @@ class Hl7Config(OutboxPolicy):
     )
     priority_update_min_urgency: float = Field(0.8, ge=0, le=1)
     ack_timeout_s: float = Field(30, gt=0, description="How long a receiver may take to answer a message we send.")
-
-    @field_validator("peers")
-    @classmethod
-    def _peers_are_networks(cls, peers: list[str]) -> list[str]:
-        for peer in peers:
-            ipaddress.ip_network(peer, strict=False)  # raises ValueError naming the bad value
-        return peers
 
     @field_validator("accession_fields")
     @classmethod

@@ -98,16 +98,7 @@ def matches(conn: Connection, identifier: Dataset, retrieve_ae: str) -> Iterator
     level = level_of(identifier)
     depth = LEVELS.index(level)
     asked = [e.keyword for e in identifier if e.keyword and e.keyword not in _SKIP]
-    query = _base()
-    for keyword in asked:
-        key = KEYS.get(keyword)
-        if key is None or key.column is None:
-            continue
-        condition = _condition(key, identifier[keyword])
-        if condition is not None and keyword == "ModalitiesInStudy":  # any of the study's series, not only those
-            condition = _studies.c.id.in_(select(_series.c.study_fk).where(condition))
-        if condition is not None:  # a key of a lower level narrows to entries that have such a child
-            query = query.where(condition)
+    query, _ = _narrowed(identifier)
     shown = [k for k in asked if k in KEYS and KEYS[k].column is not None and LEVELS.index(KEYS[k].level) <= depth]
     counted = [k for k in asked if k in _COUNTED]
     columns = [func.min(KEYS[k].column).label(k) for k in shown if k != "ModalitiesInStudy"]
@@ -121,6 +112,23 @@ def matches(conn: Connection, identifier: Dataset, retrieve_ae: str) -> Iterator
     modalities = _modalities(conn, [r._unique for r in rows]) if "ModalitiesInStudy" in asked else {}
     for row in rows:
         yield _response(identifier, level, asked, row._mapping, modalities.get(row._unique, []), retrieve_ae)
+
+
+def _narrowed(identifier: Dataset) -> tuple[Select, bool]:
+    """The joined levels narrowed by every key the identifier gives a value that we hold; whether any did. A key of
+    a lower level narrows to entries that have such a child; ModalitiesInStudy to studies with any such series."""
+    query, narrowed = _base(), False
+    for element in identifier:
+        key = KEYS.get(element.keyword)
+        if key is None or key.column is None:
+            continue
+        condition = _condition(key, element)
+        if condition is None:
+            continue
+        if element.keyword == "ModalitiesInStudy":
+            condition = _studies.c.id.in_(select(_series.c.study_fk).where(condition))
+        query, narrowed = query.where(condition), True
+    return query, narrowed
 
 
 def _base() -> Select:
@@ -209,15 +217,7 @@ class Stored:
 def instances(conn: Connection, identifier: Dataset) -> list[Stored]:
     """Every instance under the matches of a C-MOVE or C-GET identifier (its unique keys, or any keys we hold)."""
     level_of(identifier)
-    query = _base()
-    narrowed = False
-    for element in identifier:
-        key = KEYS.get(element.keyword)
-        if key is None or key.column is None:
-            continue
-        condition = _condition(key, element)
-        if condition is not None:
-            query, narrowed = query.where(condition), True
+    query, narrowed = _narrowed(identifier)
     if not narrowed:  # a retrieve of everything is a mistake, not a request
         raise QueryError("a retrieve names what it wants: StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID, ...")
     rows = conn.execute(

@@ -9,7 +9,7 @@ it sent. Logs carry levels, AE titles and counts, never identifiers (they hold p
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -142,9 +142,7 @@ def _send(
 
 
 def _audit(retrieval: Retrieval, stored: list[query.Stored], sent: Counter[int], requestor: str, act: str) -> None:
-    asked: defaultdict[int, int] = defaultdict(int)
-    for item in stored:
-        asked[item.study_pk] += 1
+    asked = Counter(item.study_pk for item in stored)
     with retrieval.catalog.begin() as conn:
         for study_pk, count in asked.items():
             audit.record(conn, study_pk, requestor, "retrieved", f"{act}: {sent[study_pk]} of {count} instances")

@@ -71,15 +71,7 @@ def enqueue(
                 not_before=now,
                 created_at=now,
             )
-            rearm = {
-                "state": OutboxState.PENDING,
-                "attempts": 0,
-                "not_before": now,
-                "path": path,
-                "last_error": None,
-                "last_status": None,
-                "sent_at": None,
-            }
+            rearm = {**outbox.rearmed(now), "path": path}
             conn.execute(stmt.on_conflict_do_update(index_elements=["sop_instance_uid", "destination"], set_=rearm))
     return armed
 

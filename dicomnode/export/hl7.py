@@ -104,15 +104,7 @@ def _priority_raise(report: AIReport, config: Hl7Config) -> str | None:
 def _arm(conn: Connection, study_pk: int, key: str, kind: str, destination: str, build) -> int:  # noqa: ANN001
     control_id = ("R" if kind == ORU else "P") + hashlib.sha1(f"{key}|{kind}|{destination}".encode()).hexdigest()[:19]
     now = utcnow()
-    rearm = {
-        "message": build(control_id),
-        "state": OutboxState.PENDING,
-        "attempts": 0,
-        "not_before": now,
-        "last_error": None,
-        "last_status": None,
-        "sent_at": None,
-    }
+    rearm = {**outbox.rearmed(now), "message": build(control_id)}
     stmt = insert_for(conn.dialect.name, _messages).values(
         study_fk=study_pk,
         result_uid=key,

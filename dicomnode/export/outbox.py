@@ -13,7 +13,7 @@ last_error, last_status and sent_at.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, Table, select, update
@@ -87,6 +87,18 @@ def record_failure(
         )
     )
     return OutboxState.PENDING
+
+
+def rearmed(now: datetime) -> dict[str, Any]:
+    """The values that put a row back to a fresh pending send (a re-run of its result re-arms it)."""
+    return {
+        "state": OutboxState.PENDING,
+        "attempts": 0,
+        "not_before": now,
+        "last_error": None,
+        "last_status": None,
+        "sent_at": None,
+    }
 
 
 def take_back_sending(conn: Connection, table: Table) -> int:
