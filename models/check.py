@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.image import ImageVolume
+from models.image import ImageVolume, axial_affine
 from models.manifest import ManifestError
 from models.registry import ModelSpec
 
@@ -71,5 +71,5 @@ def sample_volume(spec: ModelSpec) -> tuple[ImageVolume, str]:
     else:
         array, spacing = rng.normal(size=(16, 128, 128)).astype(np.float32), (2.0, 1.0, 1.0)
         what = "random noise (16, 128, 128)"
-    volume = ImageVolume(array, spacing, np.diag([*spacing, 1.0]), "", next(iter(modalities), ""), ("",) * len(array))
+    volume = ImageVolume(array, spacing, axial_affine(spacing), "", next(iter(modalities), ""), ("",) * len(array))
     return volume, what

@@ -1,11 +1,12 @@
 """The one runner for every manifest-described model: prepare the input, run the network, report findings.
 
 preprocess (resample to the manifest's spacing or size, window or normalise,
-pad) -> network -> sigmoid -> per output class: connected regions of the
-probability map -> back to the volume's own voxel grid -> measurements,
-filters, calibration -> findings. 2D models run on batches of slices.
-CUDA runs under autocast; CPU under inference_mode with the threads the
-worker set.
+pad) -> network, whole or in sliding windows -> sigmoid -> per output class:
+connected regions of the probability map -> back to the volume's own voxel
+grid (refined on its values) -> measurements, density, calibration ->
+candidates; those at or above the threshold are the findings. 2D models run
+on batches of slices. CUDA runs under autocast; CPU under inference_mode with
+the threads the worker set.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from models.findings import Finding, Measurement
 from models.geometry import longest_diameter_mm
 from models.image import ImageVolume
 from models.manifest import Manifest, OutputClass
+from models.orientation import canonical
 from models.regions import connected_regions
 
 if TYPE_CHECKING:
@@ -37,11 +39,18 @@ SLICE_BATCH = 16  # slices per forward pass for 2D models
 @dataclass(frozen=True)
 class Analysis:
     """Reported findings, and per output label the study's calibrated probability: that of its most probable
-    candidate region (large and dense enough, reported or not), else of the highest voxel, capped just under
-    the region threshold. A study scores at or above the decision threshold exactly when it has a finding."""
+    candidate region (one too small to report counts just under the threshold), else of the highest voxel.
+    A study scores at or above the decision threshold exactly when it has a finding, and negatives keep
+    their order: no constant floor."""
 
     findings: list[Finding]
     scores: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    probability: float  # calibrated, density weighed in
+    finding: Finding | None  # None: too small (or, refined on the image, empty) to report
 
 
 class ShapeMismatch(ValueError):
@@ -59,16 +68,25 @@ class Detector:
         return self.analyse(volume).findings
 
     def analyse(self, volume: ImageVolume) -> Analysis:
+        """Findings and scores on the volume's own grid; a 3D model reads it in the canonical orientation."""
+        if self.manifest.dims == 3:
+            reoriented = canonical(volume)
+            analysis = self._analyse(reoriented.volume)
+            return Analysis([reoriented.finding_back(f) for f in analysis.findings], analysis.scores)
+        return self._analyse(volume)
+
+    def _analyse(self, volume: ImageVolume) -> Analysis:
         maps = self.probability_maps(volume)
         findings: list[Finding] = []
         scores: dict[str, float] = {}
         for output, prob in zip(self.manifest.outputs, maps, strict=True):
-            candidates = list(self._candidates(output, prob, volume))
-            findings += [f for f in candidates if f.probability >= output.threshold]
-            nothing = min(float(prob.max()), math.nextafter(output.mask_threshold, 0.0))  # no region at all
             below = math.nextafter(output.threshold, 0.0)  # unrounded, so it stays below the threshold
+            candidates = list(self._candidates(output, prob, volume))
+            findings += [c.finding for c in candidates if c.finding is not None and c.probability >= output.threshold]
+            nothing = min(float(prob.max()), math.nextafter(output.mask_threshold, 0.0))  # no region at all
             scores[output.label] = max(
-                (f.probability for f in candidates), default=min(output.calibration.apply(nothing), below)
+                (c.probability if c.finding is not None else min(c.probability, below) for c in candidates),
+                default=min(output.calibration.apply(nothing), below),
             )
         return Analysis(sorted(findings, key=lambda f: -f.probability), scores)
 
@@ -89,6 +107,11 @@ class Detector:
 
     def _forward(self, x: torch.Tensor, spacing: tuple[float, ...]) -> torch.Tensor:
         """(N, 1, *spatial) in modality units -> (N, C, *model grid) or (N, C) probabilities."""
+        patch = self.manifest.preprocessing.patch_size
+        if patch is not None and self.manifest.task != "classification":
+            return torch.sigmoid(
+                self._sliding_window(map_intensity(self.manifest, resample(self.manifest, x, spacing)), patch)
+            )
         padded, size = prepare(self.manifest, x, spacing)
         logits = self.net(padded)
         expected = len(self.manifest.outputs)
@@ -111,19 +134,40 @@ class Detector:
         crop = (slice(None), slice(None), *(slice(0, n) for n in size))
         return torch.sigmoid(logits[crop].float())
 
+    def _sliding_window(self, x: torch.Tensor, patch: tuple[int, ...]) -> torch.Tensor:
+        """Logits over any extent from windows the size the network was trained on (instance normalisation then
+        sees the statistics it learnt), blended with Gaussian weights (MONAI); the volume's own size out."""
+        from monai.inferers import sliding_window_inference
+
+        logits = sliding_window_inference(
+            x, patch, sw_batch_size=4, predictor=self.net, overlap=0.25, mode="gaussian", cval=float(x.min())
+        )
+        expected = len(self.manifest.outputs)
+        if tuple(logits.shape[:2]) != (len(x), expected) or tuple(logits.shape[2:]) != tuple(x.shape[2:]):
+            raise ShapeMismatch(
+                f"{self.name}: output {tuple(logits.shape)} for input {tuple(x.shape)}; "
+                f"expected (N, {expected}, *spatial) with the input's spatial size"
+            )
+        return logits.float()
+
     def _candidates(self, output: OutputClass, prob: np.ndarray, volume: ImageVolume):  # noqa: ANN202
-        """Every region that passes the size and density filters, with its calibrated probability."""
+        """Every connected region of the map as a candidate: its calibrated probability, density weighed in,
+        and its finding when it is large enough to report."""
         if self.manifest.task == "classification":
-            yield self._whole_image_finding(output, prob, volume)
+            finding = self._whole_image_finding(output, prob, volume)
+            yield Candidate(finding.probability, finding)
             return
         scale = [n / m for n, m in zip(volume.array.shape, prob.shape, strict=True)]
         for region, inside in connected_regions(prob >= output.mask_threshold):
             raw = float(prob[region][inside].max())
-            probability = round(output.calibration.apply(raw), 4)
             bbox, mask = _to_volume_grid(region, inside, prob, scale, volume.array.shape, output.mask_threshold)
-            finding = _finding(output, probability, bbox, mask, volume, self.manifest.task == "segmentation")
-            if finding is not None:
-                yield finding
+            refined = _refined(output, bbox, mask, volume.array)
+            weight = _density_weight(output, *(refined if refined[1].any() else (bbox, mask)), volume.array)
+            probability = round(output.calibration.apply(raw * weight), 4)
+            finding = None
+            if weight > 0 and refined[1].any():
+                finding = _finding(output, probability, *refined, volume, self.manifest.task == "segmentation")
+            yield Candidate(probability, finding)
 
     def _whole_image_finding(self, output: OutputClass, prob: np.ndarray, volume: ImageVolume) -> Finding:
         probability = round(output.calibration.apply(float(prob.max())), 4)
@@ -142,32 +186,43 @@ class Detector:
 def prepare(manifest: Manifest, x: torch.Tensor, spacing: tuple[float, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
     """The network's input for (N, 1, *spatial) modality values with `spacing` (mm): resampled, mapped to
     0..1, padded; and the model-grid size before padding. Training uses it too, so both see the same input."""
-    prep = manifest.preprocessing
-    size = _target_size(tuple(x.shape[2:]), spacing, prep.spacing_mm, prep.input_size)
-    x = _resize(x, size)
-    if prep.window is not None:
-        x = prep.window.apply(x)
-    elif prep.normalize == "percentile":
-        x = _percentile_normalise(x)
-    if prep.pad_multiple is not None:
+    x = map_intensity(manifest, resample(manifest, x, spacing))
+    size = tuple(x.shape[2:])
+    pad_multiple = manifest.preprocessing.pad_multiple
+    if manifest.preprocessing.longest_side is not None:  # fit and pad: a square the network was trained on
+        pad_multiple = (manifest.preprocessing.longest_side,) * len(size)
+    if pad_multiple is not None:
         pads: list[int] = []
-        for n, m in reversed(list(zip(size, prep.pad_multiple, strict=True))):
+        for n, m in reversed(list(zip(size, pad_multiple, strict=True))):
             pads += [0, (-n) % m]
         x = F.pad(x, pads, value=float(x.min()))
     return x, size
 
 
-def _target_size(
-    size: tuple[int, ...],
-    spacing: tuple[float, ...],
-    target_spacing: tuple[float, ...] | None,
-    input_size: tuple[int, ...] | None,
-) -> tuple[int, ...]:
-    if input_size is not None:
-        return input_size
-    if target_spacing is not None:
-        return tuple(max(1, round(n * s / t)) for n, s, t in zip(size, spacing, target_spacing, strict=True))
-    return size
+def resample(manifest: Manifest, x: torch.Tensor, spacing: tuple[float, ...]) -> torch.Tensor:
+    """(N, 1, *spatial) onto the model grid: the manifest's spacing, its size, or its longest side."""
+    prep = manifest.preprocessing
+    size = tuple(x.shape[2:])
+    if prep.input_size is not None:
+        size = prep.input_size
+    elif prep.spacing_mm is not None:
+        size = tuple(max(1, round(n * s / t)) for n, s, t in zip(size, spacing, prep.spacing_mm, strict=True))
+    elif prep.longest_side is not None:
+        size = tuple(max(1, round(n * prep.longest_side / max(size))) for n in size)
+    return _resize(x, size)
+
+
+def map_intensity(manifest: Manifest, x: torch.Tensor) -> torch.Tensor:
+    prep = manifest.preprocessing
+    if prep.window is not None:
+        return prep.window.apply(x)
+    if prep.normalize == "percentile":
+        return _percentile_normalise(x, x.flatten(1).float(), (0.0, 1.0))
+    if prep.normalize == "central":
+        rows, cols = x.shape[-2:]
+        centre = x[..., int(rows * 0.2) : max(int(rows * 0.8), 1), int(cols * 0.25) : max(int(cols * 0.75), 1)]
+        return _percentile_normalise(x, centre.flatten(1).float(), (-0.5, 1.5))
+    return x
 
 
 def _resize(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
@@ -179,14 +234,13 @@ def _resize(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="trilinear" if x.ndim == 5 else "bilinear", align_corners=False)
 
 
-def _percentile_normalise(x: torch.Tensor) -> torch.Tensor:
-    """Per image: the 1st..99th percentile to 0..1 (radiograph grey levels differ by detector and processing)."""
-    flat = x.flatten(1).float()
+def _percentile_normalise(x: torch.Tensor, flat: torch.Tensor, clip: tuple[float, float]) -> torch.Tensor:
+    """Per image: the 1st..99th percentile of `flat` (that image's reference pixels) to 0..1, then clipped."""
     sample = flat[:, :: max(1, flat.shape[1] // 65536)]
     low = torch.quantile(sample, 0.01, dim=1)
     high = torch.quantile(sample, 0.99, dim=1)
     shape = (-1,) + (1,) * (x.ndim - 1)
-    return ((x - low.view(shape)) / (high - low).clamp(min=1e-6).view(shape)).clamp(0.0, 1.0)
+    return ((x - low.view(shape)) / (high - low).clamp(min=1e-6).view(shape)).clamp(*clip)
 
 
 def _to_volume_grid(
@@ -214,6 +268,37 @@ def _to_volume_grid(
     return bbox, mask[tight]
 
 
+def _refined(
+    output: OutputClass, bbox: tuple[int, ...], mask: np.ndarray, values: np.ndarray
+) -> tuple[tuple[int, ...], np.ndarray]:
+    """The region's mask kept to voxels whose lightly smoothed value lies in the output's value range (the
+    network's map is smoother than the lesion); unchanged without a range, empty when nothing is left."""
+    if output.value_range is None:
+        return bbox, mask
+    from scipy import ndimage
+
+    crop = values[tuple(slice(a, b) for a, b in zip(bbox[:3], bbox[3:], strict=True))]
+    smooth = ndimage.gaussian_filter(crop.astype(np.float32), sigma=(0.0, 0.7, 0.7))
+    low, high = output.value_range
+    kept = mask & (smooth >= low) & (smooth <= high)
+    if not kept.any():
+        return bbox, kept
+    tight = tuple(slice(int(ix.min()), int(ix.max()) + 1) for ix in np.nonzero(kept))
+    lo = tuple(b + t.start for b, t in zip(bbox[:3], tight, strict=True))
+    return lo + tuple(b + t.stop for b, t in zip(bbox[:3], tight, strict=True)), kept[tight]
+
+
+def _density_weight(output: OutputClass, bbox: tuple[int, ...], mask: np.ndarray, values: np.ndarray) -> float:
+    """How much the region's density supports it: a logistic factor of its mean value around min_mean_value
+    (1 without one; 0 or 1 for a hard cut, softness 0)."""
+    if output.min_mean_value is None:
+        return 1.0
+    mean = float(values[tuple(slice(a, b) for a, b in zip(bbox[:3], bbox[3:], strict=True))][mask].mean())
+    if output.mean_value_softness == 0:
+        return 1.0 if mean >= output.min_mean_value else 0.0
+    return 1.0 / (1.0 + math.exp(-(mean - output.min_mean_value) / output.mean_value_softness))
+
+
 def _finding(
     output: OutputClass,
     probability: float,
@@ -222,10 +307,7 @@ def _finding(
     volume: ImageVolume,
     keep_mask: bool,
 ) -> Finding | None:
-    """The finding for one region, or None when it is too small or not dense enough to report."""
-    values = volume.array[tuple(slice(a, b) for a, b in zip(bbox[:3], bbox[3:], strict=True))][mask]
-    if output.min_mean_value is not None and float(values.mean()) < output.min_mean_value:
-        return None
+    """The finding for one region, or None when it is too small to report."""
     voxels = int(mask.sum())
     spacing = volume.spacing_mm
     diameter = Measurement("longest diameter", round(longest_diameter_mm(mask, spacing[1:]), 1), "mm")

@@ -1,4 +1,5 @@
-"""Detection metrics, numpy only: AUC, sensitivity and specificity at a threshold, Dice, calibration error."""
+"""Detection metrics, numpy only: AUC, sensitivity and specificity at a threshold, Dice, calibration error,
+with 95% confidence intervals (Wilson for proportions, a seeded percentile bootstrap for AUC)."""
 
 from __future__ import annotations
 
@@ -34,33 +35,79 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if total == 0 else float(2 * (pred & truth).sum() / total)
 
 
+def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float] | None:
+    """Wilson score interval of a proportion (None for no trials): honest at 0 and 1 and for small samples."""
+    if trials == 0:
+        return None
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def auc_interval(scores: np.ndarray, labels: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the AUC, resampling positives and negatives separately (stratified,
+    so every resample has both); seeded, so a report is reproducible."""
+    rng = np.random.default_rng(seed)
+    pos, neg = scores[labels], scores[~labels]
+    values = []
+    for _ in range(resamples):
+        p, n = rng.choice(pos, len(pos)), rng.choice(neg, len(neg))
+        values.append(((p[:, None] > n[None, :]).sum() + 0.5 * (p[:, None] == n[None, :]).sum()) / (len(p) * len(n)))
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
 @dataclass(frozen=True)
 class Report:
+    """Study-level figures. Without positives (a negative-only set) only specificity and the false-positive
+    rate are defined; AUC, sensitivity and calibration error are None."""
+
     cases: int
     positives: int
-    auc: float
-    sensitivity: float
-    specificity: float
+    auc: float | None
+    auc_ci: tuple[float, float] | None
+    sensitivity: float | None
+    sensitivity_ci: tuple[float, float] | None
+    specificity: float | None
+    specificity_ci: tuple[float, float] | None
+    false_positive_rate: float | None  # negatives flagged / negatives
     threshold: float
     dice_median: float | None  # over positive cases; None for models that do not segment
-    ece: float  # study-level scores against study-level labels
+    ece: float | None  # study-level scores against study-level labels
 
     def as_dict(self) -> dict:
-        return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        def rounded(v):  # noqa: ANN001, ANN202
+            if isinstance(v, float):
+                return round(v, 4)
+            if isinstance(v, tuple):
+                return [round(x, 4) for x in v]
+            return v
+
+        return {k: rounded(v) for k, v in asdict(self).items()}
 
 
 def report(scores: np.ndarray, labels: np.ndarray, threshold: float, dices: list[float]) -> Report:
     labels = labels.astype(bool)
     flagged = scores >= threshold
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if len(labels) == 0:
+        raise ValueError("no cases to report on")
+    both = positives > 0 and negatives > 0
+    found, cleared = int((flagged & labels).sum()), int((~flagged & ~labels).sum())
     return Report(
         cases=len(labels),
-        positives=int(labels.sum()),
-        auc=auc(scores, labels),
-        sensitivity=float((flagged & labels).sum() / max(labels.sum(), 1)),
-        specificity=float((~flagged & ~labels).sum() / max((~labels).sum(), 1)),
+        positives=positives,
+        auc=auc(scores, labels) if both else None,
+        auc_ci=auc_interval(scores, labels) if both else None,
+        sensitivity=found / positives if positives else None,
+        sensitivity_ci=wilson(found, positives),
+        specificity=cleared / negatives if negatives else None,
+        specificity_ci=wilson(cleared, negatives),
+        false_positive_rate=(negatives - cleared) / negatives if negatives else None,
         threshold=threshold,
         dice_median=float(np.median(dices)) if dices else None,
-        ece=expected_calibration_error(scores, labels.astype(float)),
+        ece=expected_calibration_error(scores, labels.astype(float)) if positives else None,
     )
 
 

@@ -37,3 +37,10 @@ class ImageVolume:
     @property
     def voxel_ml(self) -> float:
         return float(np.prod(self.spacing_mm)) / 1000.0
+
+
+def axial_affine(spacing_mm: tuple[float, float, float]) -> np.ndarray:
+    """The affine of an axial stack at the origin: slices along +S, rows along +P, columns along +L (LPS)."""
+    affine = np.zeros((4, 4))
+    affine[2, 0], affine[1, 1], affine[0, 2], affine[3, 3] = *spacing_mm, 1.0
+    return affine

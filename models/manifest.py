@@ -16,9 +16,11 @@ and the key. Torch-free, so the node can read manifests to route and rank.
     format = "pt2"                   # pt2 (torch.export) | torchscript | python (network below + state dict)
 
     [preprocessing]
-    window = { center = 40, width = 80 }   # values mapped to 0..1; or normalize = "percentile"
+    window = { center = 40, width = 80 }   # values mapped to 0..1; or normalize = "percentile" | "central"
     spacing_mm = [5.0, 1.0, 1.0]      # resample to (slice, row, column) spacing, or
-    input_size = [32, 128, 128]       # resize to exactly this size (static-shape exports)
+    input_size = [32, 128, 128]       # resize to exactly this size (static-shape exports), or
+    longest_side = 256                # 2D: resize keeping the aspect ratio
+    patch_size = [16, 80, 80]         # optional: sliding-window inference in patches of this size
 
     [[outputs]]                      # one per output channel, in channel order
     label = "intracranial hemorrhage"
@@ -68,17 +70,21 @@ class Window(_Strict):
 
 class Preprocessing(_Strict):
     window: Window | None = None
-    normalize: Literal["none", "percentile"] = "none"  # percentile: 1st..99th percentile to 0..1
+    # percentile: the whole image's 1st..99th percentile to 0..1; central: those of the central field (where any
+    # chest film shows lungs and mediastinum, whatever lies at its edges), clipped to -0.5..1.5
+    normalize: Literal["none", "percentile", "central"] = "none"
     spacing_mm: tuple[float, ...] | None = None
     input_size: tuple[int, ...] | None = None
+    longest_side: int | None = Field(default=None, ge=8)  # 2D: fit into a square of this side (aspect kept), pad
+    patch_size: tuple[int, ...] | None = None  # infer over windows of this size on the model grid (sliding window)
     pad_multiple: tuple[int, ...] | None = None  # pad each axis up to a multiple (networks that pool)
 
     @model_validator(mode="after")
     def _one_intensity_mapping(self) -> Preprocessing:
         if self.window is not None and self.normalize != "none":
             raise ValueError("give either window or normalize, not both")
-        if self.spacing_mm is not None and self.input_size is not None:
-            raise ValueError("give either spacing_mm or input_size, not both")
+        if sum(v is not None for v in (self.spacing_mm, self.input_size, self.longest_side)) > 1:
+            raise ValueError("give one of spacing_mm, input_size and longest_side")
         return self
 
     @field_validator("spacing_mm")
@@ -88,7 +94,7 @@ class Preprocessing(_Strict):
             raise ValueError("spacing_mm is 2 or 3 values, every one above 0 mm")
         return spacing
 
-    @field_validator("input_size", "pad_multiple")
+    @field_validator("input_size", "pad_multiple", "patch_size")
     @classmethod
     def _positive_size(cls, size: tuple[int, ...] | None) -> tuple[int, ...] | None:
         if size is not None and (len(size) not in (2, 3) or min(size) < 1):
@@ -118,7 +124,13 @@ class OutputClass(_Strict):
     mask_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)  # per-voxel network probability that makes a region
     min_volume_ml: float = Field(default=0.0, ge=0.0)  # smaller regions are not reported (3D)
     min_area_mm2: float = Field(default=0.0, ge=0.0)  # smaller regions are not reported (2D)
-    min_mean_value: float | None = None  # regions whose mean input value (e.g. HU) is lower are not reported
+    # A region's density (mean input value, e.g. HU, of its core) weighs its probability softly: a logistic
+    # factor centred on min_mean_value, mean_value_softness wide (0: a hard cut, as before)
+    min_mean_value: float | None = None
+    mean_value_softness: float = Field(default=0.0, ge=0.0)
+    # Refine each region's mask on the volume's own grid: keep the voxels whose (lightly smoothed) value lies in
+    # this range, e.g. [40, 100] HU for fresh blood, so sizes follow the image rather than the network's blur
+    value_range: tuple[float, float] | None = None
     calibration: Calibration = Field(default_factory=Calibration)
 
 
@@ -152,7 +164,7 @@ class Manifest(_Strict):
         if self.field_of_view_mm is not None and not 0 < self.field_of_view_mm[0] < self.field_of_view_mm[1]:
             raise ValueError("field_of_view_mm needs 0 < min < max")
         prep = self.preprocessing
-        for key in ("spacing_mm", "input_size", "pad_multiple"):
+        for key in ("spacing_mm", "input_size", "pad_multiple", "patch_size"):
             value = getattr(prep, key)
             if value is not None and len(value) != self.dims:
                 raise ValueError(f"preprocessing.{key} needs {self.dims} values for a {self.dims}D model")

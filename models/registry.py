@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from models.manifest import Manifest, ManifestError, load_manifest, version_uid, weights_uid
 
@@ -33,7 +33,9 @@ class ModelSpec:
     loader: str  # "package.module:function"; function(spec: ModelSpec, device: str) -> Model
     description: str = ""
     trainer: str | None = None  # "module:function"; function(seed: int, steps: int | None) -> dict, for built-ins
-    evaluator: str | None = None  # "module:function"; function(model, seed, cases=...) -> dict of figures
+    # held-out phantoms: "module:function"; function(seed: int, count: int) -> Iterator[phantom_evaluation.Case]
+    phantoms: str | None = None
+    phantom_cases: int = 100  # how many `dicomnode models evaluate` scores by default
     manifest: Manifest | None = None
     manifest_path: Path | None = None
 
@@ -49,10 +51,13 @@ class ModelSpec:
             raise ValueError(f"model {self.name}: loader must be 'module:function', got {self.loader!r}")
 
     @classmethod
-    def from_manifest(cls, path: Path, trainer: str | None = None, evaluator: str | None = None) -> ModelSpec:
+    def from_manifest(
+        cls, path: Path, trainer: str | None = None, phantoms: str | None = None, phantom_cases: int = 100
+    ) -> ModelSpec:
         """A model described by a manifest, run by the generic detector (models/detector.py)."""
         m = load_manifest(path)
-        return cls(m.name, m.version, m.family, "models.detector:load", m.description, trainer, evaluator, m, path)
+        loader = "models.detector:load"
+        return cls(m.name, m.version, m.family, loader, m.description, trainer, phantoms, phantom_cases, m, path)
 
     @property
     def weights_path(self) -> Path | None:
@@ -75,10 +80,21 @@ class ModelSpec:
         self, device: str, seed: int, cases: int | None = None, on_case: Callable[[], None] | None = None
     ) -> dict:
         """Figures on held-out phantoms; `on_case` is called after each scored case."""
-        if self.evaluator is None:
+        from models.phantom_evaluation import figures
+
+        scored, detector = self.score_phantoms(device, seed, cases, on_case)
+        return figures(detector, scored)
+
+    def score_phantoms(
+        self, device: str, seed: int, cases: int | None = None, on_case: Callable[[], None] | None = None
+    ) -> tuple[Any, Model]:
+        """Each held-out phantom's result (models.phantom_evaluation.Scored), and the loaded model."""
+        from models.phantom_evaluation import score_cases
+
+        if self.phantoms is None:
             raise ValueError(f"model {self.name} has no phantom evaluation; evaluate it on a labelled DICOM folder")
-        options = {k: v for k, v in (("cases", cases), ("on_case", on_case)) if v is not None}
-        return _import(self.evaluator)(self.load(device), seed, **options)
+        model = self.load(device)
+        return score_cases(model, _import(self.phantoms)(seed, cases or self.phantom_cases), on_case), model
 
     def load(self, device: str) -> Model:
         model = _import(self.loader)(self, device)
@@ -99,12 +115,13 @@ def builtin_specs() -> tuple[ModelSpec, ...]:
         ModelSpec.from_manifest(
             _BUILTIN_DIR / "ct-hemorrhage" / "manifest.toml",
             trainer="models.train_ct_hemorrhage:train_seeded",
-            evaluator="models.phantom_evaluation:evaluate_ct_hemorrhage",
+            phantoms="models.phantom_evaluation:ct_head_cases",
         ),
         ModelSpec.from_manifest(
             _BUILTIN_DIR / "cxr-pneumothorax" / "manifest.toml",
             trainer="models.train_cxr_pneumothorax:train_seeded",
-            evaluator="models.phantom_evaluation:evaluate_cxr_pneumothorax",
+            phantoms="models.phantom_evaluation:chest_cases",
+            phantom_cases=200,
         ),
     )
 

@@ -1,9 +1,13 @@
-"""Train cxr-pneumothorax on procedural chest radiograph phantoms, seeded, on the CPU.
+"""Train cxr-pneumothorax on procedural chest radiographs of varied acquisition, seeded, on the CPU.
 
-    python -m models.train_cxr_pneumothorax [--seed 0] [--steps 700] [--out models/builtin/cxr-pneumothorax/weights.pt]
+    python -m models.train_cxr_pneumothorax [--seed 0] [--steps 900] [--out models/builtin/cxr-pneumothorax/weights.pt]
 
-Whole 256x256 images, half with a pneumothorax; the target is the air rim's
-mask, so the network learns where, and the detector reports its bounding box.
+A pool of films (models/phantoms/chest_xr.py draws each one's field of view,
+aspect, position, collimation, devices and grey-level curve) is prepared once
+exactly as the detector prepares a film: fitted into 256 x 256, aspect kept,
+normalised on the central field, padded. Half have a pneumothorax; the target
+is the air rim's mask, so the network learns where, and the detector reports
+its bounding box. Each step mirrors half the batch.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from models.detector import prepare
 from models.phantoms.chest_xr import chest_radiograph
@@ -23,9 +28,9 @@ from models.training import command_line, fit
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    steps: int = 700
+    steps: int = 900
     batch: int = 8
-    pool: int = 400
+    pool: int = 1200
     lr: float = 3e-3
     threads: int = 0  # 0: all cores
 
@@ -33,15 +38,22 @@ class TrainConfig:
 def train(config: TrainConfig, out: Path | None = None, log=print) -> dict:  # noqa: ANN001
     spec = builtin_spec("cxr-pneumothorax")
     manifest = spec.manifest
+    side = manifest.preprocessing.longest_side
     rng = np.random.default_rng(config.seed)
-    pool = [chest_radiograph(rng) for _ in range(config.pool)]
+    images, masks = [], []
+    for _ in range(config.pool):
+        p = chest_radiograph(rng, size=side)
+        x, size = prepare(manifest, torch.from_numpy(p.image)[None, None], p.spacing_mm)
+        y = torch.from_numpy(p.pneumothorax_mask.astype(np.float32))[None, None]
+        images.append(x[0])
+        masks.append(F.pad(y, [0, x.shape[-1] - size[1], 0, x.shape[-2] - size[0]])[0])
+    log(f"{config.pool} films prepared")
 
     def batch() -> tuple[torch.Tensor, torch.Tensor]:
-        picks = [pool[int(i)] for i in rng.integers(len(pool), size=config.batch)]
-        x = torch.from_numpy(np.stack([p.image for p in picks])[:, None])
-        x, _ = prepare(manifest, x, picks[0].spacing_mm)
-        flips = rng.random(config.batch) < 0.5  # mirror: pneumothorax on either side
-        y = torch.from_numpy(np.stack([p.pneumothorax_mask for p in picks])[:, None].astype(np.float32))
+        picks = rng.integers(len(images), size=config.batch)
+        x = torch.stack([images[int(i)] for i in picks])
+        y = torch.stack([masks[int(i)] for i in picks])
+        flips = torch.from_numpy(rng.random(config.batch) < 0.5)  # mirror: pneumothorax on either side
         x[flips], y[flips] = x[flips].flip(-1), y[flips].flip(-1)
         return x, y
 

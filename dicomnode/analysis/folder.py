@@ -8,9 +8,13 @@ FOLDER/labels.csv) with a header and one row per study:
     1.2.826.0.1.3680043.8.498.2,0
 
 `positive` is 1/0 (or true/false, yes/no) for the model's first output. Each
-study is scored on its largest series of a modality the model accepts.
-Study-level figures only (AUC, sensitivity, specificity, calibration); Dice
-would need masks, which folders do not carry yet.
+study is scored on its largest series of a modality the model accepts, after
+the node's own scope gate: a study the node would refuse is listed as out of
+scope with its reason, one that cannot be read is listed with its problem;
+neither is scored, neither stops the evaluation. Study-level figures (AUC,
+sensitivity, specificity, calibration, subgroups by manufacturer, slice
+thickness, field of view, matrix and contrast); Dice would need masks, which
+folders do not carry yet.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from dicomnode.analysis.volume import load_series
+from dicomnode.analysis.scope import first_reason
+from dicomnode.analysis.volume import StudyUnreadable, load_series_with_sources
 from dicomnode.errors import DicomnodeError
+from models.manifest import Manifest
 from models.phantom_evaluation import Case
 
 _TRUE, _FALSE = {"1", "true", "yes"}, {"0", "false", "no"}
@@ -52,7 +58,8 @@ def read_labels(path: Path) -> dict[str, bool]:
     return labels
 
 
-def folder_cases(folder: Path, labels_path: Path, modalities: list[str]) -> Iterator[Case]:
+def folder_cases(folder: Path, labels_path: Path, manifest: Manifest) -> Iterator[Case]:
+    modalities = manifest.modalities
     labels = read_labels(labels_path)
     series = _index(folder, set(labels))
     missing = sorted(set(labels) - set(series))
@@ -65,7 +72,29 @@ def folder_cases(folder: Path, labels_path: Path, modalities: list[str]) -> Iter
         if not candidates:
             raise FolderError(f"{folder}: study {study} has no series of {', '.join(modalities)}")
         uid, paths = max(candidates.items(), key=lambda item: len(item[1]))
-        yield Case(load_series(paths, uid), positive)
+        try:
+            volume, sources = load_series_with_sources(paths, uid)
+        except StudyUnreadable as exc:
+            yield Case(None, positive, study=study, problem=str(exc))
+            continue
+        attributes = acquisition(sources[0], volume.array.shape, volume.spacing_mm)
+        reason = first_reason(volume, sources, manifest)
+        if reason is not None:
+            yield Case(None, positive, study=study, attributes=attributes, problem=reason, refused=True)
+            continue
+        yield Case(volume, positive, study=study, attributes=attributes)
+
+
+def acquisition(header: pydicom.Dataset, shape: tuple[int, ...], spacing: tuple[float, ...]) -> dict[str, str]:
+    """What the figures are broken down by: manufacturer, slice thickness, field of view, matrix, contrast."""
+    fov = max(shape[1] * spacing[1], shape[2] * spacing[2])
+    return {
+        "manufacturer": str(header.get("Manufacturer", "") or "unknown"),
+        "slice thickness (mm)": f"{float(header.get('SliceThickness') or spacing[0]):g}" if shape[0] > 1 else "-",
+        "field of view (mm)": f"{int(fov // 50 * 50)}-{int(fov // 50 * 50 + 50)}",
+        "matrix": f"{shape[1]}x{shape[2]}",
+        "contrast": "yes" if str(header.get("ContrastBolusAgent", "") or "").strip() else "no",
+    }
 
 
 def _index(folder: Path, studies: set[str]) -> dict[str, dict[tuple[str, str], list[Path]]]:

@@ -1,8 +1,9 @@
 """The scope gate: only series a model was made for reach it. A routing rule wider than the model must not feed a
-CT chest, a contrast study or a sagittal reformat to a non-contrast axial head CT network: it would answer
-anyway ("intracranial hemorrhage, 2 litres"). Every check reads the headers or a cheap image statistic, before
-the model runs; a series that fails one is skipped with its reason, and a study with nothing left is out of
-scope, with the reasons, never a finding."""
+CT chest, a contrast study or an oblique reformat to a non-contrast head CT network: it would answer anyway
+("intracranial hemorrhage, 2 litres"). Every check reads the headers or a cheap image statistic, before the
+model runs; a series that fails one is skipped with its reason, and a study with nothing left is out of scope,
+with the reasons, never a finding. A 3D model's series is checked as the model will read it: in the canonical
+orientation (models/orientation.py), so sagittal and coronal reconstructions pass and oblique ones do not."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import logging
 import re
 from collections.abc import Callable
 
-import numpy as np
 from pydicom import Dataset
 from scipy import ndimage
 
 from dicomnode.errors import DicomnodeError
 from models.image import ImageVolume
 from models.manifest import Manifest
+from models.orientation import Oblique, canonical
 
 Loaded = tuple[ImageVolume, list[Dataset]]
 log = logging.getLogger(__name__)
@@ -63,6 +64,11 @@ def in_scope(loaded: list[Loaded], manifest: Manifest | None, model: str, job_id
 
 def first_reason(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
     """Why the series is out of the model's scope (the first check it fails), or None."""
+    if manifest.dims == 3:
+        try:
+            volume = canonical(volume).volume
+        except Oblique as exc:
+            return str(exc)
     for check in CHECKS:
         reason = check(volume, sources, manifest)
         if reason is not None:
@@ -122,17 +128,6 @@ def _contrast_given(header: Dataset) -> bool | None:
     return False if agent else None
 
 
-def _orientation(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
-    """A 3D model trained on axial stacks sees a sagittal or coronal reformat as nonsense."""
-    if manifest.dims != 3 or volume.array.shape[0] < 2:
-        return None
-    normal = volume.affine[:3, 0] / np.linalg.norm(volume.affine[:3, 0])
-    if abs(normal[2]) >= 0.8:
-        return None
-    plane = "sagittal" if abs(normal[0]) >= abs(normal[1]) else "coronal"
-    return f"{plane} slices (slice normal {np.round(normal, 2).tolist()}); the model reads axial stacks"
-
-
 def _field_of_view(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
     limits = manifest.field_of_view_mm
     if limits is None:
@@ -166,7 +161,6 @@ CHECKS: list[Callable[[ImageVolume, list[Dataset], Manifest], str | None]] = [
     _modality,
     _body_part,
     _contrast,
-    _orientation,
     _field_of_view,
     _head_ct_image,
 ]

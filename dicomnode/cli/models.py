@@ -90,9 +90,16 @@ def models_evaluate(
     roc: Annotated[
         Path | None, typer.Option(help="Write the ROC curve as a PNG here (nothing is written unasked)")
     ] = None,
+    cases_csv: Annotated[
+        Path | None, typer.Option("--csv", help="Write one row per study here: score, label, findings, volume")
+    ] = None,
 ) -> None:
-    """AUC, sensitivity and specificity at the threshold, Dice (segmenters), calibration error, and a ROC PNG:
-    on held-out phantoms, or on your labelled DICOM folder (--dicom; label format in the README)."""
+    """AUC, sensitivity and specificity at the threshold with 95% intervals, Dice (segmenters), calibration error,
+    subgroups, lesion-level sensitivity and volume error, a per-study CSV and a ROC PNG: on held-out phantoms, or
+    on your labelled DICOM folder (--dicom; label format in the README). A negative-only folder gives specificity
+    and the false-positive rate; unreadable and out-of-scope studies are counted and listed, not fatal."""
+    from models.phantom_evaluation import figures as phantom_figures
+    from models.phantom_evaluation import write_cases_csv
     from models.roc_plot import write_roc_png
 
     columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -100,29 +107,30 @@ def models_evaluate(
         spec = settings_from(config).registry.get(name)
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("cases", total=cases)
-            scored = lambda: progress.advance(task)  # noqa: E731 - one case scored
+            on_case = lambda: progress.advance(task)  # noqa: E731 - one case scored
             if dicom is not None:
-                figures = _evaluate_folder(spec, dicom, labels or dicom / "labels.csv", scored)
+                scored, detector = _score_folder(spec, dicom, labels or dicom / "labels.csv", on_case)
             else:
-                figures = spec.evaluate("cpu", seed, cases, on_case=scored)
+                scored, detector = spec.score_phantoms("cpu", seed, cases, on_case=on_case)
+        figures = phantom_figures(detector, scored)
     except ValueError as exc:
         fail(str(exc), 2)
-    curve = figures.pop("roc")
+    if cases_csv is not None:
+        write_cases_csv(scored, cases_csv)
+        typer.echo(f"cases: {cases_csv}", err=True)
+    curve = figures.pop("roc", None)
     typer.echo(json.dumps(figures))
     if roc is not None:
+        if curve is None:
+            fail("no ROC curve: the set needs positives and negatives", 2)
         point = (1 - figures["specificity"], figures["sensitivity"])
         write_roc_png(roc, curve["fpr"], curve["tpr"], f"{name} {spec.version}: AUC {figures['auc']:.3f}", point)
         typer.echo(f"ROC curve: {roc}", err=True)
 
 
-def _evaluate_folder(spec: Any, folder: Path, labels: Path, on_case: Callable[[], None]) -> dict:
+def _score_folder(spec: Any, folder: Path, labels: Path, on_case: Callable[[], None]) -> tuple[Any, Any]:
     from dicomnode.analysis.folder import folder_cases
-    from dicomnode.analysis.volume import StudyUnreadable
-    from models.phantom_evaluation import figures, score_cases
+    from models.phantom_evaluation import score_cases
 
     detector = spec.load("cpu")
-    try:
-        cases = folder_cases(folder, labels, detector.manifest.modalities)
-        return figures(detector, score_cases(detector, cases, on_case))
-    except StudyUnreadable as exc:
-        raise ValueError(str(exc)) from None
+    return score_cases(detector, folder_cases(folder, labels, detector.manifest), on_case), detector

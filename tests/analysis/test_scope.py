@@ -1,4 +1,4 @@
-"""The scope gate, on series as a hospital would route them by mistake: a CT chest, a contrast head, a sagittal
+"""The scope gate, on series as a hospital would route them by mistake: a CT chest, a contrast head, an oblique
 reformat, an abdomen radiograph. Each is refused with its reason before the model runs; the heads it was made
 for pass. Volumes go through the real loader from written DICOM files."""
 
@@ -80,20 +80,27 @@ def test_contrast_studies_are_refused_for_a_non_contrast_model(
     assert (reason is not None and "contrast given" in reason) == refused, reason
 
 
-def test_a_sagittal_reformat_is_refused(tmp_path: Path) -> None:
+def sagittal(tmp: Path, orientation: list[float]):  # noqa: ANN202
     p = ct_head(np.random.default_rng(5), bleeds=1)
     hu = np.ascontiguousarray(np.transpose(p.hu, (2, 0, 1)))  # slices along the patient's left-right axis
     series = SeriesSpec(
         n_slices=hu.shape[0], rows=hu.shape[1], columns=hu.shape[2], slice_thickness_mm=1.5, pixel_spacing_mm=1.5
     )
-    paths = write_volume_series(series, hu, tmp_path)
+    paths = write_volume_series(series, hu, tmp)
     for k, path in enumerate(paths):  # rows run head to feet, columns front to back, slices left to right
         ds = pydicom.dcmread(path)
-        ds.ImageOrientationPatient = [0.0, 1.0, 0.0, 0.0, 0.0, -1.0]
+        ds.ImageOrientationPatient = orientation
         ds.ImagePositionPatient = [k * 1.5, 0.0, 0.0]
         ds.save_as(path, enforce_file_format=True)
-    volume, sources = load_series_with_sources(paths, series.series_uid)
-    assert "sagittal slices" in first_reason(volume, sources, ICH)
+    return load_series_with_sources(paths, series.series_uid)
+
+
+def test_a_sagittal_reformat_is_read_in_the_canonical_orientation_and_an_oblique_one_refused(tmp_path: Path) -> None:
+    volume, sources = sagittal(tmp_path / "sag", [0.0, 1.0, 0.0, 0.0, 0.0, -1.0])
+    assert first_reason(volume, sources, ICH) is None
+    c, s = np.cos(np.pi / 4), np.sin(np.pi / 4)
+    volume, sources = sagittal(tmp_path / "oblique", [0.0, c, s, 0.0, -s, c])
+    assert "oblique slices" in first_reason(volume, sources, ICH)
 
 
 def test_an_abdomen_radiograph_is_refused_by_the_chest_model(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dicomnode.catalog.db import open_catalog
-from models.image import ImageVolume
+from models.image import ImageVolume, axial_affine
 from models.manifest import weights_uid
 from models.registry import ModelSpec, build_registry
 from tests.support.byo import export_model
@@ -20,7 +20,7 @@ from tests.support.pipeline import analysis_overrides, result_rows, rule, wait_j
 def cube_volume() -> ImageVolume:
     hu = np.zeros((12, 40, 40), np.float32)
     hu[4:8, 10:20, 22:30] = 90.0
-    return ImageVolume(hu, (2.0, 1.0, 1.0), np.diag([2.0, 1.0, 1.0, 1.0]), "1.2", "CT", ("",) * 12)
+    return ImageVolume(hu, (2.0, 1.0, 1.0), axial_affine((2.0, 1.0, 1.0)), "1.2", "CT", ("",) * 12)
 
 
 @pytest.mark.parametrize("fmt", ["pt2", "torchscript"])

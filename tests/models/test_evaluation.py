@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.evaluation import auc, dice, expected_calibration_error, report
+from models.evaluation import auc, auc_interval, dice, expected_calibration_error, report, wilson
 
 
 def test_auc_counts_pairs_and_ties() -> None:
@@ -29,3 +29,30 @@ def test_calibration_error_and_dice() -> None:
 def test_report_at_threshold() -> None:
     r = report(np.array([0.9, 0.4, 0.6, 0.1]), np.array([1, 1, 0, 0]), 0.5, [0.8, 0.6])
     assert (r.sensitivity, r.specificity, r.dice_median, r.cases, r.positives) == (0.5, 0.5, 0.7, 4, 2)
+
+
+def test_wilson_interval_is_honest_at_the_edges_and_narrows_with_more_cases() -> None:
+    low, high = wilson(20, 20)
+    assert high == 1.0 and 0.8 < low < 0.85  # 20 of 20 is not proof of 100%
+    assert wilson(0, 10)[0] == 0.0 and wilson(0, 0) is None
+    assert wilson(90, 100)[1] - wilson(90, 100)[0] < wilson(9, 10)[1] - wilson(9, 10)[0]
+    low, high = wilson(45, 50)
+    assert low < 0.9 < high
+
+
+def test_auc_interval_contains_the_auc_and_is_reproducible() -> None:
+    rng = np.random.default_rng(3)
+    labels = np.r_[np.ones(40, bool), np.zeros(40, bool)]
+    scores = np.r_[rng.normal(1.0, 1.0, 40), rng.normal(0.0, 1.0, 40)]
+    low, high = auc_interval(scores, labels)
+    assert low < auc(scores, labels) < high and 0.1 < high - low < 0.4
+    assert auc_interval(scores, labels) == (low, high)
+
+
+def test_a_negative_only_set_reports_specificity_and_false_positive_rate_only() -> None:
+    r = report(np.array([0.1, 0.7, 0.2, 0.3]), np.array([0, 0, 0, 0]), 0.5, [])
+    assert (r.specificity, r.false_positive_rate, r.positives) == (0.75, 0.25, 0)
+    assert r.auc is None and r.sensitivity is None and r.sensitivity_ci is None and r.ece is None
+    assert r.specificity_ci[0] < 0.75 < r.specificity_ci[1]
+    with pytest.raises(ValueError, match="no cases"):
+        report(np.array([]), np.array([], bool), 0.5, [])

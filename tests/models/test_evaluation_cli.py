@@ -43,8 +43,59 @@ def test_evaluate_on_a_labelled_dicom_folder_writes_figures_and_a_roc_png(tmp_pa
     figures = json.loads(r.stdout)
     assert (figures["cases"], figures["positives"]) == (4, 2)
     assert figures["auc"] == 1.0 and figures["sensitivity"] == 1.0 and figures["specificity"] == 1.0
+    low, high = figures["sensitivity_ci"]
+    assert low < 0.5 and high == 1.0, "two of two is a wide interval"
+    assert figures["unreadable"] == [] and figures["out_of_scope"] == []
     with Image.open(tmp_path / "roc.png") as png:
         assert png.format == "PNG" and png.size == (480, 480)
+
+
+def test_unreadable_and_out_of_scope_studies_are_counted_and_listed_not_fatal(tmp_path: Path) -> None:
+    """A study whose pixels do not decode and a CT chest in a head-CT set: both listed with their reason; the rest
+    scored; the per-study CSV has every study. Negatives only: specificity and false-positive rate, no AUC."""
+    import csv
+
+    import pydicom
+
+    folder = tmp_path / "negatives"
+    rows = []
+    for seed in (9600, 9601):
+        p = ct_head(np.random.default_rng(seed), bleeds=0)
+        spec = SeriesSpec(
+            n_slices=p.hu.shape[0],
+            rows=p.hu.shape[1],
+            columns=p.hu.shape[2],
+            slice_thickness_mm=p.spacing_mm[0],
+            pixel_spacing_mm=p.spacing_mm[1],
+        )
+        paths = write_volume_series(spec, p.hu, folder / spec.series_uid)
+        rows.append(spec.study_uid)
+        if seed == 9601:  # truncate one slice's pixel data: the study cannot be read
+            ds = pydicom.dcmread(paths[3])
+            ds.PixelData = ds.PixelData[:100]
+            ds.save_as(paths[3])
+            broken = spec.study_uid
+    chest = SeriesSpec(n_slices=8, rows=64, columns=64, body_part="CHEST", description="CT CHEST")
+    write_volume_series(chest, np.full((8, 64, 64), 30.0, np.float32), folder / chest.series_uid)
+    rows.append(chest.study_uid)
+    (folder / "labels.csv").write_text("study_instance_uid,positive\n" + "".join(f"{uid},0\n" for uid in rows))
+    r = dicomnode_cli("models", "evaluate", "ct-hemorrhage", "--dicom", str(folder), "--csv", "cases.csv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    figures = json.loads(r.stdout)
+    assert (figures["cases"], figures["positives"], figures["specificity"]) == (1, 0, 1.0), figures
+    assert figures["auc"] is None and figures["sensitivity"] is None and figures["false_positive_rate"] == 0.0
+    assert [u["study"] for u in figures["unreadable"]] == [broken] and "cannot" in figures["unreadable"][0]["problem"]
+    [refused] = figures["out_of_scope"]
+    assert refused["study"] == chest.study_uid and "CHEST" in refused["reason"], refused
+    table = list(csv.DictReader((tmp_path / "cases.csv").open()))
+    assert {row["study"] for row in table} == set(rows)
+    scored = [row for row in table if row["score"]]
+    assert len(scored) == 1 and float(scored[0]["score"]) < 0.5 and scored[0]["findings"] == "0"
+    assert "manufacturer" in table[0] and "slice thickness (mm)" in table[0]
+    no_roc = dicomnode_cli(
+        "models", "evaluate", "ct-hemorrhage", "--dicom", str(folder), "--roc", "r.png", cwd=tmp_path
+    )
+    assert no_roc.returncode == 2 and "needs positives and negatives" in no_roc.stderr
 
 
 def test_evaluate_folder_errors_name_the_file_and_line(tmp_path: Path) -> None:

@@ -13,14 +13,9 @@ from models.detector import Detector, ShapeMismatch
 from models.evaluation import fit_platt, roc_curve
 from models.findings import Finding, Measurement
 from models.geometry import longest_diameter_mm
-from models.image import ImageVolume
+from models.image import ImageVolume, axial_affine
 from models.manifest import Calibration, Code, load_manifest
-from models.phantom_evaluation import (
-    evaluate_ct_hemorrhage,
-    evaluate_cxr_pneumothorax,
-    uncalibrated,
-    write_calibration,
-)
+from models.phantom_evaluation import uncalibrated, write_calibration
 from models.phantoms.chest_xr import chest_radiograph
 from models.phantoms.ct_head import ct_head
 from models.registry import builtin_spec
@@ -32,7 +27,7 @@ def as_volume(array: np.ndarray, spacing: tuple[float, float, float], modality: 
     return ImageVolume(
         array.astype(np.float32),
         spacing,
-        np.diag([*spacing, 1.0]),
+        axial_affine(spacing),
         "1.2.3",
         modality,
         tuple(f"1.2.3.{i}" for i in range(len(array))),
@@ -110,16 +105,6 @@ def test_a_full_size_radiograph_is_read_at_the_model_size_and_boxed_on_the_full_
     findings = cxr_model.predict(as_volume(big[None], (1.0, 0.175, 0.175), "DX"))
     assert findings and overlaps(findings[0], np.kron(p.pneumothorax_mask, np.ones((8, 8), bool))[None])
     assert findings[0].bbox[4] > 256 or findings[0].bbox[5] > 256  # on the 2048 grid, not the 256 one
-
-
-def test_committed_weights_on_held_out_phantoms(ct_model: Detector, cxr_model: Detector) -> None:
-    # Measured on the full held-out sets when the weights were committed: see the README. Margins allow a retrain.
-    ct = evaluate_ct_hemorrhage(ct_model, seed=9000, cases=16)
-    assert ct["auc"] >= 0.85 and ct["sensitivity"] >= 0.7 and ct["dice_median"] >= 0.4, ct
-    cxr = evaluate_cxr_pneumothorax(cxr_model, seed=9100, cases=40)
-    assert cxr["auc"] >= 0.9 and cxr["sensitivity"] >= 0.8 and cxr["specificity"] >= 0.7, cxr
-    assert cxr["localised"] >= 0.9 and cxr["dice_median"] is None, cxr
-    assert cxr["roc"]["fpr"][0] == 0.0 and cxr["roc"]["tpr"][-1] == 1.0
 
 
 def test_a_two_d_model_runs_a_ct_volume_slice_by_slice_in_batches(cxr_model: Detector) -> None:
@@ -205,3 +190,28 @@ def test_a_study_scores_at_or_above_the_threshold_exactly_when_it_has_a_finding(
         assert 0.0 <= score <= 1.0 and (score >= output.threshold) == bool(analysis.findings), (seed, score)
         seen.add(bool(analysis.findings))
     assert seen == {True, False}
+
+
+def test_a_sagittal_stack_finds_the_same_voxels_as_the_axial_one() -> None:
+    """The same head stored as axial and sagittal slices (axes swapped and flipped as a scanner's reformat
+    would, the affine saying so): the same findings, mapped back onto each series' own voxels. The stand-in
+    model (a fixed filter, no training) makes the comparison exact."""
+    ct_model = builtin_spec("standin-hyperdense").load("cpu")
+    p = ct_head(np.random.default_rng(9501), bleeds=1, lookalikes=False)
+    axial = ct_model.predict(as_volume(p.hu, p.spacing_mm))
+    assert axial
+    s = p.spacing_mm
+    # Sagittal: slices left to right (+L), rows head to feet (-S), columns front to back (+P).
+    sag = np.ascontiguousarray(np.flip(np.transpose(p.hu, (2, 0, 1)), axis=1))
+    n = p.hu.shape
+    affine = np.zeros((4, 4))
+    affine[0, 0], affine[2, 1], affine[1, 2], affine[3, 3] = s[2], -s[0], s[1], 1.0
+    affine[2, 3] = (n[0] - 1) * s[0]
+    volume = ImageVolume(sag, (s[2], s[0], s[1]), affine, "1.2.3", "CT", tuple(f"1.{i}" for i in range(len(sag))))
+    found = {f.bbox: f for f in ct_model.predict(volume)}
+    assert len(found) == len(axial)
+    for a in axial:
+        z0, y0, x0, z1, y1, x1 = a.bbox
+        b = found[(x0, n[0] - z1, y0, x1, n[0] - z0, y1)]
+        assert np.array_equal(b.mask, np.flip(np.transpose(a.mask, (2, 0, 1)), axis=1))
+        assert b.probability == a.probability and b.measurements == a.measurements
