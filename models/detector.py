@@ -163,6 +163,7 @@ class Detector:
             bbox, mask = _to_volume_grid(region, inside, prob, scale, volume.array.shape, output.mask_threshold)
             refined = _refined(output, bbox, mask, volume.array)
             weight = _density_weight(output, *(refined if refined[1].any() else (bbox, mask)), volume.array)
+            weight *= _size_weight(output, refined[1], volume)
             probability = round(output.calibration.apply(raw * weight), 4)
             finding = None
             if weight > 0 and refined[1].any():
@@ -297,6 +298,17 @@ def _density_weight(output: OutputClass, bbox: tuple[int, ...], mask: np.ndarray
     if output.mean_value_softness == 0:
         return 1.0 if mean >= output.min_mean_value else 0.0
     return 1.0 / (1.0 + math.exp(-(mean - output.min_mean_value) / output.mean_value_softness))
+
+
+def _size_weight(output: OutputClass, mask: np.ndarray, volume: ImageVolume) -> float:
+    """How much the region's size supports it: 1 - exp(-size / minimum reportable size), so a speck ranks below
+    a lesion of the same peak probability (1 without a minimum)."""
+    voxels = int(mask.sum())
+    if volume.array.shape[0] == 1:
+        size, minimum = voxels * volume.spacing_mm[1] * volume.spacing_mm[2], output.min_area_mm2
+    else:
+        size, minimum = voxels * volume.voxel_ml, output.min_volume_ml
+    return 1.0 - math.exp(-size / minimum) if minimum > 0 else 1.0
 
 
 def _finding(

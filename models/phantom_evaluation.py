@@ -112,7 +112,10 @@ def _score(detector: Detector, label: str, case: Case) -> tuple[Row, np.ndarray]
     lesions = found_lesions = 0
     true_volume = None
     if case.truth is not None and case.truth.any():
-        components, lesions = ndimage.label(case.truth)
+        # A lesion is a connected region of the truth, fragments within 2 voxels of each other counted as one.
+        joined = ndimage.binary_dilation(case.truth, iterations=2)
+        components, lesions = ndimage.label(joined)
+        components = np.where(case.truth, components, 0)
         found_lesions = len(set(np.unique(components[found & case.truth])) - {0})
         true_volume = float(case.truth.sum() * volume.voxel_ml) if volume.array.shape[0] > 1 else None
     row = Row(

@@ -1,6 +1,6 @@
 """Train ct-hemorrhage on procedural CT heads of varied acquisition, seeded, on the CPU.
 
-    python -m models.train_ct_hemorrhage [--seed 0] [--steps 1000] [--out models/builtin/ct-hemorrhage/weights.pt]
+    python -m models.train_ct_hemorrhage [--seed 0] [--steps 2000] [--out models/builtin/ct-hemorrhage/weights.pt]
 
 A pool of heads is generated once on the model grid (5 x 1.5 x 1.5 mm): most
 drawn there directly with a random field of view and extent, a quarter drawn
@@ -29,9 +29,9 @@ from models.training import command_line, fit
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    steps: int = 1000
+    steps: int = 2000
     batch: int = 4
-    pool: int = 160
+    pool: int = 240
     native_share: float = 0.25  # drawn at a scanner's geometry and resampled
     lr: float = 2e-3
     threads: int = 0  # 0: all cores

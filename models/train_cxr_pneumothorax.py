@@ -1,6 +1,6 @@
 """Train cxr-pneumothorax on procedural chest radiographs of varied acquisition, seeded, on the CPU.
 
-    python -m models.train_cxr_pneumothorax [--seed 0] [--steps 900] [--out models/builtin/cxr-pneumothorax/weights.pt]
+    python -m models.train_cxr_pneumothorax [--seed 0] [--steps 2000] [--out models/builtin/cxr-pneumothorax/weights.pt]
 
 A pool of films (models/phantoms/chest_xr.py draws each one's field of view,
 aspect, position, collimation, devices and grey-level curve) is prepared once
@@ -28,9 +28,9 @@ from models.training import command_line, fit
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    steps: int = 900
+    steps: int = 2000
     batch: int = 8
-    pool: int = 1200
+    pool: int = 2000
     lr: float = 3e-3
     threads: int = 0  # 0: all cores
 

@@ -106,7 +106,7 @@ def models_evaluate(
     try:
         spec = settings_from(config).registry.get(name)
         with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task("cases", total=cases)
+            task = progress.add_task("cases", total=cases or (spec.phantom_cases if dicom is None else None))
             on_case = lambda: progress.advance(task)  # noqa: E731 - one case scored
             if dicom is not None:
                 scored, detector = _score_folder(spec, dicom, labels or dicom / "labels.csv", on_case)
