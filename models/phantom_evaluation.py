@@ -264,7 +264,7 @@ def ct_head_cases(seed: int, count: int, max_voxels: float = 16e6) -> Iterator[C
         yield Case(volume, bool(p.lesions), p.bleed_mask, f"phantom-{seed}-{k}", attributes)
 
 
-def chest_cases(seed: int, count: int, sizes: tuple[int, int] = (1024, 2048)) -> Iterator[Case]:
+def chest_cases(seed: int, count: int, sizes: tuple[int, int] = (768, 1536)) -> Iterator[Case]:
     """Films at detector sizes (longest side drawn from `sizes`), half with a pneumothorax."""
     from models.phantoms.chest_xr import chest_radiograph
 

@@ -65,7 +65,7 @@ def train_seeded(seed: int, steps: int | None = None) -> dict:
     from models.phantom_evaluation import CALIBRATION_SEED, calibrate_builtin, chest_cases
 
     record = train(TrainConfig(seed=seed, steps=steps or TrainConfig.steps))
-    record["calibration"] = calibrate_builtin("cxr-pneumothorax", chest_cases(CALIBRATION_SEED, 200))
+    record["calibration"] = calibrate_builtin("cxr-pneumothorax", chest_cases(CALIBRATION_SEED, 200, sizes=(512, 1024)))
     return record
 
 
