@@ -31,4 +31,3 @@ def chest_ct(tmp: Path, fov_mm: float, body_part: str) -> tuple:
         description="",
     )
     return load_series_with_sources(write_volume_series(series, hu, tmp), series.series_uid)
-
