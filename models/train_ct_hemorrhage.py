@@ -82,7 +82,7 @@ def train_seeded(seed: int, steps: int | None = None) -> dict:
     from models.phantom_evaluation import CALIBRATION_SEED, calibrate_builtin, ct_head_cases
 
     record = train(TrainConfig(seed=seed, steps=steps or TrainConfig.steps))
-    record["calibration"] = calibrate_builtin("ct-hemorrhage", ct_head_cases(CALIBRATION_SEED, 60))
+    record["calibration"] = calibrate_builtin("ct-hemorrhage", ct_head_cases(CALIBRATION_SEED, 80, max_voxels=8e6))
     return record
 
 

@@ -28,6 +28,7 @@ from scipy import ndimage
 
 SOFT_TISSUE, LUNG, PNEUMOTHORAX_AIR, MEDIASTINUM, BONE = 0.52, 0.16, 0.07, 0.62, 0.14  # bone adds
 UNEXPOSED, METAL = 0.95, 1.0
+DRAWN_SIZE = 512  # the largest grid anatomy is drawn on
 _UNIT_MM = 179.0  # millimetres per unit of the anatomy's coordinates for an average thorax (half-width 154 mm)
 
 
@@ -51,8 +52,10 @@ def chest_radiograph(
     """One film whose longest side is `size` pixels; `spacing_mm` None: the field of view decides it (300-450 mm
     along the longest side). `pneumothorax` None: present in half the cases at random."""
     a = _acquisition(rng)
-    shape = (size, max(8, round(size / a["aspect"]))) if a["aspect"] >= 1 else (max(8, round(size * a["aspect"])), size)
-    spacing = spacing_mm if spacing_mm is not None else a["fov_mm"] / size
+    final = _shape(size, a["aspect"])
+    drawn = min(size, DRAWN_SIZE)  # a detector-sized film is drawn at 512 px and interpolated up
+    shape = _shape(drawn, a["aspect"])
+    spacing = (spacing_mm if spacing_mm is not None else a["fov_mm"] / size) * size / drawn
     x, y, px_per_unit = _coordinates(shape, spacing, a)
     image = np.zeros(shape, np.float32)
     thorax = (x / a["thorax_rx"]) ** 2 + ((y - 0.05) / a["thorax_ry"]) ** 2 <= 1.0
@@ -81,12 +84,28 @@ def chest_radiograph(
     image = ndimage.gaussian_filter(image, sigma=rng.uniform(0.6, 1.4) / spacing)
     image = _grey_curve(rng, image, spacing)
     image += rng.normal(0.0, rng.uniform(0.006, 0.025), image.shape).astype(np.float32)
+    if final != shape:
+        image, ptx = _upsampled(image, ptx, final)
+        image += rng.normal(0.0, 0.01, final).astype(np.float32)  # the detector's own pixel noise
+        spacing *= drawn / size
     described = {
         "view": "AP" if a["ap"] else "PA",
         "field": "soft tissue to the edge" if a["fov_mm"] * 0.5 / a["unit_mm"] < a["thorax_rx"] else "air around",
         "collimated": "yes" if a["collimation"] else "no",
     }
     return ChestPhantom(image.astype(np.float32), ptx, (spacing, spacing), side, planted, described)
+
+
+def _shape(size: int, aspect: float) -> tuple[int, int]:
+    return (size, max(8, round(size / aspect))) if aspect >= 1 else (max(8, round(size * aspect)), size)
+
+
+def _upsampled(image: np.ndarray, mask: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
+    up = torch.nn.functional.interpolate(torch.from_numpy(image)[None, None], size=shape, mode="bilinear")
+    grown = torch.nn.functional.interpolate(torch.from_numpy(mask.astype(np.float32))[None, None], size=shape)
+    return up[0, 0].numpy(), grown[0, 0].numpy() > 0.5
 
 
 def _acquisition(rng: np.random.Generator) -> dict:

@@ -36,6 +36,7 @@ def cxr_model() -> Detector:
     return builtin_spec("cxr-pneumothorax").load("cpu")
 
 
+@pytest.mark.timeout(1200)  # 60 heads of up to 8 M voxels, generated and read on 2 cores
 def test_ct_hemorrhage_on_held_out_heads_at_scanner_geometries(ct_model: Detector) -> None:
     figures = evaluate(ct_model, ct_head_cases(TEST_SEED, 60, max_voxels=8e6))
     meets_targets(figures)
@@ -46,6 +47,7 @@ def test_ct_hemorrhage_on_held_out_heads_at_scanner_geometries(ct_model: Detecto
     assert len(thickness) >= 3, thickness  # the set does span acquisitions
 
 
+@pytest.mark.timeout(900)
 def test_cxr_pneumothorax_on_held_out_films_at_detector_geometries(cxr_model: Detector) -> None:
     figures = evaluate(cxr_model, chest_cases(TEST_SEED, 100, sizes=(768, 1536)))
     meets_targets(figures)
