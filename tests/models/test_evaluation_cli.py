@@ -14,19 +14,24 @@ from models.phantoms.ct_head import ct_head
 from tests.support.helpers import dicomnode_cli
 
 
+def write_head(seed: int, bleeds: int, folder: Path) -> tuple[SeriesSpec, list[Path]]:
+    """A CT head phantom written as a DICOM series under folder/<series UID>."""
+    p = ct_head(np.random.default_rng(seed), bleeds=bleeds)
+    spec = SeriesSpec(
+        n_slices=p.hu.shape[0],
+        rows=p.hu.shape[1],
+        columns=p.hu.shape[2],
+        slice_thickness_mm=p.spacing_mm[0],
+        pixel_spacing_mm=p.spacing_mm[1],
+    )
+    return spec, write_volume_series(spec, p.hu, folder / spec.series_uid)
+
+
 def labelled_ct_folder(folder: Path) -> list[tuple[str, bool]]:
     """Two bleeds and two clean heads as DICOM series, plus a non-DICOM file that must be ignored."""
     labels = []
     for seed, bleeds in [(9501, 1), (9502, 1), (9600, 0), (9601, 0)]:
-        p = ct_head(np.random.default_rng(seed), bleeds=bleeds)
-        spec = SeriesSpec(
-            n_slices=p.hu.shape[0],
-            rows=p.hu.shape[1],
-            columns=p.hu.shape[2],
-            slice_thickness_mm=p.spacing_mm[0],
-            pixel_spacing_mm=p.spacing_mm[1],
-        )
-        write_volume_series(spec, p.hu, folder / spec.series_uid)
+        spec, _ = write_head(seed, bleeds, folder)
         labels.append((spec.study_uid, bool(bleeds)))
     (folder / "README.txt").write_text("not DICOM")
     return labels
@@ -60,15 +65,7 @@ def test_unreadable_and_out_of_scope_studies_are_counted_and_listed_not_fatal(tm
     folder = tmp_path / "negatives"
     rows = []
     for seed in (9600, 9601):
-        p = ct_head(np.random.default_rng(seed), bleeds=0)
-        spec = SeriesSpec(
-            n_slices=p.hu.shape[0],
-            rows=p.hu.shape[1],
-            columns=p.hu.shape[2],
-            slice_thickness_mm=p.spacing_mm[0],
-            pixel_spacing_mm=p.spacing_mm[1],
-        )
-        paths = write_volume_series(spec, p.hu, folder / spec.series_uid)
+        spec, paths = write_head(seed, 0, folder)
         rows.append(spec.study_uid)
         if seed == 9601:  # truncate one slice's pixel data: the study cannot be read
             ds = pydicom.dcmread(paths[3])

@@ -18,7 +18,6 @@ import pytest
 
 from models.detector import Detector
 from models.phantom_evaluation import TEST_SEED, chest_cases, ct_head_cases, evaluate
-from models.registry import builtin_spec
 
 FLOORS = {
     "ct-hemorrhage": {"auc": 0.65, "sensitivity": 0.75, "specificity": 0.40},
@@ -34,16 +33,6 @@ def above_floors(name: str, figures: dict) -> None:
     assert figures["unreadable"] == [] and figures["out_of_scope"] == []
     low, high = figures["auc_ci"]
     assert low <= figures["auc"] <= high
-
-
-@pytest.fixture(scope="module")
-def ct_model() -> Detector:
-    return builtin_spec("ct-hemorrhage").load("cpu")
-
-
-@pytest.fixture(scope="module")
-def cxr_model() -> Detector:
-    return builtin_spec("cxr-pneumothorax").load("cpu")
 
 
 @pytest.mark.timeout(1200)  # 60 heads of up to 8 M voxels, generated and read on 2 cores

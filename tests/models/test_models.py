@@ -34,16 +34,6 @@ def as_volume(array: np.ndarray, spacing: tuple[float, float, float], modality: 
     )
 
 
-@pytest.fixture(scope="module")
-def ct_model() -> Detector:
-    return builtin_spec("ct-hemorrhage").load("cpu")
-
-
-@pytest.fixture(scope="module")
-def cxr_model() -> Detector:
-    return builtin_spec("cxr-pneumothorax").load("cpu")
-
-
 def overlaps(finding: Finding, truth: np.ndarray) -> bool:
     box = tuple(slice(a, b) for a, b in zip(finding.bbox[:3], finding.bbox[3:], strict=True))
     return bool(truth[box].any())
