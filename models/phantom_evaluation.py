@@ -246,7 +246,7 @@ def _problems(rows: list[Row]) -> str:
 
 def ct_head_cases(seed: int, count: int, max_voxels: float = 16e6) -> Iterator[Case]:
     """Heads at scanners' geometries (ct_geometry: field of view, matrix, slice thickness), half with bleeds."""
-    from models.phantoms.ct_head import ct_geometry, ct_head
+    from models.phantoms.ct_head_varied import ct_geometry, ct_head
 
     rng = np.random.default_rng(seed)
     for k in range(count):

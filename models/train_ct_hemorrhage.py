@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from models.detector import resample
-from models.phantoms.ct_head import ct_geometry, ct_head
+from models.phantoms.ct_head_varied import ct_geometry, ct_head
 from models.registry import builtin_spec
 from models.training import command_line, fit
 
@@ -33,6 +33,7 @@ class TrainConfig:
     batch: int = 4
     pool: int = 240
     native_share: float = 0.25  # drawn at a scanner's geometry and resampled
+    crop: tuple[int, int, int] = (16, 64, 64)  # the manifest's patch_size when it has one
     lr: float = 2e-3
     threads: int = 0  # 0: all cores
 
@@ -41,7 +42,7 @@ def train(config: TrainConfig, out: Path | None = None, log=print) -> dict:  # n
     spec = builtin_spec("ct-hemorrhage")
     manifest = spec.manifest
     rng = np.random.default_rng(config.seed)
-    crop = manifest.preprocessing.patch_size
+    crop = manifest.preprocessing.patch_size or config.crop
     window = manifest.preprocessing.window
     pool = [_on_model_grid(rng, manifest, rng.random() < config.native_share) for _ in range(config.pool)]
     log(f"{config.pool} heads generated")
