@@ -232,7 +232,9 @@ def _epidural(rng: np.random.Generator, a: _Anatomy) -> np.ndarray:
 def _subarachnoid(rng: np.random.Generator, a: _Anatomy) -> np.ndarray:
     """A thin layer over part of the surface (sulci), and often blood in the basal cisterns."""
     patch = _ellipsoid(a.grid, a.shape, _point_inside(rng, a.brain, margin=1.0), (40.0, 45.0, 45.0)).mask
-    layer = _surface_band(a, rng.uniform(1.5, 3.5)) & patch
+    # In the sulci, a few millimetres under the surface: a layer touching the skull would be blurred into bone.
+    depth = rng.uniform(3.0, 5.0)
+    layer = _surface_band(a, depth + rng.uniform(1.5, 3.5)) & ~_surface_band(a, depth) & patch
     if rng.random() < 0.6:
         cistern = (-a.brain.radii[0] * 0.35, rng.uniform(-5, 10), 0.0)
         layer |= _ellipsoid(a.grid, a.shape, cistern, (4.0, 10.0, 12.0)).mask & a.brain.mask
@@ -296,7 +298,7 @@ def ct_geometry(
     rng: np.random.Generator, max_voxels: float = 16e6
 ) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
     """A scanner's acquisition of a head: field of view 180-320 mm, matrix 256-512, slices 0.625-5 mm over
-    100-190 mm; the thinnest slices are thickened until the volume holds at most `max_voxels`."""
+    100-190 mm; slices are thickened (up to 5 mm) while the volume holds more than `max_voxels`."""
     fov = rng.uniform(180.0, 320.0)
     matrix = int(rng.choice([256, 384, 512]))
     thickness = float(rng.choice([0.625, 1.0, 1.25, 2.5, 3.0, 5.0]))
