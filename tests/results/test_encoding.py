@@ -141,7 +141,7 @@ def test_a_study_without_findings_gets_an_sr_saying_so(ct_case, tmp_path: Path) 
 
 
 def test_a_radiograph_finding_is_a_rectangle_on_the_image(tmp_path: Path) -> None:
-    p = chest_radiograph(np.random.default_rng(9700), pneumothorax=True)
+    p = chest_radiograph(np.random.default_rng(9701), pneumothorax=True)
     series = SeriesSpec(modality="DX", body_part="CHEST", pixel_spacing_mm=1.4)
     path = tmp_path / "xr.dcm"
     radiograph(series, p.image).save_as(path, enforce_file_format=True)
@@ -216,7 +216,7 @@ def test_a_radiograph_without_pixel_spacing_gets_no_sizes_and_the_sr_says_why(tm
     from dicomnode.analysis.volume import load_series_with_sources
     from dicomnode.results.content import NO_SPACING, analysed_series
 
-    p = chest_radiograph(np.random.default_rng(9700), pneumothorax=True)
+    p = chest_radiograph(np.random.default_rng(9701), pneumothorax=True)
     series = SeriesSpec(modality="DX", body_part="CHEST", pixel_spacing_mm=1.4)
     ds = radiograph(series, p.image)
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):

@@ -124,7 +124,7 @@ def test_ct_findings_have_values_and_a_region_and_the_seg_matches(node_with_dcmj
 
 def test_a_radiograph_finding_is_a_rectangle_and_a_negative_says_so(node_with_dcmjs: str, tmp_path: Path) -> None:
     for pneumothorax in (True, False):
-        _, case, paths = radiograph_case(tmp_path / str(pneumothorax), 9700, pneumothorax)
+        _, case, paths = radiograph_case(tmp_path / str(pneumothorax), 9701, pneumothorax)
         groups = ohif(node_with_dcmjs, "sr", paths["SR"])["groups"]
         if pneumothorax:
             [group] = groups
@@ -165,7 +165,7 @@ def test_ohif_hydrates_each_ct_finding_into_a_rectangle_and_loads_the_seg_masks(
 
 def test_ohif_hydrates_a_radiograph_finding_and_never_an_absent_one(node_with_dcmjs: str, tmp_path: Path) -> None:
     for pneumothorax in (True, False):
-        path, case, paths = radiograph_case(tmp_path / str(pneumothorax), 9700, pneumothorax)
+        path, case, paths = radiograph_case(tmp_path / str(pneumothorax), 9701, pneumothorax)
         out = hydrated(node_with_dcmjs, paths["SR"], None, [path])["sr"]
         if pneumothorax:
             [finding] = case.findings
