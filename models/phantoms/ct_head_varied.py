@@ -21,41 +21,31 @@ Arrays are (slice, row, column) in Hounsfield units; `spacing_mm` matches.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-AIR, SCALP, CSF = -1000.0, 30.0, 5.0
-BONE = (700.0, 1400.0)
-BRAIN = (28.0, 40.0)  # white to grey matter
-BLEED = (50.0, 90.0)  # acute blood
-CALCIFICATION = (150.0, 400.0)
-VESSEL = (44.0, 52.0)
+from models.phantoms.ct_head import (  # the units, the phantom and its geometry helpers are the fixed phantom's
+    AIR,
+    BLEED,
+    BONE,
+    BRAIN,
+    CALCIFICATION,
+    CSF,
+    SCALP,
+    VESSEL,
+    HeadPhantom,
+    Lesion,
+    _jitter,
+    _point_inside,
+    _Shape,
+    _shrink,
+)
+
 KINDS = ("intraparenchymal", "subdural", "epidural", "subarachnoid", "intraventricular")
 _KIND_WEIGHTS = (0.4, 0.2, 0.15, 0.15, 0.1)
 MODEL_VOXEL_MM3 = 5.0 * 1.5 * 1.5  # noise is drawn for this voxel and scaled to the grid's
-
-
-@dataclass(frozen=True)
-class Lesion:
-    kind: str  # one of KINDS
-    centre: tuple[int, int, int]  # centroid voxel (slice, row, column); may fall outside an irregular shape
-    volume_ml: float
-    mean_hu: float
-
-
-@dataclass(frozen=True)
-class HeadPhantom:
-    hu: np.ndarray  # float32 (slices, rows, columns)
-    bleed_mask: np.ndarray  # bool, the ground truth for segmentation
-    spacing_mm: tuple[float, float, float]
-    lesions: list[Lesion] = field(default_factory=list)
-    lookalikes: list[str] = field(default_factory=list)  # kinds planted that are not bleeds
-
-    @property
-    def voxel_ml(self) -> float:
-        return float(np.prod(self.spacing_mm)) / 1000.0
 
 
 def ct_head(
@@ -97,13 +87,6 @@ def ct_head(
 
 
 @dataclass(frozen=True)
-class _Shape:
-    mask: np.ndarray
-    centre: tuple[float, float, float]
-    radii: tuple[float, float, float]
-
-
-@dataclass(frozen=True)
 class _Anatomy:
     grid: list[np.ndarray]
     shape: tuple[int, int, int]
@@ -131,14 +114,6 @@ def _ellipsoid(
 ) -> _Shape:
     r2 = sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii, strict=True))
     return _Shape(np.broadcast_to(r2 <= 1.0, shape).copy(), tuple(centre), tuple(radii))  # type: ignore[arg-type]
-
-
-def _shrink(radii: tuple[float, ...], by_mm: float) -> tuple[float, float, float]:
-    return tuple(max(r - by_mm, 1.0) for r in radii)  # type: ignore[return-value]
-
-
-def _jitter(rng: np.random.Generator, values: tuple[float, ...], fraction: float) -> tuple[float, float, float]:
-    return tuple(v * rng.uniform(1 - fraction, 1 + fraction) for v in values)  # type: ignore[return-value]
 
 
 def _neck(grid: list[np.ndarray], shape: tuple[int, ...], head: _Shape) -> np.ndarray:
@@ -284,14 +259,6 @@ def _plant_lookalikes(rng: np.random.Generator, a: _Anatomy, hu: np.ndarray, ble
         hu[fossa] += rng.uniform(6.0, 14.0)
         planted.append("beam hardening")
     return planted
-
-
-def _point_inside(rng: np.random.Generator, shape: _Shape, margin: float) -> tuple[float, float, float]:
-    """A random point within `margin` of the ellipsoid's radii from its centre."""
-    direction = rng.normal(size=3)
-    direction /= np.linalg.norm(direction) or 1.0
-    distance = margin * rng.random() ** (1 / 3)
-    return tuple(c + d * distance * r for c, d, r in zip(shape.centre, direction, shape.radii, strict=True))  # type: ignore[return-value]
 
 
 def ct_geometry(
