@@ -71,23 +71,57 @@ class InstanceHeader:
     instance_number: str | None
 
 
-def read_header(dataset: bytes, transfer_syntax_uid: str) -> InstanceHeader:
+def read_header(dataset: bytes | memoryview, transfer_syntax_uid: str) -> InstanceHeader:
     """Decode the catalog attributes of raw data set bytes; raise UnreadableDataset if they are not one.
 
     Reads in place (no copy of the pixel data) and stops at Pixel Data.
     """
     try:
         dataset, ts = inflated(dataset, transfer_syntax_uid)
-        ds = read_dataset(
-            io.BytesIO(dataset),
-            is_implicit_VR=ts.is_implicit_VR,
-            is_little_endian=ts.is_little_endian,
-            stop_when=_at_pixel_data,
-            specific_tags=_TAGS,  # type: ignore[arg-type]
-        )
+        with _Reader(dataset) as fp:
+            ds = read_dataset(
+                fp,
+                is_implicit_VR=ts.is_implicit_VR,
+                is_little_endian=ts.is_little_endian,
+                stop_when=_at_pixel_data,
+                specific_tags=_TAGS,  # type: ignore[arg-type]
+            )
         return _header_of(ds)
     except Exception as exc:  # pydicom raises many types on garbage; all mean the same here
         raise UnreadableDataset(f"data set cannot be decoded: {type(exc).__name__}") from None
+
+
+class _Reader(io.RawIOBase):
+    """A file over bytes or a memoryview without copying it (io.BytesIO copies a memoryview whole, which for a
+    mapped 2 GB instance is 2 GB); only what pydicom reads is copied."""
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self._data) if size is None or size < 0 else min(self._pos + size, len(self._data))
+        chunk = bytes(self._data[self._pos : end])
+        self._pos = max(self._pos, end)
+        return chunk
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._data)}[whence]
+        self._pos = max(base + offset, 0)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        self._data.release()
+        super().close()
 
 
 def _at_pixel_data(tag: BaseTag, vr: str | None, length: int) -> bool:

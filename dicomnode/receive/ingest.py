@@ -19,7 +19,8 @@ from dicomnode.config.dicom import DuplicatePolicy
 from dicomnode.dicom import status
 from dicomnode.dicom.filemeta import file_meta_bytes
 from dicomnode.dicom.uids import InvalidUIDError, is_valid_uid, require_uid
-from dicomnode.receive.header import UnreadableDataset, read_header
+from dicomnode.receive.header import InstanceHeader, UnreadableDataset, read_header
+from dicomnode.receive.incoming import Incoming, Refusal
 from dicomnode.receive.storage import BELOW_FLOOR, Storage
 from dicomnode.receive.wellformed import InflatesTooLarge, MalformedDataset, check_complete, inflated
 
@@ -36,7 +37,7 @@ class StoreRequest:
     calling_ae: str
     called_ae: str
     peer_address: str
-    dataset: bytes
+    dataset: bytes = b""  # whole, for `Ingest.store`; the listener streams it through `begin` instead
 
 
 @dataclass(frozen=True)
@@ -60,22 +61,43 @@ class Ingest:
         self.max_instance_bytes = max_instance_bytes
 
     def store(self, req: StoreRequest) -> StoreOutcome:
-        refused = self._check_request(req)
-        if refused:
-            return refused
+        """Receive `req.dataset` whole (the listener streams instead: begin, write as it arrives, complete)."""
+        incoming = self.begin(req)
+        incoming.write(req.dataset)
+        return self.complete(req, incoming)
+
+    def begin(self, req: StoreRequest) -> Incoming:
+        """A C-STORE's command has arrived: where its data set goes (nowhere if the command is refused)."""
+        refusal = self._check_request(req)
+        if refusal:
+            return Incoming.refused(refusal)
         meta = file_meta_bytes(req.sop_class_uid, req.sop_instance_uid, req.transfer_syntax_uid, req.calling_ae)
         try:
-            body, syntax = inflated(req.dataset, req.transfer_syntax_uid, self.max_instance_bytes)  # once, for both
-            check_complete(body, syntax)
-            header = read_header(body, syntax)
-        except InflatesTooLarge as exc:
-            return _refuse(req, status.OUT_OF_RESOURCES, str(exc))
-        except (MalformedDataset, UnreadableDataset) as exc:
-            return _refuse(req, status.CANNOT_UNDERSTAND, str(exc))
-        if header.sop_instance_uid != req.sop_instance_uid:
-            return _refuse(req, status.INSTANCE_UID_MISMATCH, "data set SOP Instance UID differs from request")
-        if header.sop_class_uid != req.sop_class_uid:
-            return _refuse(req, status.SOP_CLASS_MISMATCH, "data set SOP Class UID differs from request")
+            temp = self.storage.open_temp()
+        except OSError as exc:
+            return Incoming.refused((status.OUT_OF_RESOURCES, f"storage write failed: {exc.strerror}"))
+        incoming = Incoming(temp, len(meta), self.max_instance_bytes)
+        try:
+            temp.write(meta)
+        except OSError as exc:
+            incoming._stop((status.OUT_OF_RESOURCES, f"storage write failed: {exc.strerror}"))
+        return incoming
+
+    def complete(self, req: StoreRequest, incoming: Incoming) -> StoreOutcome:
+        """The whole data set has arrived: check it, place it, index it; the answer to send."""
+        try:
+            return self._complete(req, incoming)
+        finally:
+            incoming.discard()  # whatever was not placed in the archive
+
+    def _complete(self, req: StoreRequest, incoming: Incoming) -> StoreOutcome:
+        if incoming.refusal is not None:
+            return _refuse(req, *incoming.refusal)
+        with incoming.data_set() as data:
+            checked = self._read_checked(req, data)
+        if isinstance(checked, StoreOutcome):
+            return checked
+        header = checked
         try:
             path = self.storage.relative_path(
                 header.study_instance_uid, header.series_instance_uid, req.sop_instance_uid
@@ -89,9 +111,27 @@ class Ingest:
             transfer_syntax_uid=req.transfer_syntax_uid,
             received_at=utcnow(),
         )
-        return self._write_and_index(req, meta, header, receipt, path)
+        return self._write_and_index(req, header, receipt, path, incoming)
 
-    def _check_request(self, req: StoreRequest) -> StoreOutcome | None:
+    def _read_checked(self, req: StoreRequest, data: memoryview) -> InstanceHeader | StoreOutcome:
+        """The catalog header of a whole data set that matches its request, else the refusal."""
+        try:
+            body, syntax = inflated(data, req.transfer_syntax_uid, self.max_instance_bytes)  # once, for both
+            check_complete(body, syntax)
+            header = read_header(body, syntax)
+        except InflatesTooLarge as exc:
+            return _refuse(req, status.OUT_OF_RESOURCES, str(exc))
+        except (MalformedDataset, UnreadableDataset) as exc:
+            return _refuse(req, status.CANNOT_UNDERSTAND, str(exc))
+        finally:
+            body = None  # no view of the mapped file may outlive the map
+        if header.sop_instance_uid != req.sop_instance_uid:
+            return _refuse(req, status.INSTANCE_UID_MISMATCH, "data set SOP Instance UID differs from request")
+        if header.sop_class_uid != req.sop_class_uid:
+            return _refuse(req, status.SOP_CLASS_MISMATCH, "data set SOP Class UID differs from request")
+        return header
+
+    def _check_request(self, req: StoreRequest) -> Refusal | None:
         for attribute, uid in (
             ("Affected SOP Class UID", req.sop_class_uid),
             ("Affected SOP Instance UID", req.sop_instance_uid),
@@ -99,20 +139,14 @@ class Ingest:
             try:
                 require_uid(attribute, uid)
             except InvalidUIDError as exc:
-                return _refuse(req, status.INVALID_UID, str(exc))
+                return status.INVALID_UID, str(exc)
         if not UID(req.transfer_syntax_uid).is_transfer_syntax:
-            return _refuse(req, status.CANNOT_UNDERSTAND, "unknown transfer syntax")
-        if len(req.dataset) > self.max_instance_bytes:
-            return _refuse(
-                req,
-                status.OUT_OF_RESOURCES,
-                f"instance of {len(req.dataset)} bytes exceeds the limit of {self.max_instance_bytes}",
-            )
+            return status.CANNOT_UNDERSTAND, "unknown transfer syntax"
         if self.storage.below_floor():
-            return _refuse(req, status.OUT_OF_RESOURCES, BELOW_FLOOR)
+            return status.OUT_OF_RESOURCES, BELOW_FLOOR
         return None
 
-    def _write_and_index(self, req, meta, header, receipt, path) -> StoreOutcome:  # noqa: ANN001
+    def _write_and_index(self, req, header, receipt, path, incoming) -> StoreOutcome:  # noqa: ANN001
         try:
             with self.catalog.connect() as conn:
                 if self.duplicate_policy is DuplicatePolicy.KEEP_FIRST and instance_exists(conn, req.sop_instance_uid):
@@ -121,7 +155,7 @@ class Ingest:
                 # End the read before the write: in SQLite WAL a read transaction that
                 # later writes fails (BUSY_SNAPSHOT) if another association committed.
                 conn.rollback()
-                size = self.storage.write_durably(path, [meta, req.dataset])
+                size = self.storage.place(incoming.temp, path)
                 record_instance(conn, header, receipt, path, size)
                 conn.commit()  # only now, with the file durable, is the instance ours
         except OSError as exc:

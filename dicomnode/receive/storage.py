@@ -50,22 +50,35 @@ class Storage:
         error the temp file is removed and the OSError propagates; a previous
         file at the destination is left untouched.
         """
-        final = self.root / relative_path
-        self._make_dirs_durably(final.parent)
-        fd, tmp_name = _mkstemp(self.tmp_dir)
+        temp = self.open_temp()
         try:
-            try:
-                size = sum(_write_all(fd, chunk) for chunk in chunks)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp_name, final)
+            for chunk in chunks:
+                temp.write(chunk)
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
+            temp.discard()
             raise
+        return self.place(temp, relative_path)
+
+    def open_temp(self) -> TempFile:
+        """A new file in the storage's temp folder, on the same filesystem: `place` renames it into the archive."""
+        return TempFile(*_mkstemp(self.tmp_dir))
+
+    def place(self, temp: TempFile, relative_path: str) -> int:
+        """Make a written temp file durable at `relative_path` (fsync, rename, fsync the directory); its size.
+
+        On any error the temp file is removed and the OSError propagates; a previous file at the destination is
+        left untouched."""
+        final = self.root / relative_path
+        try:
+            self._make_dirs_durably(final.parent)
+            temp.sync_and_close()
+            os.replace(temp.path, final)
+        except BaseException:
+            temp.discard()
+            raise
+        temp.placed = True
         _fsync_dir(final.parent)
-        return size
+        return temp.size
 
     def remove_stale_temp_files(self) -> int:
         """Delete temp files left by a crash; nothing in .tmp was ever acknowledged."""
@@ -119,7 +132,39 @@ class Storage:
             _fsync_dir(new.parent)
 
 
-def _write_all(fd: int, data: bytes) -> int:
+class TempFile:
+    """A file being written in the storage's temp folder; nothing in it was ever acknowledged."""
+
+    def __init__(self, fd: int, path: str) -> None:
+        self.fd: int | None = fd
+        self.path = path
+        self.size = 0
+        self.placed = False  # renamed into the archive: no longer ours to remove
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert self.fd is not None, "temp file already closed"
+        self.size += _write_all(self.fd, data)
+
+    def sync_and_close(self) -> None:
+        assert self.fd is not None, "temp file already closed"
+        fd, self.fd = self.fd, None
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def discard(self) -> None:
+        """Close and remove it; never raises (it is called on error paths)."""
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if not self.placed:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> int:
     # os.write may write less than asked (e.g. at a file-size limit) without
     # raising; the next call then raises. Never take a short write for success.
     view = memoryview(data)
@@ -138,7 +183,7 @@ def _mkstemp(directory: Path) -> tuple[int, str]:
     while True:
         name = os.path.join(directory, f"{os.getpid()}-{next(_names)}.part")
         try:
-            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640), name
+            return os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o640), name  # RDWR: ingest maps it to check it
         except FileExistsError:
             continue
 

@@ -54,7 +54,9 @@ class InflatesTooLarge(DicomnodeError, ValueError):
     """A deflated data set that inflates past the size limit (a deflate bomb, or just too large)."""
 
 
-def inflated(dataset: bytes, transfer_syntax_uid: str, max_bytes: int | None = None) -> tuple[bytes, UID]:
+def inflated(
+    dataset: bytes | memoryview, transfer_syntax_uid: str, max_bytes: int | None = None
+) -> tuple[bytes | memoryview, UID]:
     """The data set and its syntax, inflated to explicit VR little endian if it arrived deflated.
 
     Inflates in chunks and stops as soon as the output passes `max_bytes`: 1 MB on the wire can
@@ -66,7 +68,7 @@ def inflated(dataset: bytes, transfer_syntax_uid: str, max_bytes: int | None = N
     return _inflate(dataset, max_bytes), ExplicitVRLittleEndian
 
 
-def check_complete(dataset: bytes, transfer_syntax_uid: str) -> None:
+def check_complete(dataset: bytes | memoryview, transfer_syntax_uid: str) -> None:
     """Raise MalformedDataset unless `dataset` is a whole data set in `transfer_syntax_uid`."""
     dataset, ts = inflated(dataset, transfer_syntax_uid)
     if not dataset:
@@ -77,7 +79,7 @@ def check_complete(dataset: bytes, transfer_syntax_uid: str) -> None:
         raise MalformedDataset("data set length does not match its elements")
 
 
-def _inflate(data: bytes, max_bytes: int | None) -> bytes:
+def _inflate(data: bytes | memoryview, max_bytes: int | None) -> bytes:
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     out = bytearray()
     pending = data
@@ -96,7 +98,7 @@ def _inflate(data: bytes, max_bytes: int | None) -> bytes:
 
 
 class _Walker:
-    def __init__(self, buf: bytes, implicit: bool, little: bool) -> None:
+    def __init__(self, buf: bytes | memoryview, implicit: bool, little: bool) -> None:
         self.buf = buf
         self.implicit = implicit
         order = "<" if little else ">"
