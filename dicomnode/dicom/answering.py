@@ -51,6 +51,9 @@ class AnsweringQueue(queue.Queue):
         if refusal is None:
             super().put(item, block, timeout)
             return
+        receiving = getattr(primitive, "incoming", None)  # a data set streamed to storage (dicom.fastpath)
+        if receiving is not None:
+            receiving.discard()
         self._answer(context_id, primitive, *refusal)
 
     def _answer(self, context_id: int, request: C_STORE, code: int, comment: str) -> None:

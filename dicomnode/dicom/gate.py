@@ -27,6 +27,7 @@ from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from dicomnode.config.dicom import DicomConfig
+from dicomnode.dicom import fastpath
 from dicomnode.dicom.answering import AnsweringQueue
 from dicomnode.ops.metrics import NodeMetrics
 
@@ -154,8 +155,9 @@ class GatedServer(ThreadedAssociationServer):
 
     request_queue_size = 128  # socketserver's 5 drops the SYNs of a burst of senders; the gate decides instead
 
-    def __init__(self, *args: Any, gate: ConnectionGate, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, gate: ConnectionGate, begin_store: fastpath.Begin, **kwargs: Any) -> None:
         self.gate = gate
+        self.begin_store = begin_store
         super().__init__(*args, request_handler=GatedHandler, **kwargs)
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
@@ -200,6 +202,7 @@ class GatedHandler(RequestHandler):
         # event, so a second socket cannot be made: the class is narrowed in place (no new state).
         assoc.dul.socket.__class__ = BoundedSocket
         assoc.dimse.msg_queue = AnsweringQueue(assoc, self.server.gate.metrics)
+        fastpath.install(assoc, self.server.begin_store)
         return assoc
 
     def _handshake(self, conn: Connection) -> bool:
@@ -226,7 +229,7 @@ class BoundedSocket(AssociationSocket):
     def recv(self, nr_bytes: int) -> bytearray:
         if self._refusing:
             return bytearray()  # pynetdicom sees a short PDU and closes the connection
-        data = super().recv(nr_bytes)
+        data = fastpath.read_exactly(self.socket, nr_bytes)  # type: ignore[arg-type]
         if not self._next_is_header:
             self._next_is_header = True
             return data

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import pkgutil
 import ssl
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import pynetdicom
@@ -21,6 +23,7 @@ from dicomnode.dicom.answering import install_lenient_uid_validator
 from dicomnode.dicom.gate import ConnectionGate, GatedServer
 from dicomnode.dicom.retrieve import QUERY_RETRIEVE_MODELS, Retrieval
 from dicomnode.ops.metrics import NodeMetrics
+from dicomnode.receive.incoming import Incoming
 from dicomnode.receive.ingest import Ingest, StoreRequest
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,7 @@ class Listener:
     ) -> None:
         self.name = "dicom-listener"
         self._dicom = dicom
+        self._ingest = ingest
         self._gate = ConnectionGate(dicom, policy.is_peer_address, metrics)
         self._handlers = [
             (evt.EVT_REQUESTED, handle_requested, [policy, self._gate, metrics]),
@@ -104,6 +108,7 @@ class Listener:
             ssl_context=server_tls_context(self._dicom.tls),
             server_class=GatedServer,
             gate=self._gate,
+            begin_store=functools.partial(begin_store, ingest=self._ingest),
         )
         self._server.ae._servers.append(self._server)  # as AE.start_server does: active_associations reads it
         threading.Thread(target=self._server.serve_forever, name="AcceptorServer@dicomnode", daemon=True).start()
@@ -195,25 +200,52 @@ def handle_echo(event: evt.Event) -> int:
     return status.SUCCESS
 
 
-def handle_store(event: evt.Event, ingest: Ingest, metrics: NodeMetrics, releases: ReleaseTracker) -> Dataset | int:
-    rq = event.assoc.requestor
-    dataset = event.encoded_dataset(include_meta=False)
-    outcome = ingest.store(
-        StoreRequest(
-            sop_class_uid=str(event.request.AffectedSOPClassUID),
-            sop_instance_uid=str(event.request.AffectedSOPInstanceUID),
-            transfer_syntax_uid=str(event.context.transfer_syntax),
-            calling_ae=rq.primitive.calling_ae_title.strip(),
-            called_ae=rq.primitive.called_ae_title.strip(),
-            peer_address=rq.address,
-            dataset=dataset,
-        )
+@dataclass(frozen=True)
+class Receiving:
+    """A C-STORE whose data set is arriving (dicom.fastpath streams it into `incoming`)."""
+
+    request: StoreRequest
+    incoming: Incoming
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        self.incoming.write(chunk)
+
+    def discard(self) -> None:
+        self.incoming.discard()
+
+
+def begin_store(assoc: Any, command_set: Dataset, context_id: int, ingest: Ingest) -> Receiving:
+    """A C-STORE-RQ's command has arrived (called by dicom.fastpath before its data set)."""
+    request = _store_request(
+        assoc, command_set.get("AffectedSOPClassUID"), command_set.get("AffectedSOPInstanceUID"), context_id
     )
+    return Receiving(request, ingest.begin(request))
+
+
+def _store_request(assoc: Any, sop_class: Any, sop_instance: Any, context_id: int) -> StoreRequest:
+    rq = assoc.requestor
+    return StoreRequest(
+        sop_class_uid=str(sop_class or ""),
+        sop_instance_uid=str(sop_instance or ""),
+        transfer_syntax_uid=str(assoc._accepted_cx[context_id].transfer_syntax[0]),
+        calling_ae=rq.primitive.calling_ae_title.strip(),
+        called_ae=rq.primitive.called_ae_title.strip(),
+        peer_address=rq.address,
+    )
+
+
+def handle_store(event: evt.Event, ingest: Ingest, metrics: NodeMetrics, releases: ReleaseTracker) -> Dataset | int:
+    receiving: Receiving | None = getattr(event.request, "incoming", None)
+    if receiving is None:  # a request that said it has no data set: refused as an empty one
+        req = event.request
+        request = _store_request(event.assoc, req.AffectedSOPClassUID, req.AffectedSOPInstanceUID, req._context_id)
+        receiving = Receiving(request, ingest.begin(request))
+    outcome = ingest.complete(receiving.request, receiving.incoming)
     if outcome.status == status.SUCCESS:
         metrics.instances.inc()
-        metrics.bytes.inc(len(dataset))
+        metrics.bytes.inc(receiving.incoming.size)
         if outcome.study_instance_uid:
-            releases.stored(id(event.assoc), (rq.primitive.called_ae_title.strip(), outcome.study_instance_uid))
+            releases.stored(id(event.assoc), (receiving.request.called_ae, outcome.study_instance_uid))
     else:
         metrics.refused.labels(status.hex_code(outcome.status)).inc()
     if outcome.comment is None:
@@ -239,6 +271,7 @@ def handle_connection_opened(event: Any, metrics: NodeMetrics) -> None:
 
 
 def handle_connection_closed(event: Any, metrics: NodeMetrics, releases: ReleaseTracker, gate: ConnectionGate) -> None:
+    event.assoc.dimse.discard_unfinished()  # instances cut off mid-transfer leave no temp file
     releases.aborted(id(event.assoc))  # nothing left after a clean release; an abort or a dropped connection
     gate.close_association(event.assoc)
     metrics.active_associations.dec()

@@ -56,7 +56,9 @@ class Incoming:
                 view.release()  # the map cannot close while a view of it exists
 
     def discard(self) -> None:
-        """Remove what was written (a no-op once the file is placed in the archive)."""
+        """Remove what was written (a no-op once the file is placed in the archive); later writes are dropped."""
+        if self.refusal is None:
+            self.refusal = (status.OUT_OF_RESOURCES, "the receipt was ended")
         if self.temp is not None:
             self.temp.discard()
 
