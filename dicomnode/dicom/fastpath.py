@@ -27,7 +27,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from pydicom.dataset import Dataset
-from pynetdicom import dimse_messages
+from pynetdicom import dimse_messages, evt
+from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
@@ -62,13 +63,14 @@ def install(assoc: Any, begin: Begin) -> None:
     dul.wake_w.setblocking(False)
     for name in ("event_queue", "to_provider_queue"):
         old = getattr(dul, name)
-        new = WakingQueue(dul.wake_w)
+        new = WakingQueue(dul)
         while not old.empty():  # the socket's constructor already queued the connection event
             new.put(old.get_nowait())
         setattr(dul, name, new)
     dimse = assoc.dimse
     dimse.__class__ = StreamingDIMSE
     dimse.begin = begin
+    assoc.__class__ = FastAssociation
 
 
 def read_exactly(sock: socket.socket, nr_bytes: int) -> bytearray:
@@ -87,17 +89,54 @@ def read_exactly(sock: socket.socket, nr_bytes: int) -> bytearray:
     return buffer
 
 
-class WakingQueue(queue.Queue):
-    """A queue that wakes the DUL reactor when something is put on it."""
+class FastAssociation(Association):
+    """pynetdicom's acceptor loop without its 1 ms sleep before every look at the message queue (StreamingDIMSE's
+    look waits for a message instead); the checks and their order are pynetdicom's."""
 
-    def __init__(self, wake: socket.socket) -> None:
+    def _run_reactor(self) -> None:
+        self._is_paused = False
+        while not self._kill:
+            self._is_paused = True
+            self._reactor_checkpoint.wait()  # send_*() calls pause the reactor (pynetdicom's race fix)
+            self._is_paused = False
+            context_id, msg = self.dimse.get_msg(block=False)
+            if msg:
+                self._serve_request(msg, context_id)
+            if self.is_established and self.acse.is_release_requested():
+                self.acse.send_release(is_response=True)
+                self.is_released = True
+                self.is_established = False
+                evt.trigger(self, evt.EVT_RELEASED, {})
+                self.kill()
+                return
+            if self.acse.is_aborted():
+                self.dul.receive_pdu(wait=False)  # so that EVT_ACSE_RECV fires
+                self.is_aborted = True
+                self.is_established = False
+                evt.trigger(self, evt.EVT_ABORTED, {})
+                self.kill()
+                return
+            if not self.dul.is_alive():
+                self.kill()
+                return
+            if self.dul.idle_timer_expired():
+                self.abort()  # network_timeout_response is pynetdicom's default, A-ABORT
+                self.kill()
+                return
+
+
+class WakingQueue(queue.Queue):
+    """A queue that wakes the DUL reactor when something is put on it while it sleeps."""
+
+    def __init__(self, dul: FastDUL) -> None:
         super().__init__()
-        self._wake = wake
+        self._dul = dul
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         super().put(item, block, timeout)
-        with contextlib.suppress(OSError):  # full (already woken) or closed (reactor ended)
-            self._wake.send(b"\0")
+        if self._dul.sleeping:
+            with contextlib.suppress(OSError):  # full (already woken) or closed (reactor ended)
+                self._dul.wake_w.send(b"\0")
 
 
 class FastDUL(DULServiceProvider):
@@ -105,6 +144,7 @@ class FastDUL(DULServiceProvider):
 
     wake_r: socket.socket
     wake_w: socket.socket
+    sleeping = False  # set before the reactor's last look at its queues, so that a put after that look wakes it
 
     def run_reactor(self) -> None:
         try:
@@ -145,10 +185,15 @@ class FastDUL(DULServiceProvider):
             if getattr(sock, "pending", None) and sock.pending():  # TLS bytes already decrypted
                 return
             watched.append(sock)
+        self.sleeping = True
         try:
+            if self.event_queue.queue or self.to_provider_queue.queue:
+                return
             ready, _, _ = select.select(watched, [], [], _IDLE_WAIT_S)
         except (OSError, ValueError):  # the socket closed under us: the next loop sees it
             return
+        finally:
+            self.sleeping = False
         if self.wake_r in ready:
             with contextlib.suppress(OSError):
                 while self.wake_r.recv(4096):

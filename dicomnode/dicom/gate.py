@@ -162,6 +162,9 @@ class GatedServer(ThreadedAssociationServer):
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         client, address = self.socket.accept()  # type: ignore[union-attr]
+        # Answers are small segments sent right after the peer's data: without this, Nagle holds one back until
+        # the peer's delayed ACK (up to 40 ms on Linux), as dcmtk's tools do without TCP_NODELAY.
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.ssl_context:
             client = self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
         return client, address

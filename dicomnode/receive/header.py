@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import io
+import struct
 from dataclasses import dataclass
 
 import pydicom
-from pydicom.dataset import Dataset
-from pydicom.filereader import read_dataset
-from pydicom.tag import BaseTag, Tag
+from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.datadict import dictionary_VR
+from pydicom.tag import Tag
+from pydicom.valuerep import PersonName
 
 from dicomnode.errors import DicomnodeError
 from dicomnode.receive.wellformed import inflated
@@ -40,7 +41,6 @@ _KEYWORDS = [
     "InstanceNumber",
     "SpecificCharacterSet",
 ]
-_TAGS = {Tag(k) for k in _KEYWORDS}  # a set: pydicom tests each element with `in`
 
 
 class UnreadableDataset(DicomnodeError, ValueError):
@@ -74,106 +74,165 @@ class InstanceHeader:
 def read_header(dataset: bytes | memoryview, transfer_syntax_uid: str) -> InstanceHeader:
     """Decode the catalog attributes of raw data set bytes; raise UnreadableDataset if they are not one.
 
-    Reads in place (no copy of the pixel data) and stops at Pixel Data.
+    Walks the top-level element headers (values skipped, no copy), stops at Pixel Data and decodes only the
+    wanted values. pydicom's reader did the same in 0.7 ms per CT instance, a third of a receive.
     """
     try:
         dataset, ts = inflated(dataset, transfer_syntax_uid)
-        with _Reader(dataset) as fp:
-            ds = read_dataset(
-                fp,
-                is_implicit_VR=ts.is_implicit_VR,
-                is_little_endian=ts.is_little_endian,
-                stop_when=_at_pixel_data,
-                specific_tags=_TAGS,  # type: ignore[arg-type]
-            )
-        return _header_of(ds)
-    except Exception as exc:  # pydicom raises many types on garbage; all mean the same here
+        scanner = _Scanner(dataset, implicit=ts.is_implicit_VR, little=ts.is_little_endian)
+        raw = scanner.elements(0, len(dataset), _WANTED)
+        encodings = _encodings(raw.pop("SpecificCharacterSet", None))
+        values = {k: _decoded(vr, value, encodings) for k, (vr, value) in raw.items() if vr != "SQ"}
+        request = raw.get("RequestAttributesSequence")
+        if request is not None:
+            item = scanner.first_item(request[1], _REQUEST_WANTED)
+            values["request"] = {k: _decoded(vr, value, encodings) for k, (vr, value) in item.items()}  # type: ignore
+        return _header_of(values)
+    except (struct.error, IndexError, ValueError, LookupError, UnicodeError) as exc:
         raise UnreadableDataset(f"data set cannot be decoded: {type(exc).__name__}") from None
 
 
-class _Reader(io.RawIOBase):
-    """A file over bytes or a memoryview without copying it (io.BytesIO copies a memoryview whole, which for a
-    mapped 2 GB instance is 2 GB); only what pydicom reads is copied."""
+_WANTED = {int(Tag(k)): k for k in _KEYWORDS}
+_REQUEST_WANTED = {int(Tag(k)): k for k in ("RequestedProcedurePriority", "ReasonForTheRequestedProcedure")}
+_PIXEL_DATA_GROUP = 0x7FE00000
+_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_UNDEFINED = 0xFFFFFFFF
+_LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
+_TEXT_VRS = {"SH", "LO", "ST", "LT", "UC", "UT", "PN"}  # in the Specific Character Set; the others are ASCII
+_DELIMITERS = {"ST": set(), "LT": set(), "UT": set()}
+_MULTI_VALUE = {0x5C}
 
-    def __init__(self, data: bytes | memoryview) -> None:
-        self._data = memoryview(data)
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        end = len(self._data) if size is None or size < 0 else min(self._pos + size, len(self._data))
-        chunk = bytes(self._data[self._pos : end])
-        self._pos = max(self._pos, end)
-        return chunk
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._data)}[whence]
-        self._pos = max(base + offset, 0)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def close(self) -> None:
-        self._data.release()
-        super().close()
+Element = tuple[str, memoryview | bytes]  # VR, value
 
 
-def _at_pixel_data(tag: BaseTag, vr: str | None, length: int) -> bool:
-    return tag >= 0x7FE00000
+class _Scanner:
+    """Element headers of a data set in its transfer syntax: wanted values by keyword, the rest skipped."""
+
+    def __init__(self, buf: bytes | memoryview, implicit: bool, little: bool) -> None:
+        self.buf = memoryview(buf)
+        self.implicit = implicit
+        order = "<" if little else ">"
+        self.tag_length = struct.Struct(order + "HHL")  # implicit header, and items
+        self.tag_vr = struct.Struct(order + "HH2s")
+        self.u16 = struct.Struct(order + "H")
+        self.u32 = struct.Struct(order + "L")
+
+    def elements(self, pos: int, end: int, wanted: dict[int, str]) -> dict[str, Element]:
+        """The wanted elements between pos and end (or an item delimiter), stopping at Pixel Data."""
+        found: dict[str, Element] = {}
+        while pos < end:
+            tag, vr, length, pos = self._header(pos)
+            if tag >= _PIXEL_DATA_GROUP or tag == _ITEM_END:
+                break
+            start = pos
+            pos = self._skip_undefined(pos) if length == _UNDEFINED else pos + length
+            if pos > len(self.buf):
+                raise IndexError("value runs past the end")
+            keyword = wanted.get(tag)
+            if keyword is not None:
+                found[keyword] = (vr, self.buf[start:pos])
+        return found
+
+    def first_item(self, sequence: memoryview | bytes, wanted: dict[int, str]) -> dict[str, Element]:
+        """The wanted elements of a sequence value's first item."""
+        inner = _Scanner(sequence, self.implicit, self.u16.format.startswith("<"))
+        if len(sequence) < 8:
+            return {}
+        tag_group, tag_element, length = inner.tag_length.unpack_from(inner.buf, 0)
+        if (tag_group << 16 | tag_element) != _ITEM:
+            return {}
+        end = len(sequence) if length == _UNDEFINED else 8 + length
+        return inner.elements(8, end, wanted)
+
+    def _header(self, pos: int) -> tuple[int, str, int, int]:
+        buf = self.buf
+        if self.implicit or self.u16.unpack_from(buf, pos)[0] == 0xFFFE:  # items and delimiters have no VR
+            group, element, length = self.tag_length.unpack_from(buf, pos)
+            tag = group << 16 | element
+            return tag, _implicit_vr(tag), length, pos + 8
+        group, element, raw_vr = self.tag_vr.unpack_from(buf, pos)
+        tag, vr = group << 16 | element, raw_vr.decode("ascii")
+        if vr in _LONG_VRS:
+            return tag, (_implicit_vr(tag) if vr == "UN" else vr), self.u32.unpack_from(buf, pos + 8)[0], pos + 12
+        return tag, vr, self.u16.unpack_from(buf, pos + 6)[0], pos + 8
+
+    def _skip_undefined(self, pos: int) -> int:
+        """After a value of undefined length (a sequence: items up to the sequence delimiter)."""
+        while True:
+            group, element, length = self.tag_length.unpack_from(self.buf, pos)
+            tag, pos = group << 16 | element, pos + 8
+            if tag == _SEQUENCE_END:
+                return pos
+            if tag != _ITEM:
+                raise ValueError("not an item in a sequence")
+            pos = self._skip_item(pos) if length == _UNDEFINED else pos + length
+
+    def _skip_item(self, pos: int) -> int:
+        while True:
+            tag, _, length, pos = self._header(pos)
+            if tag == _ITEM_END:
+                return pos
+            pos = self._skip_undefined(pos) if length == _UNDEFINED else pos + length
 
 
-def _header_of(ds: Dataset) -> InstanceHeader:
-    request = _first_item(ds, "RequestAttributesSequence")
-    return InstanceHeader(
-        sop_class_uid=_text(ds, "SOPClassUID"),
-        sop_instance_uid=_text(ds, "SOPInstanceUID"),
-        study_instance_uid=_text(ds, "StudyInstanceUID"),
-        series_instance_uid=_text(ds, "SeriesInstanceUID"),
-        patient_id=_text(ds, "PatientID") or "",
-        issuer_of_patient_id=_text(ds, "IssuerOfPatientID") or "",
-        patient_name=_text(ds, "PatientName"),
-        birth_date=_text(ds, "PatientBirthDate"),
-        sex=_text(ds, "PatientSex"),
-        accession_number=_text(ds, "AccessionNumber"),
-        study_date=_text(ds, "StudyDate"),
-        study_description=_text(ds, "StudyDescription"),
-        requested_procedure_priority=_upper(
-            _text(ds, "RequestedProcedurePriority") or _text(request, "RequestedProcedurePriority")
-        ),
-        reason_for_requested_procedure=_text(ds, "ReasonForTheRequestedProcedure")
-        or _text(request, "ReasonForTheRequestedProcedure"),
-        modality=_text(ds, "Modality"),
-        body_part_examined=_text(ds, "BodyPartExamined"),
-        series_description=_text(ds, "SeriesDescription"),
-        series_number=_text(ds, "SeriesNumber"),
-        station_name=_text(ds, "StationName"),
-        instance_number=_text(ds, "InstanceNumber"),
-    )
+def _implicit_vr(tag: int) -> str:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return "UN"
 
 
-def _first_item(ds: Dataset, keyword: str) -> Dataset | None:
-    seq = ds.get(keyword)
-    return seq[0] if seq else None
+def _encodings(element: Element | None) -> list[str]:
+    if element is None:
+        return convert_encodings(None)
+    terms = [t.strip() for t in bytes(element[1]).decode("ascii", "replace").split("\\")]
+    return convert_encodings(terms or None)
 
 
-def _text(ds: Dataset | None, keyword: str) -> str | None:
-    if ds is None:
-        return None
-    value = ds.get(keyword)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bytes | list | pydicom.multival.MultiValue):
-        value = "\\".join(str(v) for v in value) if not isinstance(value, bytes) else None
-        if value is None:
-            return None
-    text = str(value).strip().strip("\x00").strip()
+def _decoded(vr: str, value: memoryview | bytes, encodings: list[str]) -> str | None:
+    raw = bytes(value)
+    if vr == "PN":
+        text = str(
+            PersonName(raw.rstrip(b" \x00"), encodings)
+        )  # pydicom's rules for component groups and their delimiters
+    elif vr in _TEXT_VRS:
+        text = decode_bytes(raw, encodings, _DELIMITERS.get(vr, _MULTI_VALUE))
+    elif vr in ("OB", "OW", "UN"):
+        return None  # not text: pydicom would give bytes, which the catalog never takes
+    else:
+        text = raw.decode("latin-1")
+    text = text.strip().strip("\x00").strip()
     return text or None
+
+
+def _header_of(values: dict[str, str | None]) -> InstanceHeader:
+    request: dict[str, str | None] = values.get("request") or {}  # type: ignore[assignment]
+    get = values.get
+    return InstanceHeader(
+        sop_class_uid=get("SOPClassUID"),
+        sop_instance_uid=get("SOPInstanceUID"),
+        study_instance_uid=get("StudyInstanceUID"),
+        series_instance_uid=get("SeriesInstanceUID"),
+        patient_id=get("PatientID") or "",
+        issuer_of_patient_id=get("IssuerOfPatientID") or "",
+        patient_name=get("PatientName"),
+        birth_date=get("PatientBirthDate"),
+        sex=get("PatientSex"),
+        accession_number=get("AccessionNumber"),
+        study_date=get("StudyDate"),
+        study_description=get("StudyDescription"),
+        requested_procedure_priority=_upper(
+            get("RequestedProcedurePriority") or request.get("RequestedProcedurePriority")
+        ),
+        reason_for_requested_procedure=get("ReasonForTheRequestedProcedure")
+        or request.get("ReasonForTheRequestedProcedure"),
+        modality=get("Modality"),
+        body_part_examined=get("BodyPartExamined"),
+        series_description=get("SeriesDescription"),
+        series_number=get("SeriesNumber"),
+        station_name=get("StationName"),
+        instance_number=get("InstanceNumber"),
+    )
 
 
 def _upper(value: str | None) -> str | None:
