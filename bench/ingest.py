@@ -5,9 +5,12 @@ Receivers, alternating, a warm-up then N timed runs each, every run into an empt
   storescp   dcmtk `storescp -od DIR` (no fsync, no index): the reference
   pynetdicom-durable  bare pynetdicom SCP, raw bytes, same durable write, no checks or catalog
   orthanc    Orthanc with its SQLite index, when installed
-Prints medians, instances/s, MB/s and the ratio to storescp; writes bench/out/ingest.json.
+Prints medians, instances/s, MB/s and the ratio to storescp. Then concurrency: --senders storescu processes
+(default 4) sending different studies at once to `storescp --fork`, dicomnode and Orthanc (ratio to the fork).
+Then memory: one --large-mb instance (default 1536 MiB) sent to dicomnode and to the bare pynetdicom receiver,
+each one's peak resident memory above its idle level. Writes bench/out/ingest.json.
 
-Usage: python bench/ingest.py [--runs 5] [--slices 300]
+Usage: python bench/ingest.py [--runs 5] [--slices 300] [--senders 4] [--large-mb 1536]
 """
 
 from __future__ import annotations
@@ -151,8 +154,83 @@ def send_once(receiver: Receiver, files: list[Path]) -> float:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def series(n_slices: int) -> list[Path]:
-    directory = OUT / f"ct-{n_slices}x512x512"
+def large_instance(n_bytes: int) -> Path:
+    """One CT instance whose Pixel Data is `n_bytes` of zeros (written once, in 64 MiB pieces)."""
+    path = OUT / f"large-{n_bytes // 1024**2}MiB.dcm"
+    if path.is_file():
+        return path
+    template = series(1)[0].read_bytes()
+    at = template.index(b"\xe0\x7f\x10\x00")  # (7FE0,0010) Pixel Data, explicit VR little endian
+    with path.open("wb") as f:
+        f.write(template[:at] + b"\xe0\x7f\x10\x00OW\x00\x00" + n_bytes.to_bytes(4, "little"))
+        piece = bytes(64 * 1024**2)
+        for start in range(0, n_bytes, len(piece)):
+            f.write(piece[: min(len(piece), n_bytes - start)])
+    return path
+
+
+def _memory_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} for pid {pid}")
+
+
+def rss_growth_mb(receiver: Receiver, path: Path) -> float:
+    """How far the receiver's peak resident memory rises above its idle level while it receives `path`."""
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=OUT))
+    port = free_port()
+    launch = receiver(work, port)
+    proc = subprocess.Popen(launch.argv, env=launch.env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc)
+        idle = _memory_kib(proc.pid, "VmRSS")
+        r = subprocess.run(
+            ["storescu", "-aec", launch.ae_title, "127.0.0.1", str(port), str(path)],
+            env=DCMTK_ENV,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if r.returncode != 0:
+            raise RuntimeError(f"storescu failed: {r.stderr[-2000:]}")
+        return (_memory_kib(proc.pid, "VmHWM") - idle) / 1024
+    finally:
+        stop(proc)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def storescp_fork_receiver(work: Path, port: int) -> Launch:
+    (work / "in").mkdir()
+    return Launch("STORESCP", ["storescp", "--fork", "-od", str(work / "in"), str(port)], DCMTK_ENV)
+
+
+def send_concurrently(receiver: Receiver, studies: list[list[Path]]) -> float:
+    """Wall time for one storescu per study, all started at once, each over its own association."""
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=OUT))
+    try:
+        with running(receiver, work) as (aet, port):
+            start = time.perf_counter()
+            senders = [
+                subprocess.Popen(
+                    ["storescu", "-aec", aet, "127.0.0.1", str(port), *map(str, files)],
+                    env=DCMTK_ENV,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+                for files in studies
+            ]
+            failed = [p.communicate()[1][-2000:] for p in senders if p.wait() != 0]
+            elapsed = time.perf_counter() - start
+            if failed:
+                raise RuntimeError(f"storescu failed: {failed[0]!r}")
+        return elapsed
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def series(n_slices: int, name: str = "") -> list[Path]:
+    directory = OUT / f"ct-{n_slices}x512x512{name}"
     files = sorted(directory.glob("*.dcm")) if directory.is_dir() else []
     if len(files) != n_slices:
         shutil.rmtree(directory, ignore_errors=True)
@@ -165,6 +243,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--json", type=Path, default=OUT / "ingest.json", help="where to write the results")
+    parser.add_argument("--senders", type=int, default=4, help="studies sent at once in the concurrency run (0: skip)")
+    parser.add_argument("--large-mb", type=int, default=1536, help="size of the one large instance (0: skip)")
     args = parser.parse_args()
     for tool in ("storescu", "storescp"):
         if shutil.which(tool) is None:
@@ -205,7 +285,45 @@ def main() -> None:
             f"  {name:18s} {med:6.2f} s  {r['instances_per_s']:7.1f} inst/s  {r['mb_per_s']:6.1f} MB/s  "
             f"x{r['vs_storescp']:.2f} vs storescp"
         )
-    args.json.write_text(json.dumps({"instances": len(files), "mb": total_mb, **results}, indent=2))
+    concurrent: dict[str, dict[str, float]] = {}
+    if args.senders:
+        studies = [files] + [series(args.slices, f"-{i}") for i in range(1, args.senders)]
+        peers: dict[str, Receiver] = {"storescp --fork": storescp_fork_receiver, "dicomnode": dicomnode_receiver}
+        if shutil.which("Orthanc"):
+            peers["orthanc"] = orthanc_receiver
+        walls: dict[str, list[float]] = {name: [] for name in peers}
+        for _ in range(args.runs):
+            for name, receiver in peers.items():
+                walls[name].append(send_concurrently(receiver, studies))
+        print(f"\n{args.senders} storescu at once, {args.senders} different studies of {len(files)} instances")
+        fork = statistics.median(walls["storescp --fork"])
+        for name, ts in walls.items():
+            med = statistics.median(ts)
+            concurrent[name] = {
+                "median_s": round(med, 3),
+                "mb_per_s": round(args.senders * total_mb / med, 1),
+                "vs_storescp_fork": round(med / fork, 2),
+            }
+            print(f"  {name:18s} {med:6.2f} s  {concurrent[name]['mb_per_s']:6.1f} MB/s  x{med / fork:.2f} vs fork")
+    memory = {}
+    if args.large_mb:
+        large = large_instance(args.large_mb * 1024**2)
+        print(f"\none instance of {args.large_mb} MiB: peak resident memory above idle while receiving it")
+        for name, receiver in (("dicomnode", dicomnode_receiver), ("pynetdicom-durable", pynetdicom_durable_receiver)):
+            memory[name] = round(rss_growth_mb(receiver, large), 1)
+            print(f"  {name:18s} +{memory[name]:8.1f} MB (target for dicomnode: < 300 MB)")
+    args.json.write_text(
+        json.dumps(
+            {
+                "instances": len(files),
+                "mb": total_mb,
+                **results,
+                "concurrent": concurrent,
+                "large_instance_rss_growth_mb": memory,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -25,11 +25,16 @@ def run_bench(script: str, out: Path, *args: str, timeout: float = 600) -> dict:
 
 
 def test_ingest_benchmark_smoke(tmp_path: Path) -> None:
-    results = run_bench("ingest.py", tmp_path / "ingest.json", "--runs", "1", "--slices", "3", timeout=300)
+    results = run_bench(
+        "ingest.py", tmp_path / "ingest.json", "--runs", "1", "--slices", "3", "--large-mb", "8", timeout=300
+    )
     assert results["instances"] == 3
     for receiver in ("storescp", "pynetdicom-durable", "dicomnode"):
         assert results[receiver]["median_s"] > 0
     assert results["storescp"]["vs_storescp"] == 1.0
+    assert set(results["large_instance_rss_growth_mb"]) == {"dicomnode", "pynetdicom-durable"}
+    assert results["concurrent"]["storescp --fork"]["vs_storescp_fork"] == 1.0
+    assert results["concurrent"]["dicomnode"]["median_s"] > 0
 
 
 def test_jobs_benchmark_smoke(tmp_path: Path) -> None:

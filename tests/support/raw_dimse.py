@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from io import BytesIO
 
@@ -84,6 +85,31 @@ class RawPeer:
         if data is not None:
             self._send_pdv(context_id, data, command=False)
         return self.read_response()
+
+    def c_store_streamed(
+        self, sop_class: str, sop_instance: str, chunks: Iterable[bytes], context_id: int = 1
+    ) -> Dataset:
+        """A C-STORE whose data set is sent as it is produced, one P-DATA-TF per chunk (keep chunks under the
+        node's maximum PDU size): gigabytes without holding them in the test."""
+        self.start_c_store(sop_class, sop_instance, context_id)
+        pending: bytes | None = None
+        for chunk in chunks:
+            if pending is not None:
+                self.send_data(pending, context_id, last=False)
+            pending = chunk
+        self.send_data(pending or b"", context_id, last=True)
+        return self.read_response()
+
+    def start_c_store(self, sop_class: str, sop_instance: str, context_id: int = 1) -> None:
+        """The command of a C-STORE-RQ with a data set to follow (send_data sends it)."""
+        command = self._command(0x0001, sop_class, has_data=True)
+        command.Priority = 0
+        command.AffectedSOPInstanceUID = sop_instance
+        self._send_pdv(context_id, command_bytes(command), command=True)
+
+    def send_data(self, value: bytes, context_id: int = 1, last: bool = True) -> None:
+        pdv = struct.pack(">LBB", len(value) + 2, context_id, 0x02 if last else 0x00) + value
+        self.sock.sendall(struct.pack(">BBL", 0x04, 0, len(pdv)) + pdv)
 
     def c_echo(self, context_id: int = 1) -> Dataset:
         command = self._command(0x0030, VERIFICATION, has_data=False)
