@@ -134,22 +134,26 @@ def running(receiver: Receiver, work: Path) -> Iterator[tuple[str, int]]:
         stop(proc)
 
 
+def storescu(aet: str, port: int, files: list[Path]) -> None:
+    """dcmtk storescu sends `files` over one association; RuntimeError if it fails."""
+    r = subprocess.run(
+        ["storescu", "-aec", aet, "127.0.0.1", str(port), *map(str, files)],
+        env=DCMTK_ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"storescu failed: {r.stderr[-2000:]}")
+
+
 def send_once(receiver: Receiver, files: list[Path]) -> float:
     work = Path(tempfile.mkdtemp(prefix="bench-", dir=OUT))
     try:
         with running(receiver, work) as (aet, port):
             start = time.perf_counter()
-            r = subprocess.run(
-                ["storescu", "-aec", aet, "127.0.0.1", str(port), *map(str, files)],
-                env=DCMTK_ENV,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            elapsed = time.perf_counter() - start
-            if r.returncode != 0:
-                raise RuntimeError(f"storescu failed: {r.stderr[-2000:]}")
-        return elapsed
+            storescu(aet, port, files)
+            return time.perf_counter() - start
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -185,15 +189,7 @@ def rss_growth_mb(receiver: Receiver, path: Path) -> float:
     try:
         wait_port(port, proc)
         idle = _memory_kib(proc.pid, "VmRSS")
-        r = subprocess.run(
-            ["storescu", "-aec", launch.ae_title, "127.0.0.1", str(port), str(path)],
-            env=DCMTK_ENV,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if r.returncode != 0:
-            raise RuntimeError(f"storescu failed: {r.stderr[-2000:]}")
+        storescu(launch.ae_title, port, [path])
         return (_memory_kib(proc.pid, "VmHWM") - idle) / 1024
     finally:
         stop(proc)
