@@ -69,10 +69,13 @@ class Events:
 
     def _follow(self, base_url: str) -> None:
         auth = {"Authorization": f"Bearer {TOKEN}"}
-        with httpx.stream("GET", f"{base_url}/api/worklist/events", headers=auth, timeout=None) as stream:
-            for line in stream.iter_lines():
-                if line.startswith("data:"):
-                    self.changed.set()
+        try:
+            with httpx.stream("GET", f"{base_url}/api/worklist/events", headers=auth, timeout=None) as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("data:"):
+                        self.changed.set()
+        except httpx.HTTPError:  # the node stopped at the end of the run: nothing more to follow
+            return
 
 
 def one_run(files: list[Path], node_port: int, api: httpx.Client, pacs: Path, catalog, events: Events) -> dict:  # noqa: ANN001
