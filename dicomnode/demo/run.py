@@ -34,7 +34,7 @@ from sqlalchemy import Engine, func, select
 from dicomnode.catalog.db import open_catalog
 from dicomnode.catalog.schema import Export
 from dicomnode.catalog.states import UNSENT
-from dicomnode.demo.synthetic import SeriesSpec, SyntheticPatient, radiograph, write_volume_series
+from dicomnode.demo.synthetic import SeriesSpec, SyntheticPatient, radiograph, volume_series, write_volume_series
 from dicomnode.errors import DicomnodeError
 
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}  # dcmtk waits on delayed ACKs on loopback without it
@@ -81,16 +81,7 @@ def write_study(study: DemoStudy, folder: Path, number: int) -> tuple[str, list[
     common = {"priority": study.priority, "patient": patient, "accession": f"DEMOACC{number:04d}"}
     if study.kind == "ct":
         p = ct_head(rng, bleeds=1 if study.acute else 0)
-        spec = SeriesSpec(
-            n_slices=p.hu.shape[0],
-            rows=p.hu.shape[1],
-            columns=p.hu.shape[2],
-            slice_thickness_mm=p.spacing_mm[0],
-            pixel_spacing_mm=p.spacing_mm[1],
-            body_part="HEAD",
-            description="CT HEAD WO CONTRAST",
-            **common,
-        )
+        spec = volume_series(p.hu, p.spacing_mm, body_part="HEAD", description="CT HEAD WO CONTRAST", **common)
         return spec.study_uid, write_volume_series(spec, p.hu, folder)
     p = chest_radiograph(rng, pneumothorax=study.acute)
     spec = SeriesSpec(

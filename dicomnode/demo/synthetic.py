@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -119,6 +120,20 @@ def write_ct_series(spec: SeriesSpec, directory: Path) -> list[Path]:
         ct_slice(spec, i).save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def volume_series(hu: np.ndarray, spacing_mm: tuple[float, ...], **fields: Any) -> SeriesSpec:
+    """The series a (slices, rows, columns) volume with (slice, row, column) spacing is written as; square
+    pixels of the row spacing."""
+    n_slices, rows, columns = hu.shape
+    return SeriesSpec(
+        n_slices=n_slices,
+        rows=rows,
+        columns=columns,
+        slice_thickness_mm=spacing_mm[0],
+        pixel_spacing_mm=spacing_mm[1],
+        **fields,
+    )
 
 
 def write_volume_series(spec: SeriesSpec, hu: np.ndarray, directory: Path) -> list[Path]:

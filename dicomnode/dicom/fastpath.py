@@ -35,8 +35,11 @@ from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
+from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.utils import make_target
+
+from dicomnode.dicom.filemeta import padded_to_even
 
 _IDLE_WAIT_S = 0.02  # longest a reactor sleeps without a wake-up: timers (ARTIM, idle) and kill flags are polled
 _MESSAGE_WAIT_S = 0.005  # the association reactor also polls for release and abort between messages
@@ -203,8 +206,6 @@ class FastDUL(DULServiceProvider):
                     pass
 
     def _abort_broken(self) -> None:
-        from pynetdicom.pdu import A_ABORT_RQ
-
         abort = A_ABORT_RQ()
         abort.source = 0x02
         abort.reason_diagnostic = 0x00
@@ -301,7 +302,7 @@ def store_response_command(rsp: C_STORE) -> bytes:
         _element(0x0900, struct.pack("<H", rsp.Status)),
     ]
     if rsp.ErrorComment:
-        elements.append(_element(0x0902, _padded(str(rsp.ErrorComment).encode("ascii", "replace"), b" ")))
+        elements.append(_element(0x0902, padded_to_even(str(rsp.ErrorComment).encode("ascii", "replace"), b" ")))
     if rsp.AffectedSOPInstanceUID:
         elements.append(_element(0x1000, _uid(rsp.AffectedSOPInstanceUID)))
     body = b"".join(elements)
@@ -313,8 +314,4 @@ def _element(element: int, value: bytes) -> bytes:
 
 
 def _uid(uid: str) -> bytes:
-    return _padded(str(uid).encode("ascii", "replace"), b"\x00")
-
-
-def _padded(value: bytes, pad: bytes) -> bytes:
-    return value + pad if len(value) % 2 else value
+    return padded_to_even(str(uid).encode("ascii", "replace"), b"\x00")  # the peer's UID, whatever it is

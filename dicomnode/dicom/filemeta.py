@@ -23,10 +23,10 @@ def file_meta_bytes(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_u
         _element(0x0003, b"UI", _uid_value(sop_instance_uid)),
         _element(0x0010, b"UI", _uid_value(transfer_syntax_uid)),
         _element(0x0012, b"UI", _uid_value(IMPLEMENTATION_CLASS_UID)),
-        _element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION_NAME.encode("ascii"), b" ")),
+        _element(0x0013, b"SH", padded_to_even(IMPLEMENTATION_VERSION_NAME.encode("ascii"), b" ")),
     ]
     if source_ae:
-        elements.append(_element(0x0016, b"AE", _padded(source_ae.encode("ascii", "replace"), b" ")))
+        elements.append(_element(0x0016, b"AE", padded_to_even(source_ae.encode("ascii", "replace"), b" ")))
     body = b"".join(elements)
     group_length = _GROUP_LENGTH_HEADER + struct.pack("<L", len(body))
     return _PREAMBLE + group_length + body
@@ -43,9 +43,10 @@ def _element(element: int, vr: bytes, value: bytes) -> bytes:
     return tag + vr + struct.pack("<H", len(value)) + value
 
 
-def _padded(value: bytes, pad: bytes) -> bytes:
+def padded_to_even(value: bytes, pad: bytes) -> bytes:
+    """A value padded to even length (PS3.5 7.1.1): UIs with NUL, text with a space."""
     return value + pad if len(value) % 2 else value
 
 
 def _uid_value(uid: str) -> bytes:
-    return _padded(uid.encode("ascii"), b"\x00")
+    return padded_to_even(uid.encode("ascii"), b"\x00")

@@ -12,7 +12,7 @@ from pydicom.tag import Tag
 from pydicom.valuerep import PersonName
 
 from dicomnode.errors import DicomnodeError
-from dicomnode.receive.wellformed import inflated
+from dicomnode.receive.wellformed import ITEM, ITEM_END, LONG_VRS, SEQUENCE_END, UNDEFINED, inflated
 
 # Never warn with attribute values: warnings reach logs, and values can be PHI.
 pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
@@ -83,11 +83,10 @@ def read_header(dataset: bytes | memoryview, transfer_syntax_uid: str) -> Instan
         raw = scanner.elements(0, len(dataset), _WANTED)
         encodings = _encodings(raw.pop("SpecificCharacterSet", None))
         values = {k: _decoded(vr, value, encodings) for k, (vr, value) in raw.items() if vr != "SQ"}
-        request = raw.get("RequestAttributesSequence")
-        if request is not None:
-            item = scanner.first_item(request[1], _REQUEST_WANTED)
-            values["request"] = {k: _decoded(vr, value, encodings) for k, (vr, value) in item.items()}  # type: ignore
-        return _header_of(values)
+        sequence = raw.get("RequestAttributesSequence")
+        item = scanner.first_item(sequence[1], _REQUEST_WANTED) if sequence is not None else {}
+        request = {k: _decoded(vr, value, encodings) for k, (vr, value) in item.items()}
+        return _header_of(values, request)
     except (struct.error, IndexError, ValueError, LookupError, UnicodeError) as exc:
         raise UnreadableDataset(f"data set cannot be decoded: {type(exc).__name__}") from None
 
@@ -95,9 +94,6 @@ def read_header(dataset: bytes | memoryview, transfer_syntax_uid: str) -> Instan
 _WANTED = {int(Tag(k)): k for k in _KEYWORDS}
 _REQUEST_WANTED = {int(Tag(k)): k for k in ("RequestedProcedurePriority", "ReasonForTheRequestedProcedure")}
 _PIXEL_DATA_GROUP = 0x7FE00000
-_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_UNDEFINED = 0xFFFFFFFF
-_LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
 _TEXT_VRS = {"SH", "LO", "ST", "LT", "UC", "UT", "PN"}  # in the Specific Character Set; the others are ASCII
 _DELIMITERS = {"ST": set(), "LT": set(), "UT": set()}
 _MULTI_VALUE = {0x5C}
@@ -111,6 +107,7 @@ class _Scanner:
     def __init__(self, buf: bytes | memoryview, implicit: bool, little: bool) -> None:
         self.buf = memoryview(buf)
         self.implicit = implicit
+        self.little = little
         order = "<" if little else ">"
         self.tag_length = struct.Struct(order + "HHL")  # implicit header, and items
         self.tag_vr = struct.Struct(order + "HH2s")
@@ -122,10 +119,10 @@ class _Scanner:
         found: dict[str, Element] = {}
         while pos < end:
             tag, vr, length, pos = self._header(pos)
-            if tag >= _PIXEL_DATA_GROUP or tag == _ITEM_END:
+            if tag >= _PIXEL_DATA_GROUP or tag == ITEM_END:
                 break
             start = pos
-            pos = self._skip_undefined(pos) if length == _UNDEFINED else pos + length
+            pos = self._skip_undefined(pos) if length == UNDEFINED else pos + length
             if pos > len(self.buf):
                 raise IndexError("value runs past the end")
             keyword = wanted.get(tag)
@@ -135,13 +132,13 @@ class _Scanner:
 
     def first_item(self, sequence: memoryview | bytes, wanted: dict[int, str]) -> dict[str, Element]:
         """The wanted elements of a sequence value's first item."""
-        inner = _Scanner(sequence, self.implicit, self.u16.format.startswith("<"))
+        inner = _Scanner(sequence, self.implicit, self.little)
         if len(sequence) < 8:
             return {}
         tag_group, tag_element, length = inner.tag_length.unpack_from(inner.buf, 0)
-        if (tag_group << 16 | tag_element) != _ITEM:
+        if (tag_group << 16 | tag_element) != ITEM:
             return {}
-        end = len(sequence) if length == _UNDEFINED else 8 + length
+        end = len(sequence) if length == UNDEFINED else 8 + length
         return inner.elements(8, end, wanted)
 
     def _header(self, pos: int) -> tuple[int, str, int, int]:
@@ -152,7 +149,7 @@ class _Scanner:
             return tag, _implicit_vr(tag), length, pos + 8
         group, element, raw_vr = self.tag_vr.unpack_from(buf, pos)
         tag, vr = group << 16 | element, raw_vr.decode("ascii")
-        if vr in _LONG_VRS:
+        if raw_vr in LONG_VRS:
             return tag, (_implicit_vr(tag) if vr == "UN" else vr), self.u32.unpack_from(buf, pos + 8)[0], pos + 12
         return tag, vr, self.u16.unpack_from(buf, pos + 6)[0], pos + 8
 
@@ -161,18 +158,18 @@ class _Scanner:
         while True:
             group, element, length = self.tag_length.unpack_from(self.buf, pos)
             tag, pos = group << 16 | element, pos + 8
-            if tag == _SEQUENCE_END:
+            if tag == SEQUENCE_END:
                 return pos
-            if tag != _ITEM:
+            if tag != ITEM:
                 raise ValueError("not an item in a sequence")
-            pos = self._skip_item(pos) if length == _UNDEFINED else pos + length
+            pos = self._skip_item(pos) if length == UNDEFINED else pos + length
 
     def _skip_item(self, pos: int) -> int:
         while True:
             tag, _, length, pos = self._header(pos)
-            if tag == _ITEM_END:
+            if tag == ITEM_END:
                 return pos
-            pos = self._skip_undefined(pos) if length == _UNDEFINED else pos + length
+            pos = self._skip_undefined(pos) if length == UNDEFINED else pos + length
 
 
 def _implicit_vr(tag: int) -> str:
@@ -191,10 +188,8 @@ def _encodings(element: Element | None) -> list[str]:
 
 def _decoded(vr: str, value: memoryview | bytes, encodings: list[str]) -> str | None:
     raw = bytes(value)
-    if vr == "PN":
-        text = str(
-            PersonName(raw.rstrip(b" \x00"), encodings)
-        )  # pydicom's rules for component groups and their delimiters
+    if vr == "PN":  # pydicom's rules for component groups and their delimiters
+        text = str(PersonName(raw.rstrip(b" \x00"), encodings))
     elif vr in _TEXT_VRS:
         text = decode_bytes(raw, encodings, _DELIMITERS.get(vr, _MULTI_VALUE))
     elif vr in ("OB", "OW", "UN"):
@@ -205,8 +200,8 @@ def _decoded(vr: str, value: memoryview | bytes, encodings: list[str]) -> str | 
     return text or None
 
 
-def _header_of(values: dict[str, str | None]) -> InstanceHeader:
-    request: dict[str, str | None] = values.get("request") or {}  # type: ignore[assignment]
+def _header_of(values: dict[str, str | None], request: dict[str, str | None]) -> InstanceHeader:
+    """`request`: the first Request Attributes item's values, where the order's attributes may be instead."""
     get = values.get
     return InstanceHeader(
         sop_class_uid=get("SOPClassUID"),

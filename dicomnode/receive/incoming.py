@@ -17,6 +17,11 @@ from dicomnode.receive.storage import TempFile
 Refusal = tuple[int, str]  # (DIMSE status, error comment)
 
 
+def write_failure(exc: OSError) -> Refusal:
+    """The answer to a failed write on the storage filesystem (disk full, file too large, I/O error)."""
+    return status.OUT_OF_RESOURCES, f"storage write failed: {exc.strerror}"
+
+
 class Incoming:
     def __init__(self, temp: TempFile | None, data_offset: int, limit: int, refusal: Refusal | None = None) -> None:
         """`temp` holds the file meta up to `data_offset`; the data set's bytes follow as they are written."""
@@ -42,7 +47,7 @@ class Incoming:
         try:
             self.temp.write(chunk)  # type: ignore[union-attr]
         except OSError as exc:
-            self._stop((status.OUT_OF_RESOURCES, f"storage write failed: {exc.strerror}"))
+            self._stop(write_failure(exc))
 
     @contextmanager
     def data_set(self) -> Iterator[memoryview]:

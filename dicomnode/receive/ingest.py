@@ -20,7 +20,7 @@ from dicomnode.dicom import status
 from dicomnode.dicom.filemeta import file_meta_bytes
 from dicomnode.dicom.uids import InvalidUIDError, is_valid_uid, require_uid
 from dicomnode.receive.header import InstanceHeader, UnreadableDataset, read_header
-from dicomnode.receive.incoming import Incoming, Refusal
+from dicomnode.receive.incoming import Incoming, Refusal, write_failure
 from dicomnode.receive.storage import BELOW_FLOOR, Storage
 from dicomnode.receive.wellformed import InflatesTooLarge, MalformedDataset, check_complete, inflated
 
@@ -72,16 +72,15 @@ class Ingest:
         if refusal:
             return Incoming.refused(refusal)
         meta = file_meta_bytes(req.sop_class_uid, req.sop_instance_uid, req.transfer_syntax_uid, req.calling_ae)
+        temp = None
         try:
             temp = self.storage.open_temp()
-        except OSError as exc:
-            return Incoming.refused((status.OUT_OF_RESOURCES, f"storage write failed: {exc.strerror}"))
-        incoming = Incoming(temp, len(meta), self.max_instance_bytes)
-        try:
             temp.write(meta)
         except OSError as exc:
-            incoming._stop((status.OUT_OF_RESOURCES, f"storage write failed: {exc.strerror}"))
-        return incoming
+            if temp is not None:
+                temp.discard()
+            return Incoming.refused(write_failure(exc))
+        return Incoming(temp, len(meta), self.max_instance_bytes)
 
     def complete(self, req: StoreRequest, incoming: Incoming) -> StoreOutcome:
         """The whole data set has arrived: check it, place it, index it; the answer to send."""
@@ -123,8 +122,6 @@ class Ingest:
             return _refuse(req, status.OUT_OF_RESOURCES, str(exc))
         except (MalformedDataset, UnreadableDataset) as exc:
             return _refuse(req, status.CANNOT_UNDERSTAND, str(exc))
-        finally:
-            body = None  # no view of the mapped file may outlive the map
         if header.sop_instance_uid != req.sop_instance_uid:
             return _refuse(req, status.INSTANCE_UID_MISMATCH, "data set SOP Instance UID differs from request")
         if header.sop_class_uid != req.sop_class_uid:
@@ -159,7 +156,7 @@ class Ingest:
                 record_instance(conn, header, receipt, path, size)
                 conn.commit()  # only now, with the file durable, is the instance ours
         except OSError as exc:
-            return _refuse(req, status.OUT_OF_RESOURCES, f"storage write failed: {exc.strerror}")
+            return _refuse(req, *write_failure(exc))
         except SQLAlchemyError as exc:
             return _refuse(req, status.OUT_OF_RESOURCES, f"catalog unavailable: {type(exc).__name__}")
         log.debug(

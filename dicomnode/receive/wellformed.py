@@ -16,7 +16,7 @@ from dicomnode.errors import DicomnodeError
 
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 # The VRs with a 2-byte length in explicit VR syntaxes (PS3.5 7.1.2); anything else is not DICOM, and an instance
 # pydicom cannot decode must not be acknowledged and archived.
 _SHORT_VRS = {
@@ -129,7 +129,7 @@ class _Walker:
                 continue
             if self.implicit:
                 length, pos = self.u32.unpack_from(buf, pos + 4)[0], pos + 8
-            elif buf[pos + 4 : pos + 6] in _LONG_VRS:
+            elif buf[pos + 4 : pos + 6] in LONG_VRS:
                 if pos + 12 > end:
                     raise MalformedDataset("truncated element header")
                 length, pos = self.u32.unpack_from(buf, pos + 8)[0], pos + 12

@@ -12,7 +12,7 @@ import pytest
 
 from dicomnode.analysis.scope import OutOfScope, first_reason, in_scope
 from dicomnode.analysis.volume import load_series_with_sources
-from dicomnode.demo.synthetic import SeriesSpec, radiograph, write_volume_series
+from dicomnode.demo.synthetic import SeriesSpec, radiograph, volume_series, write_volume_series
 from models.phantoms.chest_xr import chest_radiograph
 from models.phantoms.ct_head import ct_head
 from models.registry import builtin_spec
@@ -24,8 +24,7 @@ CXR = builtin_spec("cxr-pneumothorax").manifest
 
 def head(tmp: Path, seed: int = 11, **spec: object):  # noqa: ANN202
     p = ct_head(np.random.default_rng(seed), bleeds=1)
-    shape = {"n_slices": p.hu.shape[0], "rows": p.hu.shape[1], "columns": p.hu.shape[2]}
-    series = SeriesSpec(**shape, slice_thickness_mm=p.spacing_mm[0], pixel_spacing_mm=p.spacing_mm[1], **spec)
+    series = volume_series(p.hu, p.spacing_mm, **spec)
     return load_series_with_sources(write_volume_series(series, p.hu, tmp), series.series_uid)
 
 
@@ -83,9 +82,7 @@ def test_contrast_studies_are_refused_for_a_non_contrast_model(
 def sagittal(tmp: Path, orientation: list[float]):  # noqa: ANN202
     p = ct_head(np.random.default_rng(5), bleeds=1)
     hu = np.ascontiguousarray(np.transpose(p.hu, (2, 0, 1)))  # slices along the patient's left-right axis
-    series = SeriesSpec(
-        n_slices=hu.shape[0], rows=hu.shape[1], columns=hu.shape[2], slice_thickness_mm=1.5, pixel_spacing_mm=1.5
-    )
+    series = volume_series(hu, (1.5, 1.5, 1.5))
     paths = write_volume_series(series, hu, tmp)
     for k, path in enumerate(paths):  # rows run head to feet, columns front to back, slices left to right
         ds = pydicom.dcmread(path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dicomnode.demo.synthetic import SeriesSpec, radiograph, write_volume_series
+from dicomnode.demo.synthetic import SeriesSpec, radiograph, volume_series, write_volume_series
 from models.phantoms.chest_xr import chest_radiograph
 from models.phantoms.ct_head import ct_head
 from tests.support.helpers import dicomnode_cli
@@ -17,13 +17,7 @@ from tests.support.helpers import dicomnode_cli
 def write_head(seed: int, bleeds: int, folder: Path) -> tuple[SeriesSpec, list[Path]]:
     """A CT head phantom written as a DICOM series under folder/<series UID>."""
     p = ct_head(np.random.default_rng(seed), bleeds=bleeds)
-    spec = SeriesSpec(
-        n_slices=p.hu.shape[0],
-        rows=p.hu.shape[1],
-        columns=p.hu.shape[2],
-        slice_thickness_mm=p.spacing_mm[0],
-        pixel_spacing_mm=p.spacing_mm[1],
-    )
+    spec = volume_series(p.hu, p.spacing_mm)
     return spec, write_volume_series(spec, p.hu, folder / spec.series_uid)
 
 
