@@ -37,7 +37,8 @@ class ReleaseTracker:
                 self._open[association].studies.add(study)
 
     def released(self, association: int) -> None:
-        """A clean release: complete what it sent that no other open association is sending."""
+        """A clean release: complete what it sent that no other open association is sending. Called at its
+        EVT_RELEASED and at its connection's close, whichever comes first; the second call finds nothing."""
         now = utcnow()
         with self._lock:
             gone = self._open.pop(association, None)

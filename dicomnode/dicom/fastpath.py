@@ -109,9 +109,11 @@ class FastAssociation(Association):
             if msg:
                 self._serve_request(msg, context_id)
             if self.is_established and self.acse.is_release_requested():
-                self.acse.send_release(is_response=True)
+                # Released before the A-RELEASE-RP goes out (pynetdicom sets it after): the peer may close the
+                # connection, and EVT_CONN_CLOSE fire in the DUL thread, before this thread goes on.
                 self.is_released = True
                 self.is_established = False
+                self.acse.send_release(is_response=True)
                 evt.trigger(self, evt.EVT_RELEASED, {})
                 self.kill()
                 return

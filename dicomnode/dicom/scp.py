@@ -272,6 +272,9 @@ def handle_connection_opened(event: Any, metrics: NodeMetrics) -> None:
 
 def handle_connection_closed(event: Any, metrics: NodeMetrics, releases: ReleaseTracker, gate: ConnectionGate) -> None:
     event.assoc.dimse.discard_unfinished()  # instances cut off mid-transfer leave no temp file
-    releases.aborted(id(event.assoc))  # nothing left after a clean release; an abort or a dropped connection
+    if event.assoc.is_released:  # the peer may close before EVT_RELEASED fires; whichever comes first completes
+        releases.released(id(event.assoc))
+    else:  # an abort or a dropped connection
+        releases.aborted(id(event.assoc))
     gate.close_association(event.assoc)
     metrics.active_associations.dec()
