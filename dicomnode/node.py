@@ -13,6 +13,8 @@ from dicomnode.assembly.release import ReleaseTracker
 from dicomnode.catalog.db import open_catalog
 from dicomnode.config.settings import Settings
 from dicomnode.dicom.admission import AdmissionPolicy
+from dicomnode.dicom.connections import ConnectionTable
+from dicomnode.dicom.receivers import ReceiverPool
 from dicomnode.dicom.retrieve import Retrieval
 from dicomnode.dicom.scp import Listener
 from dicomnode.export.dicom import Exporter
@@ -57,6 +59,7 @@ class Node:
         self.registry = settings.registry
         self.stages: list[Stage] = []
         self._listener: Listener | None = None
+        self._receivers: ReceiverPool | None = None
         self._readers: Readers | None = None
         self._stopped = threading.Event()
 
@@ -74,15 +77,21 @@ class Node:
         assembler = Assembler(
             catalog, EnlistingHook(router, s.worklist), a.study_quiet_seconds, a.poll_seconds, a.release_grace_seconds
         )
-        self._listener = Listener(
+        releases = ReleaseTracker(assembler.release_completes)
+        table = ConnectionTable.for_config(s.dicom, s.dicom.receiver_count())
+        self._listener = Listener(  # receiver 0; the others run in processes of their own (ReceiverPool)
             s.dicom,
             AdmissionPolicy(s.dicom, storage),
             Ingest(storage, catalog, s.dicom.duplicate_policy, s.dicom.max_instance_bytes),
             self.metrics,
-            ReleaseTracker(assembler.release_completes),
+            releases,
             Retrieval(catalog, storage, s.dicom),
+            table=table,
         )
+        if table.receivers > 1:
+            self._receivers = ReceiverPool(s, table, self.metrics, releases)
         stages: list[Stage | None] = [
+            self._receivers,
             self._listener,
             Hl7Listener(s.hl7, catalog, s.worklist, self.metrics) if s.hl7.enabled else None,
             assembler,
@@ -109,10 +118,11 @@ class Node:
         s = self.settings
         host, port = self.listener.address
         log.info(
-            "listening ae=%s on %s:%d tls=%s storage=%s analysis=%s",
+            "listening ae=%s on %s:%d receivers=%d tls=%s storage=%s analysis=%s",
             s.dicom.ae_title,
             host,
             port,
+            s.dicom.receiver_count(),
             s.dicom.tls.enabled,
             self.storage.root,
             "celery" if s.analysis.broker_url else f"embedded x{s.analysis.embedded_workers}",
@@ -144,7 +154,9 @@ class Node:
         return check_all(self.settings, self.catalog, self._listening, self.storage)
 
     def _listening(self) -> bool:
-        return self._listener is not None and self._listener.is_listening() and not self._stopped.is_set()
+        receivers_up = self._receivers is None or self._receivers.alive()
+        listening = self._listener is not None and self._listener.is_listening()
+        return listening and receivers_up and not self._stopped.is_set()
 
     @property
     def port(self) -> int:

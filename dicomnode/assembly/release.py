@@ -5,7 +5,7 @@ whole quiet period. A study another open association is still sending waits for 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,19 +24,19 @@ class ReleaseTracker:
     def __init__(self, on_released: Callable[[StudyKey, datetime], None]) -> None:
         """`on_released(study, released_at)`: the study's last sending association was released cleanly."""
         self._on_released = on_released
-        self._open: dict[int, _Association] = {}
+        self._open: dict[Hashable, _Association] = {}
         self._lock = threading.Lock()
 
-    def opened(self, association: int, completes_on_release: bool) -> None:
+    def opened(self, association: Hashable, completes_on_release: bool) -> None:
         with self._lock:
             self._open[association] = _Association(completes_on_release)
 
-    def stored(self, association: int, study: StudyKey) -> None:
+    def stored(self, association: Hashable, study: StudyKey) -> None:
         with self._lock:
             if association in self._open:
                 self._open[association].studies.add(study)
 
-    def released(self, association: int) -> None:
+    def released(self, association: Hashable) -> None:
         """A clean release: complete what it sent that no other open association is sending. Called at its
         EVT_RELEASED and at its connection's close, whichever comes first; the second call finds nothing."""
         now = utcnow()
@@ -49,7 +49,7 @@ class ReleaseTracker:
         for study in done:
             self._on_released(study, now)
 
-    def aborted(self, association: int) -> None:
+    def aborted(self, association: Hashable) -> None:
         """An abort or a dropped connection: the sender may resend, so nothing completes early."""
         with self._lock:
             self._open.pop(association, None)

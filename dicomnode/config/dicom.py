@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from enum import StrEnum
 from pathlib import Path
 
@@ -88,6 +89,12 @@ class DicomConfig(Section):
     port: int = Field(11112, ge=0, le=65535)
     peers: list[Peer] = Field(default_factory=list, description="Allowlist of senders; empty accepts everyone.")
     max_associations: int = Field(32, ge=1)
+    receivers: int = Field(
+        0,
+        ge=0,
+        description="Processes accepting on the DICOM port (SO_REUSEPORT), each running its own associations, so "
+        "that ingest uses more than one core; 0 is one per CPU core. The connection caps hold for all together.",
+    )
     max_instance_bytes: int = Field(4 * 1024**3, ge=1024)
     max_pdu_bytes: int = Field(
         4 * 1024**2,
@@ -124,6 +131,9 @@ class DicomConfig(Section):
             if peer.ae_title.strip() == ae_title.strip() and (address := peer.move_address()):
                 return address
         return None
+
+    def receiver_count(self) -> int:
+        return self.receivers or len(os.sched_getaffinity(0))
 
     def called_ae_titles(self) -> set[str]:
         return {self.ae_title.strip(), *(t.strip() for t in self.extra_ae_titles)}

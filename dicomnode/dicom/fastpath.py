@@ -97,7 +97,14 @@ def read_exactly(sock: socket.socket, nr_bytes: int) -> bytearray:
 
 class FastAssociation(Association):
     """pynetdicom's acceptor loop without its 1 ms sleep before every look at the message queue (StreamingDIMSE's
-    look waits for a message instead); the checks and their order are pynetdicom's."""
+    look waits for a message instead); the checks and their order are pynetdicom's. Its end frees its place in the
+    connection gate at once (the gate's table is shared by every receiver process)."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self._server.gate.ended(self)
 
     def _run_reactor(self) -> None:
         self._is_paused = False

@@ -16,7 +16,6 @@ import logging
 import socket
 import ssl
 import struct
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAsso
 from dicomnode.config.dicom import DicomConfig
 from dicomnode.dicom import fastpath
 from dicomnode.dicom.answering import AnsweringQueue
+from dicomnode.dicom.connections import ConnectionTable, SlotState
 from dicomnode.ops.metrics import NodeMetrics
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class Connection:
     expired: bool = False  # past its deadline: socket shut, thread ending
     woken: bool = False  # its thread was told to stop waiting for a request that cannot come
     closed: bool = False  # ended before an association was made (TLS handshake, handler error)
+    slot: int = -1  # its place in the ConnectionTable
 
     def live(self) -> bool:
         if self.closed:
@@ -59,57 +60,80 @@ class Connection:
 
 @dataclass
 class ConnectionGate:
+    """The gate of one receiver; with several receivers (`dicom.receivers`), `table` is shared by all of them and
+    the caps count every receiver's connections."""
+
     dicom: DicomConfig
     is_peer_address: Callable[[str], bool]
     metrics: NodeMetrics
     clock: Callable[[], float] = time.monotonic
+    table: ConnectionTable | None = None
+    receiver: int = 0  # this gate's row in the table
     _connections: list[Connection] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
     _last_logged: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.table is None:
+            self.table = ConnectionTable.for_config(self.dicom, receivers=1)
+        self._table: ConnectionTable = self.table
 
     def open(self, sock: socket.socket, address: str) -> Connection | None:
         """A new TCP connection: its Connection, or None (refused, logged and counted) if it may not exist."""
         trusted = self.is_peer_address(address)
-        with self._lock:
-            live = self._prune()
-            pending = [c for c in live if not c.admitted]
+        with self._table.locked():
+            self._prune()
+            counts = self._table.counts(address)
             refusal = None
-            if sum(c.address == address for c in live) >= self.dicom.max_connections_per_address:
+            if counts.same_address >= self.dicom.max_connections_per_address:
                 refusal = ("per_address_limit", f"{self.dicom.max_connections_per_address} connections already open")
-            elif len(pending) >= self.dicom.max_pending_connections:
-                refusal = ("pending_limit", f"{len(pending)} connections not yet associated")
-            elif not trusted and sum(not c.trusted for c in pending) >= self.dicom.max_stranger_connections:
+            elif counts.pending >= self.dicom.max_pending_connections:
+                refusal = ("pending_limit", f"{counts.pending} connections not yet associated")
+            elif not trusted and counts.strangers >= self.dicom.max_stranger_connections:
                 refusal = ("stranger_limit", "address outside the allowlist and its share of connections is taken")
             if refusal is None:
-                conn = Connection(address, trusted, self.clock() + self.dicom.association_request_timeout_s, sock)
-                self._connections.append(conn)
-                return conn
+                slot = self._table.claim(self.receiver, address, SlotState.PENDING if trusted else SlotState.STRANGER)
+                if slot is not None:
+                    deadline = self.clock() + self.dicom.association_request_timeout_s
+                    conn = Connection(address, trusted, deadline, sock, slot=slot)
+                    self._connections.append(conn)
+                    return conn
+                refusal = ("pending_limit", "this receiver's connections are all taken")
         self.refused(address, *refusal)
         return None
 
     def connection(self, sock: socket.socket) -> Connection | None:
-        with self._lock:
+        with self._table.locked():
             return next((c for c in self._connections if c.sock is sock), None)
 
     def admit(self, assoc: Any) -> bool:
         """The association request passed the policy: False if max_associations are already admitted."""
-        with self._lock:
+        with self._table.locked():
             live = self._prune()
             conn = next((c for c in live if c.assoc is assoc), None)
-            if sum(c.admitted for c in live) >= self.dicom.max_associations:
+            if self._table.admitted() >= self.dicom.max_associations:
                 return False
             if conn is not None:
                 conn.admitted = True
+                self._table.set(self.receiver, conn.slot, SlotState.ADMITTED)
             return True
 
     def close(self, conn: Connection) -> None:
-        with self._lock:
+        with self._table.locked():
             conn.closed = True
+            self._prune()
+
+    def ended(self, assoc: Any) -> None:
+        """An association's thread is ending: its place is free for every receiver at once (not at this
+        receiver's next decision or poll)."""
+        with self._table.locked():
+            for conn in self._connections:
+                if conn.assoc is assoc:
+                    conn.closed = True
             self._prune()
 
     def close_association(self, assoc: Any) -> None:
         """The transport closed (EVT_CONN_CLOSE): if the association never got its request, let its thread end."""
-        with self._lock:
+        with self._table.locked():
             conn = next((c for c in self._connections if c.assoc is assoc), None)
         if conn is not None:
             _wake_if_waiting(conn)
@@ -119,7 +143,7 @@ class ConnectionGate:
         end the threads of connections that died before sending one (pynetdicom would keep them for acse_timeout).
         A connection counts until its thread has ended, so threads stay bounded by the caps."""
         now = self.clock()
-        with self._lock:
+        with self._table.locked():
             pending = [c for c in self._prune() if not c.admitted]
         for conn in pending:
             if conn.assoc is not None and conn.assoc.requestor.primitive is not None:
@@ -145,8 +169,15 @@ class ConnectionGate:
             log.warning("connection from %s refused: %s", address, reason)
 
     def _prune(self) -> list[Connection]:
-        self._connections = [c for c in self._connections if c.live()]
-        return self._connections
+        """Caller holds the table's lock."""
+        live = []
+        for conn in self._connections:
+            if conn.live():
+                live.append(conn)
+            else:
+                self._table.set(self.receiver, conn.slot, SlotState.FREE)
+        self._connections = live
+        return live
 
 
 class GatedServer(ThreadedAssociationServer):
@@ -155,10 +186,18 @@ class GatedServer(ThreadedAssociationServer):
 
     request_queue_size = 128  # socketserver's 5 drops the SYNs of a burst of senders; the gate decides instead
 
-    def __init__(self, *args: Any, gate: ConnectionGate, begin_store: fastpath.Begin, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, gate: ConnectionGate, begin_store: fastpath.Begin, reuse_port: bool = False, **kwargs: Any
+    ) -> None:
         self.gate = gate
         self.begin_store = begin_store
+        self._reuse_port = reuse_port  # several receiver processes accept on this port (dicom.receivers)
         super().__init__(*args, request_handler=GatedHandler, **kwargs)
+
+    def server_bind(self) -> None:
+        if self._reuse_port:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # type: ignore[union-attr]
+        super().server_bind()
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         client, address = self.socket.accept()  # type: ignore[union-attr]

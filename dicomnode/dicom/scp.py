@@ -20,6 +20,7 @@ from dicomnode.config.dicom import DicomConfig, TLSConfig
 from dicomnode.dicom import status
 from dicomnode.dicom.admission import AdmissionPolicy, Rejection
 from dicomnode.dicom.answering import install_lenient_uid_validator
+from dicomnode.dicom.connections import ConnectionTable
 from dicomnode.dicom.gate import ConnectionGate, GatedServer
 from dicomnode.dicom.retrieve import QUERY_RETRIEVE_MODELS, Retrieval
 from dicomnode.ops.metrics import NodeMetrics
@@ -82,14 +83,19 @@ class Listener:
         metrics: NodeMetrics,
         releases: ReleaseTracker,
         retrieval: Retrieval,
+        table: ConnectionTable | None = None,
+        receiver: int = 0,
     ) -> None:
+        """`table` and `receiver`: with several receiver processes (dicom.receivers), the connection table they
+        share and this one's row in it."""
         self.name = "dicom-listener"
         self._dicom = dicom
         self._ingest = ingest
-        self._gate = ConnectionGate(dicom, policy.is_peer_address, metrics)
+        self._gate = ConnectionGate(dicom, policy.is_peer_address, metrics, table=table, receiver=receiver)
+        self._reuse_port = table is not None and table.receivers > 1
         self._handlers = [
             (evt.EVT_REQUESTED, handle_requested, [policy, self._gate, metrics]),
-            (evt.EVT_ACCEPTED, handle_accepted, [policy, metrics, releases]),
+            (evt.EVT_ACCEPTED, handle_accepted, [policy, metrics, releases, receiver]),
             (evt.EVT_REJECTED, handle_rejected_by_pynetdicom, [metrics]),
             (evt.EVT_C_ECHO, handle_echo),
             (evt.EVT_C_STORE, handle_store, [ingest, metrics, releases]),
@@ -109,6 +115,7 @@ class Listener:
             server_class=GatedServer,
             gate=self._gate,
             begin_store=functools.partial(begin_store, ingest=self._ingest),
+            reuse_port=self._reuse_port,
         )
         self._server.ae._servers.append(self._server)  # as AE.start_server does: active_associations reads it
         threading.Thread(target=self._server.serve_forever, name="AcceptorServer@dicomnode", daemon=True).start()
@@ -161,10 +168,11 @@ def handle_requested(event: evt.Event, policy: AdmissionPolicy, gate: Connection
         return
     metrics.associations.labels("rejected", rejection.label).inc()
     log.warning(
-        "association rejected from %s@%s to %s: %s",
+        "association rejected from %s@%s to %s by receiver %d: %s",
         calling,
         rq.address,
         called,
+        gate.receiver,
         rejection.reason,
     )
     event.assoc.acse.send_reject(rejection.result, rejection.source, rejection.diagnostic)
@@ -173,16 +181,19 @@ def handle_requested(event: evt.Event, policy: AdmissionPolicy, gate: Connection
     event.assoc.kill()
 
 
-def handle_accepted(event: evt.Event, policy: AdmissionPolicy, metrics: NodeMetrics, releases: ReleaseTracker) -> None:
+def handle_accepted(
+    event: evt.Event, policy: AdmissionPolicy, metrics: NodeMetrics, releases: ReleaseTracker, receiver: int
+) -> None:
     rq = event.assoc.requestor
     releases.opened(id(event.assoc), policy.completes_on_release(rq.primitive.calling_ae_title, rq.address))
     metrics.associations.labels("accepted", "").inc()
     log.info(
-        "association from %s@%s:%s to %s",
+        "association from %s@%s:%s to %s, receiver %d",
         rq.primitive.calling_ae_title,
         rq.address,
         rq.port,
         rq.primitive.called_ae_title,
+        receiver,
     )
 
 

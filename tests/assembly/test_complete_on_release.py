@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from dicomnode.catalog.db import open_catalog
@@ -23,10 +24,11 @@ def _studies(node) -> dict[str, tuple[str, int]]:  # noqa: ANN001
     return {uid: (state, count) for uid, state, count in rows}
 
 
-def test_release_completes_the_study_of_a_peer_that_asks_for_it(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("receivers", [1, 3])  # with 3, the associations may land in any receiver process
+def test_release_completes_the_study_of_a_peer_that_asks_for_it(start_node, tmp_path: Path, receivers: int) -> None:  # noqa: ANN001
     peers = [{"ae_title": "CT_SCANNER", "complete_on_release": True}, {"ae_title": "OTHER"}]
     node = start_node(
-        dicom={"peers": peers},
+        dicom={"peers": peers, "receivers": receivers},
         assembly={"study_quiet_seconds": QUIET, "poll_seconds": 0.2, "release_grace_seconds": 0.5},
     )
     quick, quick_files = series(tmp_path / "a", 4)

@@ -140,7 +140,9 @@ class NodeProcess:
 
 def node_sections(workdir: Path, **overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     sections: dict[str, dict[str, Any]] = {
-        "dicom": {"ae_title": NODE_AE, "host": "127.0.0.1", "port": free_port()},
+        # One receiver process unless a test asks for more (tests/dicom/test_receivers.py): the suite's tests
+        # read the node's own counters and memory, which several receivers would spread over processes.
+        "dicom": {"ae_title": NODE_AE, "host": "127.0.0.1", "port": free_port(), "receivers": 1},
         "storage": {"path": str(workdir / "storage"), "min_free_bytes": 0},
         "catalog": {"url": f"sqlite:///{workdir / 'catalog.sqlite'}"},
         "assembly": {"study_quiet_seconds": 2, "poll_seconds": 0.2},
