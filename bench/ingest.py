@@ -1,14 +1,16 @@
 """Ingest benchmark: one 300-slice 512x512 CT series sent by dcmtk storescu over one association.
 
 Receivers, alternating, a warm-up then N timed runs each, every run into an empty store:
-  dicomnode  `dicomnode serve`, fully durable (fsync file + directory, catalog commit)
+  dicomnode  `dicomnode serve`, fully durable (fsync file + directory, catalog commit), dicom.receivers at its
+             default (one receiver process per core)
   storescp   dcmtk `storescp -od DIR` (no fsync, no index): the reference
   pynetdicom-durable  bare pynetdicom SCP, raw bytes, same durable write, no checks or catalog
   orthanc    Orthanc with its SQLite index, when installed
 Prints medians, instances/s, MB/s and the ratio to storescp. Then concurrency: --senders storescu processes
-(default 4) sending different studies at once to `storescp --fork`, dicomnode and Orthanc (ratio to the fork).
-Then memory: one --large-mb instance (default 1536 MiB) sent to dicomnode and to the bare pynetdicom receiver,
-each one's peak resident memory above its idle level. Writes bench/out/ingest.json.
+(default 4) sending different studies at once to `storescp --fork`, dicomnode (default receivers, and one
+receiver), and Orthanc (ratio to the fork). Then memory: one --large-mb instance (default 1536 MiB) sent to
+dicomnode and to the bare pynetdicom receiver, the largest rise of one process's peak resident memory above its
+idle level (a node's receiver processes included). Writes bench/out/ingest.json.
 
 Usage: python bench/ingest.py [--runs 5] [--slices 300] [--senders 4] [--large-mb 1536]
 """
@@ -71,9 +73,10 @@ class Launch:
     ae_title: str
     argv: list[str]
     env: dict[str, str] | None = None
+    ready_line: str | None = None  # wait for this on its stderr too (the port opens before it is ready)
 
 
-def dicomnode_receiver(work: Path, port: int) -> Launch:
+def dicomnode_receiver(work: Path, port: int, receivers: int = 0) -> Launch:
     env = {
         **os.environ,
         "DICOMNODE_DICOM__PORT": str(port),
@@ -82,9 +85,15 @@ def dicomnode_receiver(work: Path, port: int) -> Launch:
         "DICOMNODE_STORAGE__MIN_FREE_BYTES": "0",
         "DICOMNODE_CATALOG__URL": f"sqlite:///{work / 'catalog.sqlite'}",
         "DICOMNODE_ASSEMBLY__STUDY_QUIET_SECONDS": "3600",
-        "DICOMNODE_LOG__LEVEL": "WARNING",
+        "DICOMNODE_DICOM__RECEIVERS": str(receivers),
+        "DICOMNODE_HTTP__ENABLED": "false",
+        "DICOMNODE_LOG__LEVEL": "INFO",
     }
-    return Launch("DICOMNODE", [sys.executable, "-m", "dicomnode", "serve"], env)
+    return Launch("DICOMNODE", [sys.executable, "-m", "dicomnode", "serve"], env, ready_line="listening ae=")
+
+
+def dicomnode_one_receiver(work: Path, port: int) -> Launch:
+    return dicomnode_receiver(work, port, receivers=1)
 
 
 def storescp_receiver(work: Path, port: int) -> Launch:
@@ -122,13 +131,26 @@ def orthanc_receiver(work: Path, port: int) -> Launch:
 Receiver = Callable[[Path, int], Launch]
 
 
+def start(launch: Launch, work: Path, port: int) -> subprocess.Popen:
+    """The receiver, once its port is open and (if it says when) it is ready."""
+    log = work / "receiver.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(launch.argv, env=launch.env, cwd=work, stdout=subprocess.DEVNULL, stderr=out)
+    wait_port(port, proc)
+    deadline = time.monotonic() + 120
+    while launch.ready_line and launch.ready_line not in log.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"receiver not ready:\n{log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.05)
+    return proc
+
+
 @contextmanager
 def running(receiver: Receiver, work: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
     launch = receiver(work, port)
-    proc = subprocess.Popen(launch.argv, env=launch.env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start(launch, work, port)
     try:
-        wait_port(port, proc)
         yield launch.ae_title, port
     finally:
         stop(proc)
@@ -180,17 +202,22 @@ def _memory_kib(pid: int, field: str) -> int:
     raise RuntimeError(f"no {field} for pid {pid}")
 
 
+def _process_tree(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(p for child in children for p in _process_tree(int(child)))]
+
+
 def rss_growth_mb(receiver: Receiver, path: Path) -> float:
-    """How far the receiver's peak resident memory rises above its idle level while it receives `path`."""
+    """How far one process's peak resident memory rises above its idle level while the receiver (any of its
+    processes) receives `path`."""
     work = Path(tempfile.mkdtemp(prefix="bench-", dir=OUT))
     port = free_port()
     launch = receiver(work, port)
-    proc = subprocess.Popen(launch.argv, env=launch.env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start(launch, work, port)
     try:
-        wait_port(port, proc)
-        idle = _memory_kib(proc.pid, "VmRSS")
+        idle = {pid: _memory_kib(pid, "VmRSS") for pid in _process_tree(proc.pid)}
         storescu(launch.ae_title, port, [path])
-        return (_memory_kib(proc.pid, "VmHWM") - idle) / 1024
+        return max(_memory_kib(pid, "VmHWM") - rss for pid, rss in idle.items()) / 1024
     finally:
         stop(proc)
         shutil.rmtree(work, ignore_errors=True)
@@ -284,7 +311,11 @@ def main() -> None:
     concurrent: dict[str, dict[str, float]] = {}
     if args.senders:
         studies = [files] + [series(args.slices, f"-{i}") for i in range(1, args.senders)]
-        peers: dict[str, Receiver] = {"storescp --fork": storescp_fork_receiver, "dicomnode": dicomnode_receiver}
+        peers: dict[str, Receiver] = {
+            "storescp --fork": storescp_fork_receiver,
+            "dicomnode": dicomnode_receiver,
+            "dicomnode, 1 receiver": dicomnode_one_receiver,
+        }
         if shutil.which("Orthanc"):
             peers["orthanc"] = orthanc_receiver
         walls: dict[str, list[float]] = {name: [] for name in peers}
@@ -300,7 +331,7 @@ def main() -> None:
                 "mb_per_s": round(args.senders * total_mb / med, 1),
                 "vs_storescp_fork": round(med / fork, 2),
             }
-            print(f"  {name:18s} {med:6.2f} s  {concurrent[name]['mb_per_s']:6.1f} MB/s  x{med / fork:.2f} vs fork")
+            print(f"  {name:22s} {med:6.2f} s  {concurrent[name]['mb_per_s']:6.1f} MB/s  x{med / fork:.2f} vs fork")
     memory = {}
     if args.large_mb:
         large = large_instance(args.large_mb * 1024**2)
