@@ -67,12 +67,13 @@ class Node:
         """Every stage, in flow order: receive -> assemble -> route and queue -> export -> rank -> serve -> retain ->
         monitor."""
         s, catalog, storage = self.settings, self.catalog, self.storage
-        scheduler = JobScheduler(catalog, open_queue(s), s.analysis, embedded=s.analysis.broker_url is None)
-        router = Router(s.routing.rules, self.registry, scheduler.wake, s.worklist.priority)
         exporter = Exporter(catalog, storage, s.export, s.dicom.ae_title)
         notifier = Notifier(catalog, s.notify)
         reporter = Hl7Sender(catalog, s.hl7, s.export.tls_context(), self.metrics)
         watcher = WorklistWatcher(catalog, s.worklist, on_change=(exporter.wake, reporter.wake, notifier.wake))
+        queue = open_queue(s, after_job=watcher.wake)
+        scheduler = JobScheduler(catalog, queue, s.analysis, embedded=s.analysis.broker_url is None)
+        router = Router(s.routing.rules, self.registry, scheduler.wake, s.worklist.priority)
         a = s.assembly
         assembler = Assembler(
             catalog, EnlistingHook(router, s.worklist), a.study_quiet_seconds, a.poll_seconds, a.release_grace_seconds

@@ -63,8 +63,11 @@ class CeleryQueue:
 class EmbeddedQueue:
     """Runs jobs in threads of this process, through the same task as a Celery worker."""
 
-    def __init__(self, run: Callable[[int], None], threads: int) -> None:
+    def __init__(self, run: Callable[[int], None], threads: int, after: Callable[[], None] = lambda: None) -> None:
+        """`after()` runs when a job has finished (the node wakes its worklist watcher: the job's result is
+        committed, so the page and the exporter need not wait for the watcher's poll)."""
         self._run = run
+        self._after = after
         self._heap: list[tuple[int, int, int]] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
@@ -99,6 +102,7 @@ class EmbeddedQueue:
                 self._run(job_id)
             except Exception:  # the task records its own errors; this is a bug in it
                 log.exception("analysis task crashed job=%d", job_id)
+            self._after()
 
 
 def embedded_runner(settings: Settings) -> Callable[[int], None]:
@@ -110,7 +114,8 @@ def embedded_runner(settings: Settings) -> Callable[[int], None]:
     return start(settings)
 
 
-def open_queue(settings: Settings) -> JobQueue:
+def open_queue(settings: Settings, after_job: Callable[[], None] = lambda: None) -> JobQueue:
+    """`after_job()`: an embedded job has finished (workers elsewhere are noticed by the watcher's poll)."""
     if settings.analysis.broker_url:
         return CeleryQueue(settings.analysis)
-    return EmbeddedQueue(embedded_runner(settings), settings.analysis.embedded_workers)
+    return EmbeddedQueue(embedded_runner(settings), settings.analysis.embedded_workers, after_job)

@@ -164,17 +164,19 @@ def test_order_priority_mapping() -> None:
 
 
 def test_embedded_queue_serves_a_backlog_by_priority_then_arrival() -> None:
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
     served: list[int] = []
+    finished: list[int] = []
 
     def run(job_id: int) -> None:
         if job_id == 0:
+            started.set()
             release.wait(10)  # the first job holds the only thread while the backlog builds
         served.append(job_id)
 
-    queue = EmbeddedQueue(run, threads=1)
+    queue = EmbeddedQueue(run, threads=1, after=lambda: finished.append(len(served)))
     queue.submit(jobs.QueuedJob(0, "q", PriorityClass.ROUTINE))
-    time.sleep(0.1)
+    assert started.wait(10)  # the thread has taken job 0 before the others arrive (a state, not a sleep)
     for job_id, priority in [
         (1, PriorityClass.ROUTINE),
         (2, PriorityClass.LOW),
@@ -189,3 +191,4 @@ def test_embedded_queue_serves_a_backlog_by_priority_then_arrival() -> None:
         time.sleep(0.01)
     queue.close()
     assert served == [0, 3, 5, 1, 4, 2]
+    assert finished == [1, 2, 3, 4, 5, 6], "after() runs once each job has finished"
