@@ -14,10 +14,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-import httpx
 from pynetdicom import AE, build_context
 
 from tests.support.helpers import NODE_AE, node_rss_mb, wait_for
+from tests.support.probes import closed_by_node, metric, rejected
 from tests.support.raw_dimse import RawPeer
 
 VERIFICATION = [build_context("1.2.840.10008.1.1")]
@@ -29,19 +29,6 @@ PEERS = {"peers": [{"ae_title": "GOOD", "hosts": [f"{ALLOWED}/32"]}]}
 def raw_socket(node, source: str = STRANGER) -> socket.socket:  # noqa: ANN001
     sock = socket.create_connection(("127.0.0.1", node.port), timeout=10, source_address=(source, 0))
     return sock
-
-
-def closed_by_node(sock: socket.socket, within: float) -> bool:
-    """True once the node has closed the connection (EOF or reset), waiting at most `within` seconds."""
-    sock.settimeout(within)
-    try:
-        while sock.recv(4096):
-            pass
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-    except TimeoutError:
-        return False
-    return True
 
 
 @contextmanager
@@ -74,17 +61,6 @@ def associate_from(node, source: str, calling_ae: str = "GOOD"):  # noqa: ANN001
     ae.requested_contexts = VERIFICATION
     ae.acse_timeout = 10
     return ae.associate("127.0.0.1", node.port, ae_title=NODE_AE, bind_address=(source, 0))
-
-
-def metric(node, name: str) -> float:  # noqa: ANN001
-    for line in httpx.get(f"{node.http_url}/metrics", timeout=10).text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return 0.0
-
-
-def rejected(reason: str) -> str:
-    return f'dicomnode_associations_total{{outcome="rejected",reason="{reason}"}}'
 
 
 def test_trickling_strangers_do_not_lock_out_an_allowed_sender(start_node) -> None:  # noqa: ANN001

@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 
 from dicomnode.catalog.db import open_catalog
 from dicomnode.catalog.schema import Instance
-from tests.dicom.test_hostile_peers import closed_by_node, metric, rejected
 from tests.support.dicom_files import series
 from tests.support.helpers import NODE_AE, storescu, wait_for
+from tests.support.probes import closed_by_node, metric, rejected
 
 VERIFICATION = [build_context("1.2.840.10008.1.1")]
 RECEIVERS = 3
@@ -95,7 +95,8 @@ def test_receivers_share_the_port_and_store_into_one_catalog(start_node, tmp_pat
 
 
 def test_max_associations_counts_every_receivers_associations(start_node) -> None:  # noqa: ANN001
-    node = start_node(dicom={"receivers": RECEIVERS, "max_associations": 2, "max_connections_per_address": 64})
+    limits = {"max_associations": 2, "max_connections_per_address": 64, "max_pending_connections": 64}
+    node = start_node(dicom={"receivers": RECEIVERS, **limits})
     held = [_associate(node), _associate(node)]
     assert all(a.is_established for a in held)
     refusing = set()
@@ -117,6 +118,8 @@ def test_connections_per_address_are_capped_across_receivers(start_node) -> None
         dicom={"receivers": RECEIVERS, "max_connections_per_address": 2, "association_request_timeout_s": 120}
     )
     idle = [socket.create_connection(("127.0.0.1", node.port), timeout=10) for _ in range(2)]
+    # connected is not yet accepted: wait until receivers have taken both (each may be any of them)
+    wait_for(lambda: metric(node, "dicomnode_associations_active") == 2)
     for _ in range(9):  # wherever the kernel puts it, a third connection from the address is closed at once
         extra = socket.create_connection(("127.0.0.1", node.port), timeout=10)
         assert closed_by_node(extra, within=10)
