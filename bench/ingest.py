@@ -152,6 +152,9 @@ def running(receiver: Receiver, work: Path) -> Iterator[tuple[str, int]]:
     proc = start(launch, work, port)
     try:
         yield launch.ae_title, port
+    except RuntimeError as exc:
+        log = (work / "receiver.log").read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{launch.ae_title}: {exc}\n--- its log:\n{log}") from None
     finally:
         stop(proc)
 

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 # An A-ASSOCIATE-RQ proposing all 128 presentation contexts, each with a dozen transfer
 # syntaxes, is about 40 KiB; anything larger before association is not a DICOM peer.
 ASSOCIATION_REQUEST_MAX_BYTES = 64 * 1024
+# PS3.8 9.2: from Sta6 (the A-ASSOCIATE-AC sent, by the DUL thread that also reads) until the release ends.
+_ASSOCIATED_STATES = frozenset({"Sta6", "Sta7", "Sta8", "Sta9", "Sta10", "Sta11", "Sta12"})
 _LOG_EVERY_S = 10.0  # one warning per address and reason in this window; the metric counts them all
 
 
@@ -284,7 +286,9 @@ class BoundedSocket(AssociationSocket):
         return data
 
     def _limit(self) -> int:
-        if not self.assoc.is_established:
+        # The DUL's own state, not assoc.is_established: the association thread sets that after the
+        # A-ASSOCIATE-AC has gone, and a peer's first P-DATA may already be here (seen with four storescu at once).
+        if self.assoc.dul.state_machine.current_state not in _ASSOCIATED_STATES:
             return ASSOCIATION_REQUEST_MAX_BYTES
         return int(self.assoc.acceptor.maximum_length or 0)
 

@@ -13,10 +13,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from types import SimpleNamespace
 
 from pynetdicom import AE, build_context
 
-from tests.support.helpers import NODE_AE, node_rss_mb, wait_for
+from dicomnode.dicom.gate import ASSOCIATION_REQUEST_MAX_BYTES, BoundedSocket
+from tests.support.dicom_files import series
+from tests.support.helpers import NODE_AE, node_rss_mb, storescu, wait_for
 from tests.support.probes import closed_by_node, metric, rejected
 from tests.support.raw_dimse import RawPeer
 
@@ -164,3 +167,37 @@ def test_a_pdata_pdu_over_max_pdu_bytes_aborts_the_association(start_node) -> No
     assert again.associate() == 0x02
     assert int(again.c_echo().Status) == 0
     again.release()
+
+
+def test_a_pdata_pdu_read_before_the_association_thread_marks_it_established_is_allowed() -> None:
+    """The DUL thread sends the A-ASSOCIATE-AC and reads the peer's first P-DATA; the association thread sets
+    is_established later. Four storescu at once (bench/ingest.py) hit that interleaving: a 128 KiB P-DATA was
+    refused as if it came before association. The socket now asks the DUL's state. Stand-in association: the
+    thread interleaving cannot be caused on demand (the concurrent senders below exercise the real one)."""
+    sock = BoundedSocket.__new__(BoundedSocket)
+    state = SimpleNamespace(current_state="Sta6")
+    sock._assoc = SimpleNamespace(
+        is_established=False,
+        dul=SimpleNamespace(state_machine=state),
+        acceptor=SimpleNamespace(maximum_length=4 * 1024**2),
+    )
+    assert sock._limit() == 4 * 1024**2
+    state.current_state = "Sta2"  # awaiting the A-ASSOCIATE-RQ
+    assert sock._limit() == ASSOCIATION_REQUEST_MAX_BYTES
+
+
+def test_concurrent_senders_with_large_pdus_are_all_stored(node, tmp_path) -> None:  # noqa: ANN001
+    studies = [series(tmp_path / f"s{i}", 4)[1] for i in range(6)]
+    results: list[int] = []
+    senders = [
+        threading.Thread(
+            target=lambda f=files: results.append(storescu(node, f, "--max-send-pdu", "131072").returncode)
+        )
+        for files in studies
+    ]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join()
+    assert results == [0] * 6
+    assert "PDU type 0x04" not in node.log()
