@@ -66,7 +66,7 @@ def first_reason(volume: ImageVolume, sources: list[Dataset], manifest: Manifest
     """Why the series is out of the model's scope (the first check it fails), or None."""
     if manifest.dims == 3:
         try:
-            volume = canonical(volume).volume
+            volume = canonical(volume, contiguous=False).volume  # the checks only look: no copy
         except Oblique as exc:
             return str(exc)
     for check in CHECKS:
