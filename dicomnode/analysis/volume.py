@@ -129,9 +129,7 @@ def _cross_sectional(datasets: list[pydicom.Dataset], series_uid: str, stored: d
         raise StudyUnreadable(f"series {series_uid}: mixed PixelSpacing within the series")
     first = ordered[0]
     array = np.empty((len(ordered), int(first.Rows), int(first.Columns)), dtype=np.float32)
-    for k, ds in enumerate(ordered):  # highdicom's get_volume_from_series re-validates every image: 5x slower
-        _values(ds, stored, out=array[k])
-    volume = hd.Volume.from_attributes(
+    geometry = hd.Volume.from_attributes(  # the affine only: the pixels are read below
         array=array,
         image_position=first.ImagePositionPatient,
         image_orientation=first.ImageOrientationPatient,
@@ -139,14 +137,32 @@ def _cross_sectional(datasets: list[pydicom.Dataset], series_uid: str, stored: d
         spacing_between_slices=spacing,
         coordinate_system="PATIENT",
     )
+    affine = np.asarray(geometry.affine, dtype=np.float64)
+    if _superior_first(affine):  # read it inferior first, as 3D models do (models/orientation): no copy later
+        ordered, affine = ordered[::-1], _slices_reversed(affine, len(ordered))
+    for k, ds in enumerate(ordered):  # highdicom's get_volume_from_series re-validates every image: 5x slower
+        _values(ds, stored, out=array[k])
     return ImageVolume(
-        array=np.ascontiguousarray(volume.array, dtype=np.float32),
-        spacing_mm=tuple(float(s) for s in volume.spacing),
-        affine=np.asarray(volume.affine, dtype=np.float64),
+        array=array,
+        spacing_mm=tuple(float(s) for s in geometry.spacing),
+        affine=affine,
         series_uid=series_uid,
         modality=str(ordered[0].get("Modality", "")),
         slice_uids=tuple(str(ds.SOPInstanceUID) for ds in ordered),
     )
+
+
+def _superior_first(affine: np.ndarray) -> bool:
+    """An axial stack whose slices go towards the feet (highdicom's order for the usual orientation)."""
+    step = affine[:3, 0]
+    return int(np.abs(step).argmax()) == 2 and step[2] < 0
+
+
+def _slices_reversed(affine: np.ndarray, slices: int) -> np.ndarray:
+    reversed_ = affine.copy()
+    reversed_[:3, 0] = -affine[:3, 0]
+    reversed_[:3, 3] = affine[:3, 3] + affine[:3, 0] * (slices - 1)
+    return reversed_
 
 
 def _projection(datasets: list[pydicom.Dataset], series_uid: str, stored: dict[str, np.ndarray]) -> ImageVolume:
