@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 _CTX = multiprocessing.get_context("spawn")  # never fork a process that runs threads (and may hold CUDA)
 _START_TIMEOUT_S = 120.0  # imports on a loaded two-core machine
+_RETRY_S = 5.0  # a receiver that cannot start is tried again after this, not in a tight loop
 _STOP_TIMEOUT_S = 1.5  # SIGTERM to exit within 2 s: receivers abort their associations and go
 _FORWARDED = ("associations", "active_associations", "instances", "bytes", "refused")
 
@@ -188,8 +189,11 @@ class ReceiverPool:
 
     def start(self) -> None:
         self._pump.start()
-        for index in range(1, self._table.receivers):
-            self._start_receiver(index)
+        indexes = range(1, self._table.receivers)
+        for index in indexes:  # all at once: each takes about a second of imports
+            self._launch(index)
+        for index in indexes:
+            self._wait_ready(index)
         self._watch.start()
         log.info("%d receiver processes on the DICOM port", self._table.receivers)
 
@@ -220,6 +224,10 @@ class ReceiverPool:
             self._table.process_lock.remove()
 
     def _start_receiver(self, index: int) -> None:
+        self._launch(index)
+        self._wait_ready(index)
+
+    def _launch(self, index: int) -> None:
         reading, writing = _CTX.Pipe(duplex=False)
         s = self._settings
         spec = ReceiverSpec(s.dicom, s.storage, s.catalog.url, s.log, index, self._table, writing, os.getpid())
@@ -229,6 +237,11 @@ class ReceiverPool:
             self._receivers[index] = receiver
         process.start()
         writing.close()  # the receiver holds the only writing end: its exit ends the pipe
+
+    def _wait_ready(self, index: int) -> None:
+        with self._lock:
+            receiver = self._receivers[index]
+        process = receiver.process
         deadline = _START_TIMEOUT_S
         while not receiver.ready.wait(0.1):
             deadline -= 0.1
@@ -249,7 +262,8 @@ class ReceiverPool:
                 try:
                     self._start_receiver(index)
                 except DicomnodeError as exc:
-                    log.error("%s; retrying", exc)
+                    log.error("%s; retrying in %g s", exc, _RETRY_S)
+                    self._stopping.wait(_RETRY_S)
 
     def _forget(self, index: int) -> None:
         self._table.clear(index)
