@@ -25,12 +25,13 @@ class Rejection:
 
 
 class AdmissionPolicy:
-    def __init__(self, dicom: DicomConfig, storage: Storage) -> None:
+    def __init__(self, dicom: DicomConfig, storage: Storage, warn_if_open: bool = True) -> None:
+        """`warn_if_open`: say once per node (not once per receiver process) that anyone is accepted."""
         self._called = dicom.called_ae_titles()
         # (calling AE, networks, completes on release), networks parsed once
         self._peers = [(p.ae_title.strip(), p.networks(), p.complete_on_release) for p in dicom.peers]
         self._storage = storage
-        if not self._peers:
+        if not self._peers and warn_if_open:
             log.warning("peer allowlist is empty: any calling AE from any address is accepted")
 
     def decide(self, calling_ae: str, called_ae: str, address: str) -> Rejection | None:

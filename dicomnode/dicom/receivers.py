@@ -140,7 +140,7 @@ def run_receiver(spec: ReceiverSpec) -> None:
     catalog = open_catalog(spec.catalog_url)
     listener = Listener(
         dicom,
-        AdmissionPolicy(dicom, storage),
+        AdmissionPolicy(dicom, storage, warn_if_open=False),  # the node's process has said it
         Ingest(storage, catalog, dicom.duplicate_policy, dicom.max_instance_bytes),
         ForwardedMetrics(events, spec.index),  # type: ignore[arg-type]
         ForwardedReleases(events, spec.index),  # type: ignore[arg-type]
