@@ -94,7 +94,7 @@ class NodeProcess:
     def catalog_url(self) -> str:
         return self.sections["catalog"]["url"]
 
-    def start(self, timeout: float = 20) -> NodeProcess:
+    def start(self, timeout: float = 60) -> NodeProcess:  # an upper bound on a state, for loaded machines
         config = write_config(self.workdir / "dicomnode.toml", self.sections)
         started_at = len(self.log())
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
