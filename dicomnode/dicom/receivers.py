@@ -94,13 +94,20 @@ class EventPipe:
     def __init__(self, connection: Any) -> None:
         self._connection = connection
         self._lock = threading.Lock()
+        self._closed = False
 
     def put(self, event: tuple) -> None:
         with self._lock:
-            self._connection.send(event)
+            if self._closed:  # an association thread still ending after the receiver closed its pipe
+                return
+            try:
+                self._connection.send(event)
+            except OSError:  # the node's process is gone: nothing is listening any more
+                self._closed = True
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._connection.close()
 
 
