@@ -62,28 +62,14 @@ def canonical(volume: ImageVolume, contiguous: bool = True) -> Reoriented:
     faults its pages in slowly)."""
     if volume.array.shape[0] == 1:
         return Reoriented(volume, (0, 1, 2), (False, False, False))
-    directions = volume.affine[:3, :3] / np.linalg.norm(volume.affine[:3, :3], axis=0)
-    patient_axis = np.abs(directions).argmax(axis=0)  # per array axis: 0 L, 1 P, 2 S
-    if sorted(patient_axis) != [0, 1, 2] or np.abs(directions).max(axis=0).min() < PLANE_TOLERANCE:
-        cosines = np.round(np.abs(directions).max(axis=0), 2).tolist()
-        raise Oblique(f"oblique slices (axis cosines {cosines}); the model reads axial, sagittal or coronal stacks")
-    order = tuple(int(np.nonzero(patient_axis == p)[0][0]) for p in (2, 1, 0))  # S, P, L
-    flipped = tuple(bool(directions[p, axis] < 0) for p, axis in zip((2, 1, 0), order, strict=True))
+    order, flipped = canonical_axes(volume.affine)
     if order == (0, 1, 2) and not any(flipped):
-        return Reoriented(volume, order, flipped)  # type: ignore[arg-type]
+        return Reoriented(volume, order, flipped)
     array = np.transpose(volume.array, order)
     for k, flip in enumerate(flipped):
         if flip:
             array = np.flip(array, axis=k)
-    affine = np.eye(4)
-    for k, (axis, flip) in enumerate(zip(order, flipped, strict=True)):
-        column = volume.affine[:3, axis]
-        affine[:3, k] = -column if flip else column
-    n = volume.array.shape
-    corner = np.array([n[axis] - 1 if flip else 0 for axis, flip in zip(order, flipped, strict=True)], float)
-    start = np.zeros(3)
-    start[list(order)] = corner
-    affine[:3, 3] = volume.affine[:3, :3] @ start + volume.affine[:3, 3]
+    affine = reoriented_affine(volume.affine, volume.array.shape, order, flipped)
     spacing = tuple(volume.spacing_mm[axis] for axis in order)
     if contiguous:
         array = np.ascontiguousarray(array)
@@ -96,4 +82,33 @@ def canonical(volume: ImageVolume, contiguous: bool = True) -> Reoriented:
         tuple(f"canonical-{k}" for k in range(array.shape[0])),
         volume.spacing_known,
     )
-    return Reoriented(reoriented, order, flipped)  # type: ignore[arg-type]
+    return Reoriented(reoriented, order, flipped)
+
+
+Axes = tuple[int, int, int]
+Flips = tuple[bool, bool, bool]
+
+
+def canonical_axes(affine: np.ndarray) -> tuple[Axes, Flips]:
+    """Which array axis is the canonical S, P and L axis, and whether each runs against it. Raises Oblique."""
+    directions = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    patient_axis = np.abs(directions).argmax(axis=0)  # per array axis: 0 L, 1 P, 2 S
+    if sorted(patient_axis) != [0, 1, 2] or np.abs(directions).max(axis=0).min() < PLANE_TOLERANCE:
+        cosines = np.round(np.abs(directions).max(axis=0), 2).tolist()
+        raise Oblique(f"oblique slices (axis cosines {cosines}); the model reads axial, sagittal or coronal stacks")
+    order = tuple(int(np.nonzero(patient_axis == p)[0][0]) for p in (2, 1, 0))  # S, P, L
+    flipped = tuple(bool(directions[p, axis] < 0) for p, axis in zip((2, 1, 0), order, strict=True))
+    return order, flipped  # type: ignore[return-value]
+
+
+def reoriented_affine(affine: np.ndarray, shape: tuple[int, ...], order: Axes, flipped: Flips) -> np.ndarray:
+    """The affine of an array of `shape` (with `affine`) transposed to `order` and flipped where `flipped` says."""
+    out = np.eye(4)
+    for k, (axis, flip) in enumerate(zip(order, flipped, strict=True)):
+        column = affine[:3, axis]
+        out[:3, k] = -column if flip else column
+    corner = np.array([shape[axis] - 1 if flip else 0 for axis, flip in zip(order, flipped, strict=True)], float)
+    start = np.zeros(3)
+    start[list(order)] = corner
+    out[:3, 3] = affine[:3, :3] @ start + affine[:3, 3]
+    return out

@@ -20,6 +20,7 @@ from pydicom.errors import InvalidDicomError
 from dicomnode.analysis.pixels import modality_values, read_instance
 from dicomnode.errors import DicomnodeError
 from models.image import ImageVolume
+from models.orientation import Oblique, canonical_axes, reoriented_affine
 
 
 class StudyUnreadable(DicomnodeError):
@@ -138,8 +139,9 @@ def _cross_sectional(datasets: list[pydicom.Dataset], series_uid: str, stored: d
         coordinate_system="PATIENT",
     )
     affine = np.asarray(geometry.affine, dtype=np.float64)
-    if _superior_first(affine):  # read it inferior first, as 3D models do (models/orientation): no copy later
-        ordered, affine = ordered[::-1], _slices_reversed(affine, len(ordered))
+    if _slices_reversed(affine):  # read them the way 3D models do (models/orientation): no copy to reorient later
+        ordered = ordered[::-1]
+        affine = reoriented_affine(affine, array.shape, (0, 1, 2), (True, False, False))
     for k, ds in enumerate(ordered):  # highdicom's get_volume_from_series re-validates every image: 5x slower
         _values(ds, stored, out=array[k])
     return ImageVolume(
@@ -152,17 +154,14 @@ def _cross_sectional(datasets: list[pydicom.Dataset], series_uid: str, stored: d
     )
 
 
-def _superior_first(affine: np.ndarray) -> bool:
-    """An axial stack whose slices go towards the feet (highdicom's order for the usual orientation)."""
-    step = affine[:3, 0]
-    return int(np.abs(step).argmax()) == 2 and step[2] < 0
-
-
-def _slices_reversed(affine: np.ndarray, slices: int) -> np.ndarray:
-    reversed_ = affine.copy()
-    reversed_[:3, 0] = -affine[:3, 0]
-    reversed_[:3, 3] = affine[:3, 3] + affine[:3, 0] * (slices - 1)
-    return reversed_
+def _slices_reversed(affine: np.ndarray) -> bool:
+    """The slices are the canonical S axis and run towards the feet (highdicom's order for the usual axial
+    orientation). An oblique stack is left as it is: the scope gate says why no 3D model reads it."""
+    try:
+        order, flipped = canonical_axes(affine)
+    except Oblique:
+        return False
+    return order[0] == 0 and flipped[0]
 
 
 def _projection(datasets: list[pydicom.Dataset], series_uid: str, stored: dict[str, np.ndarray]) -> ImageVolume:
