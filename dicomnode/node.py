@@ -12,11 +12,9 @@ from dicomnode.assembly.completion import Assembler
 from dicomnode.assembly.release import ReleaseTracker
 from dicomnode.catalog.db import open_catalog
 from dicomnode.config.settings import Settings
-from dicomnode.dicom.admission import AdmissionPolicy
 from dicomnode.dicom.connections import ConnectionTable
 from dicomnode.dicom.receivers import ReceiverPool
-from dicomnode.dicom.retrieve import Retrieval
-from dicomnode.dicom.scp import Listener
+from dicomnode.dicom.scp import Listener, receiver_listener
 from dicomnode.export.dicom import Exporter
 from dicomnode.export.hl7 import Hl7Sender
 from dicomnode.export.webhook import Notifier
@@ -27,7 +25,6 @@ from dicomnode.ops.health import check_all
 from dicomnode.ops.metrics import NodeMetrics
 from dicomnode.ops.monitoring.alerts import MonitorService
 from dicomnode.ops.retention import RetentionService
-from dicomnode.receive.ingest import Ingest
 from dicomnode.receive.reconcile import reconcile
 from dicomnode.receive.storage import Storage
 from dicomnode.routing.router import Router
@@ -80,15 +77,8 @@ class Node:
         )
         releases = ReleaseTracker(assembler.release_completes)
         table = ConnectionTable.for_config(s.dicom, s.dicom.receiver_count())
-        self._listener = Listener(  # receiver 0; the others run in processes of their own (ReceiverPool)
-            s.dicom,
-            AdmissionPolicy(s.dicom, storage),
-            Ingest(storage, catalog, s.dicom.duplicate_policy, s.dicom.max_instance_bytes),
-            self.metrics,
-            releases,
-            Retrieval(catalog, storage, s.dicom),
-            table=table,
-        )
+        # receiver 0; the others run in processes of their own (ReceiverPool)
+        self._listener = receiver_listener(s.dicom, storage, catalog, self.metrics, releases, table)
         if table.receivers > 1:
             self._receivers = ReceiverPool(s, table, self.metrics, releases)
         stages: list[Stage | None] = [

@@ -37,12 +37,12 @@ class SlotState(IntEnum):
 
 @dataclass(frozen=True)
 class Counts:
-    """Live connections across all receivers."""
+    """Live connections across all receivers that have not associated yet (ConnectionTable.admitted counts the
+    others)."""
 
     same_address: int
     pending: int
     strangers: int
-    admitted: int
 
 
 class ProcessLock:
@@ -136,7 +136,6 @@ class ConnectionTable:
             same_address=int(same.sum()),
             pending=int(np.isin(states, (SlotState.PENDING, SlotState.STRANGER)).sum()),
             strangers=int((states == SlotState.STRANGER).sum()),
-            admitted=int((states == SlotState.ADMITTED).sum()),
         )
 
     def admitted(self) -> int:

@@ -129,11 +129,8 @@ class ReceiverSpec:
 def run_receiver(spec: ReceiverSpec) -> None:
     """A receiver process: one more Listener on the node's port until SIGTERM or the node's process is gone."""
     from dicomnode.catalog.db import open_catalog
-    from dicomnode.dicom.admission import AdmissionPolicy
-    from dicomnode.dicom.retrieve import Retrieval
-    from dicomnode.dicom.scp import Listener
+    from dicomnode.dicom.scp import receiver_listener
     from dicomnode.ops.logs import setup_logging
-    from dicomnode.receive.ingest import Ingest
     from dicomnode.receive.storage import Storage
 
     stopping = threading.Event()
@@ -141,20 +138,12 @@ def run_receiver(spec: ReceiverSpec) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     setup_logging(spec.log.level, spec.log.format)
     events = EventPipe(spec.events)
-    dicom = spec.dicom
     storage = Storage(spec.storage.path, spec.storage.min_free_bytes)
     tempfile.tempdir = str(storage.tmp_dir)
     catalog = open_catalog(spec.catalog_url)
-    listener = Listener(
-        dicom,
-        AdmissionPolicy(dicom, storage, warn_if_open=False),  # the node's process has said it
-        Ingest(storage, catalog, dicom.duplicate_policy, dicom.max_instance_bytes),
-        ForwardedMetrics(events, spec.index),  # type: ignore[arg-type]
-        ForwardedReleases(events, spec.index),  # type: ignore[arg-type]
-        Retrieval(catalog, storage, dicom),
-        table=spec.table,
-        receiver=spec.index,
-    )
+    metrics: Any = ForwardedMetrics(events, spec.index)  # NodeMetrics' listener part, forwarded
+    releases: Any = ForwardedReleases(events, spec.index)  # ReleaseTracker's calls, forwarded
+    listener = receiver_listener(spec.dicom, storage, catalog, metrics, releases, spec.table, spec.index)
     listener.start()
     log.info("receiver %d listening pid=%d", spec.index, os.getpid())
     events.put((spec.index, "ready", os.getpid(), None))
@@ -289,10 +278,10 @@ class ReceiverPool:
         """Every receiver's events, in the order each sent them, until the pool stops and every pipe has ended."""
         while True:
             with self._lock:
-                pipes = {r.events: i for i, r in self._receivers.items() if not r.events.closed}
+                pipes = [r.events for r in self._receivers.values() if not r.events.closed]
             if self._stopping.is_set() and not pipes:
                 return
-            for pipe in multiprocessing.connection.wait(list(pipes), timeout=0.2):
+            for pipe in multiprocessing.connection.wait(pipes, timeout=0.2):
                 try:
                     event = pipe.recv()
                 except (EOFError, OSError):  # the receiver exited: nothing more comes on this pipe

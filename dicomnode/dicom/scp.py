@@ -14,6 +14,7 @@ import pynetdicom
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from sqlalchemy import Engine
 
 from dicomnode.assembly.release import ReleaseTracker
 from dicomnode.config.dicom import DicomConfig, TLSConfig
@@ -26,6 +27,7 @@ from dicomnode.dicom.retrieve import QUERY_RETRIEVE_MODELS, Retrieval
 from dicomnode.ops.metrics import NodeMetrics
 from dicomnode.receive.incoming import Incoming
 from dicomnode.receive.ingest import Ingest, StoreRequest
+from dicomnode.receive.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,29 @@ class Listener:
         for assoc in self._server.ae.active_associations:
             if assoc.is_established:  # released ones are only finishing their thread
                 assoc.abort()
+
+
+def receiver_listener(
+    dicom: DicomConfig,
+    storage: Storage,
+    catalog: Engine,
+    metrics: NodeMetrics,
+    releases: ReleaseTracker,
+    table: ConnectionTable,
+    receiver: int = 0,
+) -> Listener:
+    """Receiver `receiver`'s listener (the node's own is 0): the same checks, storage and catalog in every receiver
+    process. Only receiver 0 says that an empty allowlist accepts everyone."""
+    return Listener(
+        dicom,
+        AdmissionPolicy(dicom, storage, warn_if_open=receiver == 0),
+        Ingest(storage, catalog, dicom.duplicate_policy, dicom.max_instance_bytes),
+        metrics,
+        releases,
+        Retrieval(catalog, storage, dicom),
+        table=table,
+        receiver=receiver,
+    )
 
 
 def server_tls_context(tls: TLSConfig) -> ssl.SSLContext | None:
