@@ -4,12 +4,14 @@
 
 A pool of heads is generated once on the model grid (5 x 1.5 x 1.5 mm): most
 drawn there directly with a random field of view and extent, a quarter drawn
-at a scanner's own geometry (models/phantoms/ct_head.ct_geometry: thin slices,
-fine matrices) and resampled exactly as the detector resamples. Each step
-trains on random crops the size of the detector's sliding window: a third
-centred on a bleed, a third on a hard negative (blood-like density that is not
-blood: the blurred brain-skull interface, a dense sinus, beam hardening), a
-third anywhere.
+at a scanner's own geometry (models/phantoms/ct_head_varied.ct_geometry: thin
+slices, fine matrices) and resampled exactly as the detector resamples, and a
+few of the fixed-geometry phantoms the demo sends (models/phantoms/ct_head.py),
+so the demo's studies stay in the training domain. Each step
+trains on random crops the size of the detector's sliding window, centred on a
+bleed, on an interior look-alike (blood-like density that is not blood: the
+halo of a calcification, a vessel, the falx, a dense sinus, beam hardening),
+on the blurred brain-skull interface, or anywhere (CROP_SHARES).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from models.detector import resample
+from models.phantoms.ct_head import ct_head as fixed_ct_head
 from models.phantoms.ct_head_varied import ct_geometry, ct_head
 from models.registry import builtin_spec
 from models.training import command_line, fit
@@ -29,10 +32,11 @@ from models.training import command_line, fit
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    steps: int = 2000
+    steps: int = 2400
     batch: int = 4
-    pool: int = 240
+    pool: int = 300
     native_share: float = 0.25  # drawn at a scanner's geometry and resampled
+    fixed_share: float = 0.1  # the demo's fixed-geometry phantom
     crop: tuple[int, int, int] = (16, 64, 64)  # the manifest's patch_size when it has one
     lr: float = 2e-3
     threads: int = 0  # 0: all cores
@@ -44,23 +48,32 @@ def train(config: TrainConfig, out: Path | None = None, log=print) -> dict:  # n
     rng = np.random.default_rng(config.seed)
     crop = manifest.preprocessing.patch_size or config.crop
     window = manifest.preprocessing.window
-    pool = [_on_model_grid(rng, manifest, rng.random() < config.native_share) for _ in range(config.pool)]
+    spacing = manifest.preprocessing.spacing_mm
+    pool = [_pooled(*_drawn(rng, manifest, config), spacing) for _ in range(config.pool)]
     log(f"{config.pool} heads generated")
 
     def batch() -> tuple[torch.Tensor, torch.Tensor]:
         xs, ys = [], []
         for _ in range(config.batch):
-            hu, bleed = pool[int(rng.integers(len(pool)))]
-            corner = _crop_corner(rng, hu, bleed, crop)
+            head = pool[int(rng.integers(len(pool)))]
+            corner = _crop_corner(rng, head, crop)
             region = tuple(slice(c, c + n) for c, n in zip(corner, crop, strict=True))
-            xs.append(window.apply(hu[region]))
-            ys.append(bleed[region].astype(np.float32))
+            xs.append(window.apply(head.hu[region]))
+            ys.append(head.bleed[region].astype(np.float32))
         flips = rng.random(len(xs)) < 0.5  # left-right mirror
         xs = [x[..., ::-1] if f else x for x, f in zip(xs, flips, strict=True)]
         ys = [y[..., ::-1] if f else y for y, f in zip(ys, flips, strict=True)]
         return torch.from_numpy(np.stack(xs)[:, None].copy()), torch.from_numpy(np.stack(ys)[:, None].copy())
 
     return fit(spec, batch, config, out, log)
+
+
+def _drawn(rng: np.random.Generator, manifest, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    draw = rng.random()
+    if draw < config.fixed_share:
+        p = fixed_ct_head(rng)
+        return p.hu, p.bleed_mask
+    return _on_model_grid(rng, manifest, draw < config.fixed_share + config.native_share)
 
 
 def _on_model_grid(rng: np.random.Generator, manifest, native: bool) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
@@ -87,18 +100,45 @@ def train_seeded(seed: int, steps: int | None = None) -> dict:
     return record
 
 
-def _crop_corner(rng: np.random.Generator, hu: np.ndarray, bleed: np.ndarray, crop: tuple[int, ...]) -> tuple[int, ...]:
-    """A third of crops centre on a bleed, a third on a hard negative, a third anywhere."""
-    limits = [max(n - c, 0) for n, c in zip(hu.shape, crop, strict=True)]
-    draw = rng.random()
-    if draw < 1 / 3 and bleed.any():
-        candidates = bleed
-    elif draw < 2 / 3:
-        candidates = (hu > 45) & (hu < 120) & ~bleed
+@dataclass(frozen=True)
+class _Head:
+    """A pooled head on the model grid and the voxels its crops centre on."""
+
+    hu: np.ndarray
+    bleed: np.ndarray
+    targets: dict[str, np.ndarray]  # kind of crop -> (n, 3) voxel indices
+
+
+# Where crops centre: a bleed; an interior look-alike (blood-dense but not blood, away from the skull: the halo of
+# a calcification, a vessel, the falx, a dense sinus, beam hardening); the blurred brain-skull interface; anywhere.
+CROP_SHARES = {"bleed": 1 / 3, "interior": 1 / 4, "interface": 1 / 6, "anywhere": 1 / 4}
+_SKULL_MARGIN_MM = 6.0
+
+
+def _pooled(hu: np.ndarray, bleed: np.ndarray, spacing: tuple[float, ...]) -> _Head:
+    from scipy import ndimage
+
+    dense = (hu > 45) & (hu < 120) & ~bleed
+    bone, count = ndimage.label(hu > 300)
+    if count:
+        skull = bone == 1 + int(np.argmax(ndimage.sum_labels(np.ones_like(hu), bone, range(1, count + 1))))
+        near_skull = ndimage.distance_transform_edt(~skull, sampling=spacing) <= _SKULL_MARGIN_MM
     else:
-        candidates = None
-    if candidates is not None and candidates.any():
-        points = np.argwhere(candidates)
+        near_skull = np.zeros_like(bleed)
+    targets = {
+        "bleed": np.argwhere(bleed),
+        "interior": np.argwhere(dense & ~near_skull),
+        "interface": np.argwhere(dense & near_skull),
+    }
+    return _Head(hu, bleed, targets)
+
+
+def _crop_corner(rng: np.random.Generator, head: _Head, crop: tuple[int, ...]) -> tuple[int, ...]:
+    """A crop's corner, centred on a voxel of the kind CROP_SHARES draws (anywhere when the head has none)."""
+    limits = [max(n - c, 0) for n, c in zip(head.hu.shape, crop, strict=True)]
+    kind = str(rng.choice(list(CROP_SHARES), p=list(CROP_SHARES.values())))
+    points = head.targets.get(kind)
+    if points is not None and len(points):
         target = points[int(rng.integers(len(points)))]
         return tuple(int(np.clip(t - c // 2, 0, lim)) for t, c, lim in zip(target, crop, limits, strict=True))
     return tuple(int(rng.integers(lim + 1)) for lim in limits)
