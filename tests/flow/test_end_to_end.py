@@ -16,6 +16,7 @@ import pydicom
 import pytest
 
 from dicomnode.demo.run import STUDIES, write_study
+from models.registry import builtin_spec
 from tests.support.helpers import CHILD_ENV, READERS, node_cli, storescu, wait_for
 from tests.support.pacs import StoreSCP
 from tests.support.pipeline import analysis_overrides, rule
@@ -102,7 +103,7 @@ def test_scanner_push_to_pacs_results_and_reordered_worklist(
     trail = [json.loads(line) for line in node_cli(node, "audit", bleed, "--json").stdout.splitlines()]
     acts = [(a["action"], a["actor"]) for a in trail]
     assert acts[0] == ("received", "STORESCU") and "32 instances from STORESCU@127.0.0.1" in trail[0]["detail"]
-    assert ("analysed", "ct-hemorrhage 0.2.0") in acts
+    assert ("analysed", f"ct-hemorrhage {builtin_spec('ct-hemorrhage').version}") in acts
     assert sum(1 for a in acts if a == ("exported", pacs.destination)) == 3, "SR, SEG and key image, each once"
 
     log = node.log()

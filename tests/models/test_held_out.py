@@ -6,11 +6,10 @@ to keep the suite's time), films with a 768-1536 px longest side, every acquisit
 are synthetic figures: they say how the pipeline holds across acquisitions, not that the models work on
 patients.
 
-The issue's targets (AUC >= 0.95, sensitivity and specificity >= 0.90, ECE <= 0.08) are NOT met yet. Measured
-on this set: cxr-pneumothorax 0.2.0 AUC 0.94, sensitivity 0.88, specificity 0.83, ECE 0.09; the floors below
-sit under those figures, so a retrain or a pipeline change that makes it worse fails here. The shipped
-ct-hemorrhage 0.2.0 (trained on fixed-geometry phantoms) is at chance on this set (AUC 0.52): no floor is
-asserted for it, only that the set is scored across acquisitions (README, "Models").
+The issue's targets are AUC >= 0.95, sensitivity and specificity >= 0.90, ECE <= 0.08. Measured on this set:
+ct-hemorrhage 0.4.0 AUC 0.96, sensitivity 0.93, specificity 0.94, ECE 0.11 (ECE not met);
+cxr-pneumothorax 0.2.0 AUC 0.94, sensitivity 0.88, specificity 0.83, ECE 0.09 (not met). The floors below sit
+under those figures, so a retrain or a pipeline change that makes either worse fails here (README, "Models").
 """
 
 from __future__ import annotations
@@ -21,9 +20,10 @@ from models.detector import Detector
 from models.phantom_evaluation import TEST_SEED, chest_cases, ct_head_cases, evaluate
 
 FLOORS = {
+    "ct-hemorrhage": {"auc": 0.92, "sensitivity": 0.85, "specificity": 0.85},
     "cxr-pneumothorax": {"auc": 0.90, "sensitivity": 0.80, "specificity": 0.75},
 }
-MAX_ECE = {"cxr-pneumothorax": 0.15}
+MAX_ECE = {"ct-hemorrhage": 0.15, "cxr-pneumothorax": 0.15}
 
 
 def above_floors(name: str, figures: dict) -> None:
@@ -39,10 +39,12 @@ def above_floors(name: str, figures: dict) -> None:
 def test_ct_hemorrhage_on_held_out_heads_at_scanner_geometries(ct_model: Detector) -> None:
     figures = evaluate(ct_model, ct_head_cases(TEST_SEED, 60, max_voxels=8e6))
     assert figures["cases"] == 60 and 20 <= figures["positives"] <= 40, figures
-    assert figures["unreadable"] == [] and figures["out_of_scope"] == []
-    assert figures["lesions"] >= figures["positives"] and figures["auc_ci"][0] <= figures["auc"]
+    above_floors("ct-hemorrhage", figures)
+    assert figures["localised"] >= 0.85, figures
     thickness = figures["subgroups"]["slice thickness (mm)"]
     assert len(thickness) >= 3, thickness  # the set does span acquisitions
+    for group in figures["subgroups"]["matrix"].values():  # no matrix the detector cannot read
+        assert group["sensitivity"] >= 0.8 and group["specificity"] >= 0.75, figures["subgroups"]["matrix"]
 
 
 @pytest.mark.timeout(900)
