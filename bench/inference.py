@@ -100,7 +100,7 @@ def bench(name: str, paths: list[Path], device: str, runs: int) -> dict:
         **median,
         "pydicom_stack_s": round(peer_s, 3),
         "vs_pydicom_stack": round(median["total_s"] / peer_s, 2),
-        "target_s": TARGETS_S[name],
+        "target_s": round(TARGETS_S[name], 3),
         "device": device,
     }
 
