@@ -145,6 +145,7 @@ class Manifest(_Strict):
     body_parts: list[str] = Field(default_factory=list)
     contrast: Literal["with", "without", "any"] = "any"  # a study whose header says otherwise is out of scope
     field_of_view_mm: tuple[float, float] | None = None  # in-plane extent (min, max) of the images it reads
+    views: list[str] = Field(default_factory=list)  # radiographs: the View Position values it reads (PA, AP)
     weights: str | None = Field(default=None, min_length=1)
     format: Literal["pt2", "torchscript", "python"] = "pt2"
     network: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")  # python format: "module:Class"

@@ -128,6 +128,17 @@ def _contrast_given(header: Dataset) -> bool | None:
     return False if agent else None
 
 
+def _view(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
+    """A radiograph's View Position (PA, AP, LL, RL, ...) among the manifest's views; an empty one passes."""
+    if not manifest.views:
+        return None
+    stated = str(sources[0].get("ViewPosition", "") or "").strip().upper()
+    wanted = [v.upper() for v in manifest.views]
+    if not stated or stated in wanted:
+        return None
+    return f"View Position is {stated}; the model reads {', '.join(wanted)} films"
+
+
 def _field_of_view(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
     limits = manifest.field_of_view_mm
     if limits is None:
@@ -161,6 +172,7 @@ CHECKS: list[Callable[[ImageVolume, list[Dataset], Manifest], str | None]] = [
     _modality,
     _body_part,
     _contrast,
+    _view,
     _field_of_view,
     _head_ct_image,
 ]

@@ -109,3 +109,16 @@ def test_an_abdomen_radiograph_is_refused_by_the_chest_model(tmp_path: Path) -> 
         volume, sources = load_series_with_sources([path], spec.series_uid)
         reason = first_reason(volume, sources, CXR)
         assert (reason is not None and "Body Part Examined is ABDOMEN" in reason) == refused, reason
+
+
+def test_a_lateral_chest_film_is_refused_by_the_frontal_model_and_a_film_without_view_passes(tmp_path: Path) -> None:
+    p = chest_radiograph(np.random.default_rng(8), pneumothorax=False)
+    spec = SeriesSpec(modality="DX", body_part="CHEST", pixel_spacing_mm=p.spacing_mm[0])
+    expected = {"LL": "View Position is LL; the model reads PA, AP films", "ap": None, "": None, "PA": None}
+    for view, reason in expected.items():
+        ds = radiograph(spec, p.image)
+        ds.ViewPosition = view
+        path = tmp_path / f"view-{view or 'none'}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        volume, sources = load_series_with_sources([path], spec.series_uid)
+        assert first_reason(volume, sources, CXR) == reason, view
