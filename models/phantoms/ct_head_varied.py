@@ -14,14 +14,16 @@ Bleeds (50-90 HU) of five kinds: intraparenchymal blobs, subdural crescents,
 epidural lenses, subarachnoid layers over the surface and intraventricular
 blood. Look-alikes that are not bleeds: calcifications (much denser, small;
 the falx), vessels and a dense venous sinus (a little denser than brain), and
-beam hardening in the posterior fossa. No real data anywhere.
+beam hardening in the posterior fossa. No real data anywhere. The truth mask
+is the blood that stays visible after blur (not mixed into the skull:
+VISIBLE_MAX_HU); a lesion's volume is that of its visible part.
 
 Arrays are (slice, row, column) in Hounsfield units; `spacing_mm` matches.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -46,6 +48,9 @@ from models.phantoms.ct_head import (  # the units, the phantom and its geometry
 KINDS = ("intraparenchymal", "subdural", "epidural", "subarachnoid", "intraventricular")
 _KIND_WEIGHTS = (0.4, 0.2, 0.15, 0.15, 0.1)
 MODEL_VOXEL_MM3 = 5.0 * 1.5 * 1.5  # noise is drawn for this voxel and scaled to the grid's
+# The truth is the blood one can see: a voxel the blur mixed with the skull (subdural and epidural blood lies
+# against the inner table; thick slices mix it most) reads as bone, and no reader would segment it as blood.
+VISIBLE_MAX_HU = 150.0
 
 
 def ct_head(
@@ -74,8 +79,8 @@ def ct_head(
     mask = np.zeros(shape, dtype=bool)
     count = bleeds if bleeds is not None else int(rng.choice([0, 0, 1, 2]))
     anatomy = _Anatomy(grid, shape, spacing_mm, brain, skull, ventricles)
-    lesions = [_plant_bleed(rng, anatomy, hu, mask, kinds or KINDS) for _ in range(count)]
-    lesions = [lesion for lesion in lesions if lesion is not None]
+    drawn = [_plant_bleed(rng, anatomy, hu, mask, kinds or KINDS) for _ in range(count)]
+    drawn = [d for d in drawn if d is not None]
     planted = _plant_lookalikes(rng, anatomy, hu, mask) if lookalikes else []
 
     blur_mm = (rng.uniform(0.4, 1.0) * max(spacing_mm[0], 1.0), rng.uniform(0.6, 1.4), rng.uniform(0.6, 1.4))
@@ -83,7 +88,12 @@ def ct_head(
     noise_sd = rng.uniform(1.5, 6.0) * np.sqrt(MODEL_VOXEL_MM3 / float(np.prod(spacing_mm)))
     noise = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), sigma=(0.0, 0.6, 0.6))
     hu += noise * np.float32(min(noise_sd, 40.0) / max(float(noise.std()), 1e-6)) + np.float32(rng.uniform(-5, 5))
-    return HeadPhantom(hu.astype(np.float32), mask, spacing_mm, lesions, planted)
+    visible = hu <= VISIBLE_MAX_HU
+    lesions = [
+        replace(lesion, volume_ml=float((m & visible).sum() * np.prod(spacing_mm) / 1000.0)) for lesion, m in drawn
+    ]
+    lesions = [lesion for lesion in lesions if lesion.volume_ml > 0]
+    return HeadPhantom(hu.astype(np.float32), mask & visible, spacing_mm, lesions, planted)
 
 
 @dataclass(frozen=True)
@@ -151,7 +161,7 @@ def _ventricles(rng: np.random.Generator, grid: list[np.ndarray], shape: tuple[i
 
 def _plant_bleed(
     rng: np.random.Generator, a: _Anatomy, hu: np.ndarray, mask: np.ndarray, kinds: tuple[str, ...]
-) -> Lesion | None:
+) -> tuple[Lesion, np.ndarray] | None:
     weights = np.array([w for k, w in zip(KINDS, _KIND_WEIGHTS, strict=True) if k in kinds])
     kind = str(rng.choice([k for k in KINDS if k in kinds], p=weights / weights.sum()))
     density = float(rng.uniform(*BLEED))
@@ -167,7 +177,8 @@ def _plant_bleed(
     hu[lesion] = density
     mask |= lesion
     centre_vox = tuple(int(v) for v in np.argwhere(lesion).mean(axis=0).round())
-    return Lesion(kind, centre_vox, float(lesion.sum() * np.prod(a.spacing) / 1000.0), density)  # type: ignore[arg-type]
+    volume_ml = float(lesion.sum() * np.prod(a.spacing) / 1000.0)
+    return Lesion(kind, centre_vox, volume_ml, density), lesion  # type: ignore[arg-type]
 
 
 def _intraparenchymal(rng: np.random.Generator, a: _Anatomy) -> np.ndarray:
