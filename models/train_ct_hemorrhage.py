@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from models.detector import resample
 from models.phantoms.ct_head import ct_head as fixed_ct_head
@@ -116,12 +117,10 @@ _SKULL_MARGIN_MM = 6.0
 
 
 def _pooled(hu: np.ndarray, bleed: np.ndarray, spacing: tuple[float, ...]) -> _Head:
-    from scipy import ndimage
-
     dense = (hu > 45) & (hu < 120) & ~bleed
     bone, count = ndimage.label(hu > 300)
     if count:
-        skull = bone == 1 + int(np.argmax(ndimage.sum_labels(np.ones_like(hu), bone, range(1, count + 1))))
+        skull = bone == 1 + int(np.argmax(np.bincount(bone.ravel())[1:]))  # the largest bone: the skull
         near_skull = ndimage.distance_transform_edt(~skull, sampling=spacing) <= _SKULL_MARGIN_MM
     else:
         near_skull = np.zeros_like(bleed)
