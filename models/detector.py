@@ -196,7 +196,10 @@ def prepare(manifest: Manifest, x: torch.Tensor, spacing: tuple[float, ...]) -> 
         pads: list[int] = []
         for n, m in reversed(list(zip(size, pad_multiple, strict=True))):
             pads += [0, (-n) % m]
-        x = F.pad(x, pads, value=float(x.min()))
+        if manifest.preprocessing.pad == "edge":
+            x = F.pad(x, pads, mode="replicate")
+        else:
+            x = F.pad(x, pads, value=float(x.min()))
     return x, size
 
 

@@ -20,6 +20,7 @@ and the key. Torch-free, so the node can read manifests to route and rank.
     spacing_mm = [5.0, 1.0, 1.0]      # resample to (slice, row, column) spacing, or
     input_size = [32, 128, 128]       # resize to exactly this size (static-shape exports), or
     longest_side = 256                # 2D: resize keeping the aspect ratio
+    pad = "edge"                      # fill padding with the edge pixels (default "minimum")
     patch_size = [16, 80, 80]         # optional: sliding-window inference in patches of this size
 
     [[outputs]]                      # one per output channel, in channel order
@@ -78,6 +79,9 @@ class Preprocessing(_Strict):
     longest_side: int | None = Field(default=None, ge=8)  # 2D: fit into a square of this side (aspect kept), pad
     patch_size: tuple[int, ...] | None = None  # infer over windows of this size on the model grid (sliding window)
     pad_multiple: tuple[int, ...] | None = None  # pad each axis up to a multiple (networks that pool)
+    # what fills the padding: the image's minimum, or its edge pixels repeated (an anatomy cut by the film's
+    # border then continues instead of meeting a band darker than air, which looks like a pneumothorax rim)
+    pad: Literal["minimum", "edge"] = "minimum"
 
     @model_validator(mode="after")
     def _one_intensity_mapping(self) -> Preprocessing:

@@ -8,7 +8,7 @@ patients.
 
 The issue's targets are AUC >= 0.95, sensitivity and specificity >= 0.90, ECE <= 0.08. Measured on this set:
 ct-hemorrhage 0.4.0 AUC 0.97, sensitivity 1.00, specificity 0.97, ECE 0.14 (ECE not met);
-cxr-pneumothorax 0.2.0 AUC 0.94, sensitivity 0.88, specificity 0.83, ECE 0.09 (not met). The floors below sit
+cxr-pneumothorax 0.3.0 AUC 0.98, sensitivity 0.94, specificity 0.94, ECE 0.07 (met). The floors below sit
 under those figures, so a retrain or a pipeline change that makes either worse fails here (README, "Models").
 """
 
@@ -21,9 +21,9 @@ from models.phantom_evaluation import TEST_SEED, chest_cases, ct_head_cases, eva
 
 FLOORS = {
     "ct-hemorrhage": {"auc": 0.93, "sensitivity": 0.90, "specificity": 0.90},
-    "cxr-pneumothorax": {"auc": 0.90, "sensitivity": 0.80, "specificity": 0.75},
+    "cxr-pneumothorax": {"auc": 0.95, "sensitivity": 0.89, "specificity": 0.89},
 }
-MAX_ECE = {"ct-hemorrhage": 0.2, "cxr-pneumothorax": 0.15}
+MAX_ECE = {"ct-hemorrhage": 0.2, "cxr-pneumothorax": 0.1}
 
 
 def above_floors(name: str, figures: dict) -> None:
@@ -51,8 +51,8 @@ def test_ct_hemorrhage_on_held_out_heads_at_scanner_geometries(ct_model: Detecto
 def test_cxr_pneumothorax_on_held_out_films_at_detector_geometries(cxr_model: Detector) -> None:
     figures = evaluate(cxr_model, chest_cases(TEST_SEED, 100, sizes=(768, 1536)))
     above_floors("cxr-pneumothorax", figures)
-    assert figures["localised"] >= 0.8, figures
+    assert figures["localised"] >= 0.85, figures
     edge = figures["subgroups"]["field"]
     assert set(edge) == {"air around", "soft tissue to the edge"}, edge
-    for group in edge.values():  # the old model flagged every film with soft tissue to the edge
-        assert group["specificity"] >= 0.6, edge
+    for group in edge.values():  # 0.1.0 flagged every film with soft tissue to the edge, 0.2.0 one in four
+        assert group["specificity"] >= 0.85, edge

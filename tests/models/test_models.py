@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.detector import Detector, ShapeMismatch
+from models.detector import Detector, ShapeMismatch, prepare
 from models.evaluation import fit_platt, roc_curve
 from models.findings import Finding, Measurement
 from models.geometry import longest_diameter_mm
@@ -95,6 +95,20 @@ def test_a_full_size_radiograph_is_read_at_the_model_size_and_boxed_on_the_full_
     findings = cxr_model.predict(as_volume(big[None], (1.0, 0.175, 0.175), "DX"))
     assert findings and overlaps(findings[0], np.kron(p.pneumothorax_mask, np.ones((8, 8), bool))[None])
     assert findings[0].bbox[4] > 256 or findings[0].bbox[5] > 256  # on the 2048 grid, not the 256 one
+
+
+def test_a_wide_film_is_padded_with_its_edge_pixels_so_a_lung_cut_by_the_border_meets_no_dark_band() -> None:
+    manifest = builtin_spec("cxr-pneumothorax").manifest
+    assert manifest.preprocessing.pad == "edge"
+    film = torch.linspace(0.0, 1.0, 300).repeat(200, 1)[None, None]  # 200 x 300: padded below to a square
+    x, size = prepare(manifest, film, (1.0, 1.0))
+    assert tuple(x.shape[2:]) == (256, 256) and size == (171, 256)
+    assert torch.equal(x[0, 0, size[0] :], x[0, 0, size[0] - 1 : size[0]].expand(256 - size[0], 256))
+    minimum = manifest.model_copy(
+        update={"preprocessing": manifest.preprocessing.model_copy(update={"pad": "minimum"})}
+    )
+    x, _ = prepare(minimum, film, (1.0, 1.0))
+    assert float(x[0, 0, size[0] :].max()) == float(x.min())
 
 
 def test_a_two_d_model_runs_a_ct_volume_slice_by_slice_in_batches(cxr_model: Detector) -> None:
