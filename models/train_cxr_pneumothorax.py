@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from models.detector import prepare
+from models.manifest import Manifest
 from models.phantoms.chest_xr import chest_radiograph
 from models.registry import builtin_spec
 from models.training import command_line, fit
@@ -48,7 +49,7 @@ def train(config: TrainConfig, out: Path | None = None, log=print) -> dict:  # n
     spec = builtin_spec("cxr-pneumothorax")
     rng = np.random.default_rng(config.seed)
     children = np.random.SeedSequence(config.seed).spawn(config.pool)
-    draw = partial(_prepared_film, config)
+    draw = partial(_prepared_film, config, spec.manifest)
     with ProcessPoolExecutor(config.threads or None, mp_context=get_context("spawn")) as pool:
         images, masks = zip(*pool.map(draw, range(config.pool), children, chunksize=16), strict=True)
     log(f"{config.pool} films prepared")
@@ -64,10 +65,11 @@ def train(config: TrainConfig, out: Path | None = None, log=print) -> dict:  # n
     return fit(spec, batch, config, out, log)
 
 
-def _prepared_film(config: TrainConfig, index: int, seed: np.random.SeedSequence) -> tuple[torch.Tensor, torch.Tensor]:
+def _prepared_film(
+    config: TrainConfig, manifest: Manifest, index: int, seed: np.random.SeedSequence
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One film of the pool as the network sees it, and its target padded alike (zeros)."""
     torch.set_num_threads(1)
-    manifest = builtin_spec("cxr-pneumothorax").manifest
     side = manifest.preprocessing.longest_side
     rng = np.random.default_rng(seed)
     native = index < config.native_share * config.pool
