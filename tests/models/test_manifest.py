@@ -56,6 +56,10 @@ def test_a_valid_manifest_loads(tmp_path: Path) -> None:
         (('modalities = ["CT"]', "modalities = []"), r"modalities: List should have at least 1 item"),
         (("width = 80", "width = 0"), r"preprocessing\.window\.width"),
         (("spacing_mm = [5.0, 1.0, 1.0]", "spacing_mm = [5.0, 0, 1.0]"), r"spacing_mm: .*above 0 mm"),
+        (
+            ("[preprocessing]", '[preprocessing]\npad = "zero"'),
+            r"preprocessing\.pad: Input should be 'minimum' or 'edge'",
+        ),
         (('version = "1.0.0"', 'version = "1.0.0"\ncolour = "blue"'), r"colour: Extra inputs are not permitted"),
         (('name = "ct-hemorrhage"', 'name = "CT Hemorrhage!"'), r"name: String should match pattern"),
         (('weights = "w.pt2"', 'weights = "missing.pt2"'), r"weights: file not found"),
