@@ -3,7 +3,7 @@
 preprocess (resample to the manifest's spacing or size, window or normalise,
 pad) -> network, whole or in sliding windows -> sigmoid -> per output class:
 connected regions of the probability map -> back to the volume's own voxel
-grid (refined on its values) -> measurements, density, calibration ->
+grid (refined on its values) -> grown into the image (optional) -> measurements, density, calibration ->
 candidates; those at or above the threshold are the findings. 2D models run
 on batches of slices. CUDA runs under autocast; CPU under inference_mode with
 the threads the worker set.
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from models.findings import Finding, Measurement
 from models.geometry import longest_diameter_mm
+from models.growth import grow
 from models.image import ImageVolume
 from models.manifest import Manifest, OutputClass
 from models.orientation import canonical
@@ -82,7 +83,8 @@ class Detector:
         for output, prob in zip(self.manifest.outputs, maps, strict=True):
             below = math.nextafter(output.threshold, 0.0)  # unrounded, so it stays below the threshold
             candidates = list(self._candidates(output, prob, volume))
-            findings += [c.finding for c in candidates if c.finding is not None and c.probability >= output.threshold]
+            reported = [c.finding for c in candidates if c.finding is not None and c.probability >= output.threshold]
+            findings += _merged(output, reported, volume) if output.growth is not None else reported
             nothing = min(float(prob.max()), math.nextafter(output.mask_threshold, 0.0))  # no region at all
             scores[output.label] = max(
                 (c.probability if c.finding is not None else min(c.probability, below) for c in candidates),
@@ -165,9 +167,13 @@ class Detector:
             weight = _density_weight(output, *(refined if refined[1].any() else (bbox, mask)), volume.array)
             weight *= _size_weight(output, refined[1], volume)
             probability = round(output.calibration.apply(raw * weight), 4)
+            keep_mask = self.manifest.task == "segmentation"
             finding = None
             if weight > 0 and refined[1].any():
-                finding = _finding(output, probability, *refined, volume, self.manifest.task == "segmentation")
+                finding = _finding(output, probability, *refined, volume, keep_mask)
+            if finding is not None and output.growth is not None:  # scored as the network saw it, measured grown
+                grown = grow(volume.array, volume.spacing_mm, *refined, output.growth, output.value_range)
+                finding = _finding(output, probability, *grown, volume, keep_mask)
             yield Candidate(probability, finding)
 
     def _whole_image_finding(self, output: OutputClass, prob: np.ndarray, volume: ImageVolume) -> Finding:
@@ -347,6 +353,38 @@ def _finding(
         mask if keep_mask else None,
         output.finding_site,
     )
+
+
+def _merged(output: OutputClass, findings: list[Finding], volume: ImageVolume) -> list[Finding]:
+    """Grown regions that share voxels are one lesion (two fragments the network saw of one subdural grow into the
+    same crescent): one finding, with the higher probability, measured once."""
+    kept: list[Finding] = []
+    for finding in sorted(findings, key=lambda f: -f.probability):
+        while (other := next((k for k in kept if _overlap(k, finding)), None)) is not None:
+            kept.remove(other)
+            finding = _union(output, other, finding, volume)
+        kept.append(finding)
+    return kept
+
+
+def _overlap(a: Finding, b: Finding) -> bool:
+    lo = [max(p, q) for p, q in zip(a.bbox[:3], b.bbox[:3], strict=True)]
+    hi = [min(p, q) for p, q in zip(a.bbox[3:], b.bbox[3:], strict=True)]
+    if any(h <= low for low, h in zip(lo, hi, strict=True)) or a.mask is None or b.mask is None:
+        return False
+    window = [tuple(slice(low - o, h - o) for low, h, o in zip(lo, hi, f.bbox[:3], strict=True)) for f in (a, b)]
+    return bool((a.mask[window[0]] & b.mask[window[1]]).any())
+
+
+def _union(output: OutputClass, a: Finding, b: Finding, volume: ImageVolume) -> Finding:
+    lo = tuple(min(p, q) for p, q in zip(a.bbox[:3], b.bbox[:3], strict=True))
+    hi = tuple(max(p, q) for p, q in zip(a.bbox[3:], b.bbox[3:], strict=True))
+    mask = np.zeros(tuple(h - low for low, h in zip(lo, hi, strict=True)), dtype=bool)
+    for f in (a, b):
+        mask[tuple(slice(p - o, q - o) for p, q, o in zip(f.bbox[:3], f.bbox[3:], lo, strict=True))] |= f.mask
+    union = _finding(output, max(a.probability, b.probability), lo + hi, mask, volume, keep_mask=True)
+    assert union is not None  # larger than either part, so above the minimum size
+    return union
 
 
 def build_network(manifest: Manifest, weights: Path | None, device: str = "cpu") -> torch.nn.Module:

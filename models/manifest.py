@@ -28,6 +28,8 @@ and the key. Torch-free, so the node can read manifests to route and rank.
     code = { scheme = "SCT", value = "1386000", meaning = "Intracranial hemorrhage" }
     threshold = 0.5                  # calibrated probability at or above which a finding is reported
     urgency = 1.0                    # 0..1, weight of this finding in worklist ranking
+    value_range = [40, 120]          # optional: a region keeps its voxels in this range (sizes from the image)
+    growth = { margin_mm = 40, background = [15, 45], barrier = 300 }  # optional: grow regions into the image
 
 The network takes (N, 1, *spatial) float32 and returns logits: (N, C, *spatial)
 for segmentation and detection, (N, C) for classification, C = len(outputs).
@@ -119,6 +121,23 @@ class Calibration(_Strict):
         return 1.0 / (1.0 + math.exp(-(self.slope * math.log(p / (1 - p)) + self.intercept)))
 
 
+class Growth(_Strict):
+    """Grow each region into the image (models/growth.py): its mask and volume then follow the lesion, not only
+    the part the network saw. Needs the output's value_range and a 3D segmentation model."""
+
+    margin_mm: float = Field(gt=0, le=200)  # how far beyond the network's region the mask may grow
+    background: tuple[float, float]  # values of the tissue around a lesion (brain 15..45 HU): the edge is half way
+    barrier: float  # values at or above it (bone): partial volume beside them mimics the lesion, not grown through
+    barrier_mm: float = Field(default=2.0, ge=0)  # in-plane reach of that partial volume (and two slices in z)
+    open_mm: float = Field(default=1.0, ge=0)  # bridges thinner than twice this are cut before growing
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Growth:
+        if not self.background[0] < self.background[1] < self.barrier:
+            raise ValueError("growth needs background = [low, high] with low < high < barrier")
+        return self
+
+
 class OutputClass(_Strict):
     label: str = Field(min_length=1, max_length=64)
     code: Code
@@ -135,6 +154,7 @@ class OutputClass(_Strict):
     # Refine each region's mask on the volume's own grid: keep the voxels whose (lightly smoothed) value lies in
     # this range, e.g. [40, 100] HU for fresh blood, so sizes follow the image rather than the network's blur
     value_range: tuple[float, float] | None = None
+    growth: Growth | None = None  # grow regions into the image (needs value_range)
     calibration: Calibration = Field(default_factory=Calibration)
 
 
@@ -173,6 +193,11 @@ class Manifest(_Strict):
             value = getattr(prep, key)
             if value is not None and len(value) != self.dims:
                 raise ValueError(f"preprocessing.{key} needs {self.dims} values for a {self.dims}D model")
+        for output in self.outputs:
+            if output.growth is not None and (
+                output.value_range is None or self.dims != 3 or self.task != "segmentation"
+            ):
+                raise ValueError(f"output {output.label!r}: growth needs value_range and a 3D segmentation model")
         return self
 
     def output(self, label: str) -> OutputClass:

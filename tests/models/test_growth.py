@@ -1,0 +1,135 @@
+"""Growing a detected region into the image (models/growth.py): the mask follows the lesion the image shows, not
+the part the network saw, and does not run along the partial volume of the skull."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from models.detector import _finding, _merged
+from models.growth import grow
+from models.manifest import Growth, ManifestError, load_manifest
+from models.phantoms.ct_head_varied import ct_head
+from models.registry import builtin_spec
+from tests.models.test_models import as_volume
+
+SPACING = (5.0, 1.0, 1.0)
+GROWTH = Growth(margin_mm=40.0, background=(15.0, 45.0), barrier=300.0)
+BLOOD_RANGE = (40.0, 120.0)
+
+
+def subdural_head(
+    rng: np.random.Generator, shape: tuple[int, int, int] = (24, 192, 192), z_blur: float = 0.6
+) -> tuple[np.ndarray, ...]:
+    """A head (brain 35 HU in a 6 mm skull of 1000 HU, air outside) with a 10 mm crescent of 70 HU blood against
+    the inner table of its left side, blurred and noisy like a 5 mm scan. Returns the HU and the visible crescent:
+    the blood the blur did not mix into bone (under 150 HU), as the phantoms' truth is."""
+    z, y, x = np.meshgrid(
+        *[(np.arange(n) - n / 2 + 0.5) * s for n, s in zip(shape, SPACING, strict=True)], indexing="ij"
+    )
+    r_brain = np.sqrt((z / 50) ** 2 + (y / 80) ** 2 + (x / 70) ** 2)
+    r_skull = np.sqrt((z / 56) ** 2 + (y / 86) ** 2 + (x / 76) ** 2)
+    brain, skull = r_brain <= 1.0, r_skull <= 1.0
+    inner = np.sqrt((z / 40) ** 2 + (y / 70) ** 2 + (x / 60) ** 2) <= 1.0
+    crescent = brain & ~inner & (x > 20) & (np.abs(z) < 30) & (np.abs(y) < 50)
+    hu = np.full(shape, -1000.0, dtype=np.float32)
+    hu[skull] = 1000.0
+    hu[brain] = 35.0
+    hu[crescent] = 70.0
+    hu = ndimage.gaussian_filter(hu, sigma=(z_blur, 1.0, 1.0))
+    visible = crescent & (hu <= 150.0)
+    hu += rng.normal(0.0, 4.0, shape).astype(np.float32)
+    return hu, visible
+
+
+def seed_in(crescent: np.ndarray, part: slice) -> tuple[tuple[int, ...], np.ndarray]:
+    """A piece of the crescent (the rows `part`): what a network that saw part of it would give."""
+    piece = np.zeros_like(crescent)
+    piece[:, part] = crescent[:, part]
+    box = tuple(slice(int(ix.min()), int(ix.max()) + 1) for ix in np.nonzero(piece))
+    return tuple(b.start for b in box) + tuple(b.stop for b in box), piece[box]
+
+
+def as_full(bbox: tuple[int, ...], mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    full = np.zeros(shape, dtype=bool)
+    full[tuple(slice(a, b) for a, b in zip(bbox[:3], bbox[3:], strict=True))] = mask
+    return full
+
+
+def test_a_region_the_network_saw_in_part_grows_to_the_whole_crescent() -> None:
+    hu, crescent = subdural_head(np.random.default_rng(1))
+    rows = np.nonzero(crescent.any(axis=(0, 2)))[0]
+    middle = rows[0] + 2 * len(rows) // 5
+    bbox, seed = seed_in(crescent, slice(middle, middle + len(rows) // 5))  # the middle fifth
+    assert seed.sum() < 0.25 * crescent.sum()
+
+    grown = as_full(*grow(hu, SPACING, bbox, seed, GROWTH, BLOOD_RANGE), hu.shape)
+
+    assert 0.8 <= grown.sum() / crescent.sum() <= 1.25, grown.sum() / crescent.sum()
+    assert (grown & crescent).sum() >= 0.8 * crescent.sum()
+    assert not grown[..., : hu.shape[2] // 2].any()  # nothing on the right side: it did not run along the skull
+
+
+@pytest.mark.parametrize("seed", [10, 14])
+def test_the_barrier_keeps_the_mask_off_the_partial_volume_of_the_skull(seed: int) -> None:
+    """Phantom subdurals on 5 mm slices whose growth without the barrier (a barrier no voxel reaches) runs into
+    the partial volume of the skull: blood-like values that are not blood."""
+    p = ct_head(
+        np.random.default_rng(seed), (32, 256, 256), (5.0, 0.9, 0.9), bleeds=1, kinds=("subdural",), lookalikes=False
+    )
+    rows = np.nonzero(p.bleed_mask.any(axis=(0, 2)))[0]
+    middle = rows[0] + 2 * len(rows) // 5
+    bbox, seed_mask = seed_in(p.bleed_mask, slice(middle, middle + len(rows) // 5))
+    unguarded = GROWTH.model_copy(update={"barrier": 1e6})
+
+    guarded = as_full(*grow(p.hu, p.spacing_mm, bbox, seed_mask, GROWTH, BLOOD_RANGE), p.hu.shape)
+    leaky = as_full(*grow(p.hu, p.spacing_mm, bbox, seed_mask, unguarded, BLOOD_RANGE), p.hu.shape)
+
+    truth = p.bleed_mask.sum()
+    assert (leaky & ~p.bleed_mask).sum() > 0.4 * truth
+    assert (guarded & ~p.bleed_mask).sum() < 0.15 * truth
+
+
+def test_nothing_to_grow_into_leaves_the_region_as_it_was() -> None:
+    hu = np.full((12, 64, 64), 35.0, dtype=np.float32)
+    hu[5:7, 30:36, 30:36] = 70.0
+    mask = np.ones((2, 6, 6), dtype=bool)
+    bbox, grown = grow(hu, SPACING, (5, 30, 30, 7, 36, 36), mask, GROWTH, BLOOD_RANGE)
+    assert bbox == (5, 30, 30, 7, 36, 36) and grown.all()
+
+
+def test_two_pieces_of_one_crescent_that_grow_into_it_are_one_finding_measured_once() -> None:
+    """The network saw both ends of a crescent as two regions: each grows into the whole crescent, and the
+    detector reports one finding, with the higher probability, whose volume is the crescent's."""
+    hu, crescent = subdural_head(np.random.default_rng(2))
+    rows = np.nonzero(crescent.any(axis=(0, 2)))[0]
+    output = builtin_spec("ct-hemorrhage").manifest.outputs[0]
+    volume = as_volume(hu, SPACING)
+    pieces = []
+    for probability, part in ((0.9, slice(rows[0] + 20, rows[0] + 35)), (0.7, slice(rows[-1] - 35, rows[-1] - 20))):
+        grown = grow(hu, SPACING, *seed_in(crescent, part), GROWTH, BLOOD_RANGE)
+        pieces.append(_finding(output, probability, *grown, volume, keep_mask=True))
+
+    merged = _merged(output, pieces, volume)
+
+    assert len(merged) == 1 and merged[0].probability == 0.9
+    true_ml = crescent.sum() * np.prod(SPACING) / 1000
+    assert 0.8 <= merged[0].measurement("volume") / true_ml <= 1.25, (merged[0].measurements, true_ml)
+    assert sum(p.measurement("volume") for p in pieces) > 1.3 * true_ml  # the overlap was counted twice
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("growth = { margin_mm = 40, background = [45, 15], barrier = 300 }", "low < high < barrier"),
+        ("growth = { margin_mm = 0, background = [15, 45], barrier = 300 }", "margin_mm"),
+    ],
+)
+def test_a_bad_growth_table_is_refused_naming_the_key(tmp_path, line: str, message: str) -> None:  # noqa: ANN001
+    source = builtin_spec("ct-hemorrhage").manifest_path.read_text()
+    start = source.index("growth = {")
+    path = tmp_path / "manifest.toml"
+    path.write_text(source[:start] + line + source[source.index("\n", start) :])
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(path)
