@@ -17,10 +17,12 @@ before growing, so the mask does not run along such a band either.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy import ndimage
 
 from models.manifest import Growth
 
+GRID_MM = 1.5  # grown on voxels no finer than the model's in-plane grid: a 300-slice head costs seconds otherwise
 SMOOTHING_MM = 1.0  # in-plane Gaussian sigma before thresholding: noise would otherwise fray the edge
 BARRIER_SLICES = 1  # partial volume reaches about one slice along z (a slice profile about as wide as the slice)
 
@@ -38,23 +40,68 @@ def grow(
     lo = [max(0, b - int(growth.margin_mm / s)) for b, s in zip(bbox[:3], spacing, strict=True)]
     hi = [min(n, b + int(growth.margin_mm / s)) for b, s, n in zip(bbox[3:], spacing, values.shape, strict=True)]
     box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    smooth = ndimage.gaussian_filter(
-        values[box].astype(np.float32), sigma=(0.0, SMOOTHING_MM / spacing[1], SMOOTHING_MM / spacing[2])
-    )
-    seed = np.zeros(smooth.shape, dtype=bool)
+    seed = np.zeros(values[box].shape, dtype=bool)
     seed[tuple(slice(a - o, b - o) for a, b, o in zip(bbox[:3], bbox[3:], lo, strict=True))] = mask
 
+    factors = tuple(max(1, int(GRID_MM // s)) for s in spacing)
+    coarse = _grown(
+        _blocks(values[box], factors, "mean"),
+        _blocks(seed, factors, "any"),
+        tuple(s * f for s, f in zip(spacing, factors, strict=True)),  # type: ignore[arg-type]
+        growth,
+        value_range,
+    )
+    grown = _upsampled(coarse, factors, seed.shape) | seed
+    tight = tuple(_extent(grown.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3))
+    out = tuple(o + t.start for o, t in zip(lo, tight, strict=True))
+    return out + tuple(o + t.stop for o, t in zip(lo, tight, strict=True)), grown[tight]
+
+
+def _grown(
+    values: np.ndarray,
+    seed: np.ndarray,
+    spacing: tuple[float, float, float],
+    growth: Growth,
+    value_range: tuple[float, float],
+) -> np.ndarray:
+    """The seed and the blood-dense voxels connected to it, off the barrier's partial volume."""
+    smooth = ndimage.gaussian_filter(values, sigma=(0.0, SMOOTHING_MM / spacing[1], SMOOTHING_MM / spacing[2]))
     edge = _edge_value(smooth, seed, growth.background, value_range[0])
     dense = (smooth >= edge) & (smooth <= value_range[1])
     core = dense & ~_near(smooth >= growth.barrier, growth.barrier_mm, spacing, BARRIER_SLICES)
-    core = ndimage.binary_opening(core, structure=_disk(growth.open_mm, spacing))
+    core = _opened(core, growth.open_mm, spacing)
 
     labels, _ = ndimage.label(core | seed)
     grown = np.isin(labels, np.unique(labels[seed])) & (core | seed)
-    grown |= _near(grown, growth.barrier_mm, spacing, BARRIER_SLICES) & dense
-    tight = tuple(slice(int(ix.min()), int(ix.max()) + 1) for ix in np.nonzero(grown))
-    out = tuple(o + t.start for o, t in zip(lo, tight, strict=True))
-    return out + tuple(o + t.stop for o, t in zip(lo, tight, strict=True)), grown[tight]
+    return grown | (_near(grown, growth.barrier_mm, spacing, BARRIER_SLICES) & dense)
+
+
+def _blocks(array: np.ndarray, factors: tuple[int, ...], reduce: str) -> np.ndarray:
+    """`array` in blocks of `factors` voxels (the last ones partial), each reduced to one: "mean" or "any"."""
+    if factors == (1, 1, 1):
+        return array
+    x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
+    pool = torch.nn.functional.avg_pool3d if reduce == "mean" else torch.nn.functional.max_pool3d
+    out = pool(x, kernel_size=factors, stride=factors, ceil_mode=True)[0, 0].numpy()
+    return out.astype(np.float32) if reduce == "mean" else out > 0
+
+
+def _extent(along: np.ndarray) -> slice:
+    where = np.flatnonzero(along)
+    return slice(int(where[0]), int(where[-1]) + 1)
+
+
+def _upsampled(mask: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """A coarse mask back on the fine grid of `shape`: its smooth (trilinear) outline, not the blocks."""
+    if factors == (1, 1, 1):
+        return mask
+    fine = torch.nn.functional.interpolate(
+        torch.from_numpy(mask.astype(np.float32))[None, None],
+        size=tuple(n * f for n, f in zip(mask.shape, factors, strict=True)),
+        mode="trilinear",
+        align_corners=False,
+    )[0, 0].numpy()
+    return fine[tuple(slice(0, n) for n in shape)] >= 0.5
 
 
 def _edge_value(smooth: np.ndarray, seed: np.ndarray, background: tuple[float, float], floor: float) -> float:
@@ -76,8 +123,9 @@ def _near(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float
     return (in_plane | along_z).view(bool)
 
 
-def _disk(radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
-    """An in-plane ellipse `radius_mm` across (at least one voxel), one slice thick."""
+def _opened(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Opening in-plane by a square `radius_mm` either side (at least one voxel): separable minimum then maximum
+    filters, for the speed a 300-slice head needs."""
     ry, rx = (max(1, round(radius_mm / s)) for s in spacing[1:])
-    y, x = np.ogrid[-ry : ry + 1, -rx : rx + 1]
-    return ((y / ry) ** 2 + (x / rx) ** 2 <= 1.0)[None]
+    size = (1, 2 * ry + 1, 2 * rx + 1)
+    return ndimage.maximum_filter(ndimage.minimum_filter(mask.view(np.uint8), size=size), size=size).view(bool)

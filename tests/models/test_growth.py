@@ -71,12 +71,11 @@ def test_a_region_the_network_saw_in_part_grows_to_the_whole_crescent() -> None:
     assert not grown[..., : hu.shape[2] // 2].any()  # nothing on the right side: it did not run along the skull
 
 
-@pytest.mark.parametrize("seed", [10, 14])
-def test_the_barrier_keeps_the_mask_off_the_partial_volume_of_the_skull(seed: int) -> None:
-    """Phantom subdurals on 5 mm slices whose growth without the barrier (a barrier no voxel reaches) runs into
+def test_the_barrier_keeps_the_mask_off_the_partial_volume_of_the_skull() -> None:
+    """A phantom subdural on 5 mm slices whose growth without the barrier (a barrier no voxel reaches) runs into
     the partial volume of the skull: blood-like values that are not blood."""
     p = ct_head(
-        np.random.default_rng(seed), (32, 256, 256), (5.0, 0.9, 0.9), bleeds=1, kinds=("subdural",), lookalikes=False
+        np.random.default_rng(14), (32, 256, 256), (5.0, 0.9, 0.9), bleeds=1, kinds=("subdural",), lookalikes=False
     )
     rows = np.nonzero(p.bleed_mask.any(axis=(0, 2)))[0]
     middle = rows[0] + 2 * len(rows) // 5
@@ -89,6 +88,7 @@ def test_the_barrier_keeps_the_mask_off_the_partial_volume_of_the_skull(seed: in
     truth = p.bleed_mask.sum()
     assert (leaky & ~p.bleed_mask).sum() > 0.4 * truth
     assert (guarded & ~p.bleed_mask).sum() < 0.15 * truth
+    assert (guarded & p.bleed_mask).sum() > 0.7 * truth
 
 
 def test_nothing_to_grow_into_leaves_the_region_as_it_was() -> None:
