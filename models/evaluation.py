@@ -3,6 +3,7 @@ with 95% confidence intervals (Wilson for proportions, a seeded percentile boots
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -144,3 +145,13 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
     fit = minimize(loss, x0=[1.0, 0.0], jac=True, method="L-BFGS-B", bounds=[(0.05, 20.0), (-50.0, 50.0)])
     return float(fit.x[0]), float(fit.x[1])
+
+
+def fit_below_scale(raw: np.ndarray, labels: np.ndarray, platt: Callable[[float], float], below: float) -> float:
+    """The factor on calibrated probabilities of raw scores under `below`: the observed rate of positives among
+    those studies over the mean probability `platt` gives them (1 without such studies), within 0.05..1."""
+    low = raw < below
+    if not low.any():
+        return 1.0
+    expected = float(sum(platt(float(r)) for r in raw[low]))
+    return float(np.clip(labels[low].sum() / max(expected, 1e-9), 0.05, 1.0))

@@ -109,16 +109,22 @@ class Preprocessing(_Strict):
 
 
 class Calibration(_Strict):
-    """Platt scaling of the network's probability: sigmoid(slope * logit(p) + intercept)."""
+    """Platt scaling of the network's probability, sigmoid(slope * logit(p) + intercept), and for scores under
+    `below` (the mask threshold: no region the network is sure of) a factor `below_scale` <= 1 on top. One
+    sigmoid fitted over all studies gave a CT head with no sure region 0.15-0.3, where 3 of 40 such validation
+    heads bled; the factor is their observed rate over the sigmoid's. It keeps the order."""
 
     slope: float = Field(default=1.0, gt=0)  # above 0, so calibration never reorders findings
     intercept: float = 0.0
+    below: float = Field(default=0.0, ge=0.0, le=1.0)
+    below_scale: float = Field(default=1.0, gt=0.0, le=1.0)  # at most 1, so the order is kept
 
     def apply(self, p: float) -> float:
+        scale = self.below_scale if p < self.below else 1.0
         if (self.slope, self.intercept) == (1.0, 0.0):
-            return p
-        p = min(max(p, 1e-7), 1 - 1e-7)
-        return 1.0 / (1.0 + math.exp(-(self.slope * math.log(p / (1 - p)) + self.intercept)))
+            return p * scale
+        q = min(max(p, 1e-7), 1 - 1e-7)
+        return scale / (1.0 + math.exp(-(self.slope * math.log(q / (1 - q)) + self.intercept)))
 
 
 class Growth(_Strict):

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from models.detector import Detector
-from models.evaluation import dice, fit_platt, report, roc_curve, wilson
+from models.evaluation import dice, fit_below_scale, fit_platt, report, roc_curve, wilson
 from models.image import ImageVolume, axial_affine
 from models.manifest import Calibration, Manifest
 
@@ -281,13 +281,20 @@ def evaluate(model: Detector, cases: Iterable[Case], on_case: Callable[[], None]
 
 
 def calibrate(detector: Detector, cases: Iterable[Case], manifest_path: Path) -> Calibration:
-    """Fit Platt scaling of the first output on `cases` (scored uncalibrated) and write it into the manifest."""
+    """Fit the first output's calibration on `cases` (scored uncalibrated) and write it into the manifest: Platt
+    scaling, then the factor for studies under the mask threshold (Calibration)."""
     raw = Detector(uncalibrated(detector.manifest), detector.net, str(detector.device), detector.uid)
     scored = score_cases(raw, cases)
-    slope, intercept = fit_platt(scored.scores, scored.labels)
-    calibration = Calibration(slope=round(slope, 4), intercept=round(intercept, 4))
+    calibration = fit_calibration(scored.scores, scored.labels, detector.manifest.outputs[0].mask_threshold)
     write_calibration(manifest_path, calibration)
     return calibration
+
+
+def fit_calibration(raw: np.ndarray, labels: np.ndarray, below: float) -> Calibration:
+    slope, intercept = fit_platt(raw, labels)
+    platt = Calibration(slope=round(slope, 4), intercept=round(intercept, 4))
+    scale = fit_below_scale(raw, labels, platt.apply, below)
+    return platt.model_copy(update={"below": below, "below_scale": round(scale, 4)})
 
 
 def uncalibrated(manifest: Manifest) -> Manifest:
@@ -303,7 +310,10 @@ def write_calibration(manifest_path: Path, calibration: Calibration) -> None:
     text = manifest_path.read_text()
     if len(_CALIBRATION_LINE.findall(text)) != 1:
         raise ValueError(f"{manifest_path}: expected exactly one 'calibration = {{...}}' line to update")
-    line = f"calibration = {{ slope = {calibration.slope}, intercept = {calibration.intercept} }}"
+    line = (
+        f"calibration = {{ slope = {calibration.slope}, intercept = {calibration.intercept}, "
+        f"below = {calibration.below}, below_scale = {calibration.below_scale} }}"
+    )
     manifest_path.write_text(_CALIBRATION_LINE.sub(line, text))
 
 

@@ -7,7 +7,8 @@ are synthetic figures: they say how the pipeline holds across acquisitions, not 
 patients.
 
 The issue's targets are AUC >= 0.95, sensitivity and specificity >= 0.90, ECE <= 0.08. Measured on this set:
-ct-hemorrhage 0.5.0 AUC 0.97, sensitivity 1.00, specificity 0.97, ECE 0.14 (ECE not met), reported/true volume a
+ct-hemorrhage 0.5.0 AUC 0.97, sensitivity 1.00, specificity 0.97, ECE 0.12 (not met; 0.14 before the factor
+under the mask threshold, models/manifest.Calibration), reported/true volume a
 median 0.97 with 38% of positives within +-25% (0.4.0, whose masks were the network's alone: 0.46 and 14%),
 lesion-level sensitivity 0.46;
 cxr-pneumothorax 0.3.0 AUC 0.98, sensitivity 0.94, specificity 0.94, ECE 0.07 (met). The floors below sit
@@ -25,7 +26,7 @@ FLOORS = {
     "ct-hemorrhage": {"auc": 0.93, "sensitivity": 0.90, "specificity": 0.90},
     "cxr-pneumothorax": {"auc": 0.95, "sensitivity": 0.89, "specificity": 0.89},
 }
-MAX_ECE = {"ct-hemorrhage": 0.2, "cxr-pneumothorax": 0.1}
+MAX_ECE = {"ct-hemorrhage": 0.15, "cxr-pneumothorax": 0.1}
 
 
 def above_floors(name: str, figures: dict) -> None:

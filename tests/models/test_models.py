@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from models.detector import Detector, ShapeMismatch, prepare
-from models.evaluation import fit_platt, roc_curve
+from models.evaluation import fit_below_scale, fit_platt, roc_curve
 from models.findings import Finding, Measurement
 from models.geometry import longest_diameter_mm
 from models.image import ImageVolume, axial_affine
 from models.manifest import Calibration, Code, load_manifest
-from models.phantom_evaluation import uncalibrated, write_calibration
+from models.phantom_evaluation import fit_calibration, uncalibrated, write_calibration
 from models.phantoms.chest_xr import chest_radiograph
 from models.phantoms.ct_head import ct_head
 from models.registry import builtin_spec
@@ -155,6 +156,32 @@ def test_platt_scaling_recovers_a_known_miscalibration_and_stays_finite_when_sep
     assert calibrated.apply(0.9) < 0.9 and Calibration().apply(0.9) == 0.9
 
 
+def test_studies_with_no_sure_region_are_calibrated_to_the_rate_observed_among_them() -> None:
+    """One sigmoid over all studies overstates the studies under the mask threshold (1 in 20 positive here).
+    The factor brings them to their observed rate, keeps every study's order and leaves the rest."""
+    rng = np.random.default_rng(3)
+    low, high = rng.uniform(0.05, 0.45, 200), rng.uniform(0.55, 1.0, 200)
+    raw = np.concatenate([low, high])
+    labels = np.concatenate([rng.random(200) < 0.05, rng.random(200) < high])
+    calibration = fit_calibration(raw, labels, below=0.5)
+    platt = Calibration(slope=calibration.slope, intercept=calibration.intercept)
+
+    assert calibration.below == 0.5 and 0.05 <= calibration.below_scale < 1.0
+    assert np.mean([platt.apply(float(r)) for r in low]) > 1.3 * labels[:200].mean()  # the sigmoid alone
+    calibrated = np.array([calibration.apply(float(r)) for r in raw])
+    assert calibrated[:200].mean() == pytest.approx(labels[:200].mean(), abs=0.01)
+    assert all(calibration.apply(float(r)) == platt.apply(float(r)) for r in high)
+    order = np.argsort(raw)
+    assert np.all(np.diff(calibrated[order]) >= 0)
+    assert fit_below_scale(high, labels[200:], platt.apply, 0.5) == 1.0  # no study under it: no factor
+
+
+def test_a_calibration_that_would_raise_or_zero_low_scores_is_refused() -> None:
+    for scale in (0.0, 1.5):
+        with pytest.raises(ValidationError):
+            Calibration(slope=1.0, intercept=0.0, below=0.5, below_scale=scale)
+
+
 def test_roc_curve_points() -> None:
     fpr, tpr = roc_curve(np.array([0.9, 0.8, 0.3, 0.1]), np.array([True, False, True, False]))
     assert list(fpr) == [0.0, 0.0, 0.5, 0.5, 1.0] and list(tpr) == [0.0, 0.5, 0.5, 1.0, 1.0]
@@ -165,9 +192,10 @@ def test_calibration_is_written_into_the_manifest_keeping_the_rest(tmp_path: Pat
     copy = tmp_path / "manifest.toml"
     shutil.copy(spec.manifest_path, copy)
     shutil.copy(spec.weights_path, tmp_path / "weights.pt")
-    write_calibration(copy, Calibration(slope=0.5, intercept=-0.25))
+    fitted = Calibration(slope=0.5, intercept=-0.25, below=0.5, below_scale=0.4)
+    write_calibration(copy, fitted)
     written = load_manifest(copy)
-    assert written.outputs[0].calibration == Calibration(slope=0.5, intercept=-0.25)
+    assert written.outputs[0].calibration == fitted
     assert uncalibrated(written).outputs[0].calibration == Calibration()
     assert written.model_copy(update={"outputs": spec.manifest.outputs}) == spec.manifest
 
