@@ -9,7 +9,7 @@ up to `margin_mm` beyond the region's box.
 
 Partial volume next to a much denser structure (bone next to brain) reads like the lesion: a band of voxels
 against the skull's inner table in every head, and a wide one where thick slices cut the skull obliquely. Voxels
-within `barrier_mm` in-plane or two slices of the barrier are not grown through; after growing, the mask takes
+within `barrier_mm` in-plane or one slice of the barrier are not grown through; after growing, the mask takes
 those of them that touch it, so blood against the skull is still measured. A thin bridge (under `open_mm`) is cut
 before growing, so the mask does not run along such a band either.
 """
@@ -83,7 +83,7 @@ def _blocks(array: np.ndarray, factors: tuple[int, ...], reduce: str) -> np.ndar
     x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
     pool = torch.nn.functional.avg_pool3d if reduce == "mean" else torch.nn.functional.max_pool3d
     out = pool(x, kernel_size=factors, stride=factors, ceil_mode=True)[0, 0].numpy()
-    return out.astype(np.float32) if reduce == "mean" else out > 0
+    return out if reduce == "mean" else out > 0
 
 
 def _extent(along: np.ndarray) -> slice:
@@ -116,7 +116,7 @@ def _near(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float
     """Voxels within `radius_mm` in-plane of `mask` in their own slice, or within `slices` above or below it:
     partial volume reaches across a slice's plane and along its thickness, not diagonally. Separable maximum
     filters (binary dilation by a footprint took seconds on a 512 x 512 head)."""
-    ry, rx = (max(1, round(radius_mm / s)) for s in spacing[1:])
+    ry, rx = _radius(radius_mm, spacing)
     as_bytes = mask.view(np.uint8)
     in_plane = ndimage.maximum_filter(as_bytes, size=(1, 2 * ry + 1, 2 * rx + 1))
     along_z = ndimage.maximum_filter(as_bytes, size=(2 * slices + 1, 1, 1))
@@ -126,6 +126,14 @@ def _near(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float
 def _opened(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
     """Opening in-plane by a square `radius_mm` either side (at least one voxel): separable minimum then maximum
     filters, for the speed a 300-slice head needs."""
-    ry, rx = (max(1, round(radius_mm / s)) for s in spacing[1:])
+    ry, rx = _radius(radius_mm, spacing)
     size = (1, 2 * ry + 1, 2 * rx + 1)
     return ndimage.maximum_filter(ndimage.minimum_filter(mask.view(np.uint8), size=size), size=size).view(bool)
+
+
+def _radius(radius_mm: float, spacing: tuple[float, float, float]) -> tuple[int, int]:
+    """A radius in (row, column) voxels: at least one, unless it is 0."""
+    if radius_mm <= 0:
+        return 0, 0
+    ry, rx = (max(1, round(radius_mm / s)) for s in spacing[1:])
+    return ry, rx
