@@ -12,7 +12,7 @@ from models.growth import grow
 from models.manifest import Growth, ManifestError, load_manifest
 from models.phantoms.ct_head_varied import ct_head
 from models.registry import builtin_spec
-from tests.models.test_models import as_volume
+from tests.support.volumes import as_volume
 
 SPACING = (5.0, 1.0, 1.0)
 GROWTH = Growth(margin_mm=40.0, background=(15.0, 45.0), barrier=300.0)

@@ -14,25 +14,15 @@ from models.detector import Detector, ShapeMismatch, prepare
 from models.evaluation import fit_below_scale, fit_platt, roc_curve
 from models.findings import Finding, Measurement
 from models.geometry import longest_diameter_mm
-from models.image import ImageVolume, axial_affine
+from models.image import ImageVolume
 from models.manifest import Calibration, Code, load_manifest
 from models.phantom_evaluation import fit_calibration, uncalibrated, write_calibration
 from models.phantoms.chest_xr import chest_radiograph
 from models.phantoms.ct_head import ct_head
 from models.registry import builtin_spec
+from tests.support.volumes import as_volume
 
 CODE = Code(scheme="SCT", value="1386000", meaning="Intracranial hemorrhage")
-
-
-def as_volume(array: np.ndarray, spacing: tuple[float, float, float], modality: str = "CT") -> ImageVolume:
-    return ImageVolume(
-        array.astype(np.float32),
-        spacing,
-        axial_affine(spacing),
-        "1.2.3",
-        modality,
-        tuple(f"1.2.3.{i}" for i in range(len(array))),
-    )
 
 
 def overlaps(finding: Finding, truth: np.ndarray) -> bool:
