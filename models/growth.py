@@ -40,21 +40,22 @@ def grow(
     lo = [max(0, b - int(growth.margin_mm / s)) for b, s in zip(bbox[:3], spacing, strict=True)]
     hi = [min(n, b + int(growth.margin_mm / s)) for b, s, n in zip(bbox[3:], spacing, values.shape, strict=True)]
     box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    seed = np.zeros(values[box].shape, dtype=bool)
-    seed[tuple(slice(a - o, b - o) for a, b, o in zip(bbox[:3], bbox[3:], lo, strict=True))] = mask
-
     factors = tuple(max(1, int(GRID_MM // s)) for s in spacing)
-    coarse = _grown(
-        _blocks(values[box], factors, "mean"),
-        _blocks(seed, factors, "any"),
-        tuple(s * f for s, f in zip(spacing, factors, strict=True)),  # type: ignore[arg-type]
-        growth,
-        value_range,
-    )
-    grown = _upsampled(coarse, factors, seed.shape) | seed
+    blocks = _blocks(values[box], factors)
+    seed = np.zeros(blocks.shape, dtype=bool)  # the blocks the region touches
+    seed[tuple(((np.argwhere(mask) + np.subtract(bbox[:3], lo)) // factors).T)] = True
+    coarse = _grown(blocks, seed, tuple(s * f for s, f in zip(spacing, factors, strict=True)), growth, value_range)  # type: ignore[arg-type]
+
+    # Back on the native grid, within the grown blocks' extent only (a 300-slice box is 18 M voxels).
+    extent = [_extent(coarse.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    start = [o + e.start * f for o, e, f in zip(lo, extent, factors, strict=True)]
+    stop = [min(h, o + e.stop * f) for h, o, e, f in zip(hi, lo, extent, factors, strict=True)]
+    grown = _upsampled(coarse[tuple(extent)], factors, tuple(b - a for a, b in zip(start, stop, strict=True)))
+    region = tuple(slice(a - s0, b - s0) for a, b, s0 in zip(bbox[:3], bbox[3:], start, strict=True))
+    grown[region] |= mask
     tight = tuple(_extent(grown.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3))
-    out = tuple(o + t.start for o, t in zip(lo, tight, strict=True))
-    return out + tuple(o + t.stop for o, t in zip(lo, tight, strict=True)), grown[tight]
+    first = tuple(s0 + t.start for s0, t in zip(start, tight, strict=True))
+    return first + tuple(s0 + t.stop for s0, t in zip(start, tight, strict=True)), grown[tight]
 
 
 def _grown(
@@ -76,14 +77,12 @@ def _grown(
     return grown | (_near(grown, growth.barrier_mm, spacing, BARRIER_SLICES) & dense)
 
 
-def _blocks(array: np.ndarray, factors: tuple[int, ...], reduce: str) -> np.ndarray:
-    """`array` in blocks of `factors` voxels (the last ones partial), each reduced to one: "mean" or "any"."""
+def _blocks(values: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    """The mean of each block of `factors` voxels (the last ones partial)."""
     if factors == (1, 1, 1):
-        return array
-    x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
-    pool = torch.nn.functional.avg_pool3d if reduce == "mean" else torch.nn.functional.max_pool3d
-    out = pool(x, kernel_size=factors, stride=factors, ceil_mode=True)[0, 0].numpy()
-    return out if reduce == "mean" else out > 0
+        return np.asarray(values, dtype=np.float32)
+    x = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None, None]
+    return torch.nn.functional.avg_pool3d(x, kernel_size=factors, stride=factors, ceil_mode=True)[0, 0].numpy()
 
 
 def _extent(along: np.ndarray) -> slice:
