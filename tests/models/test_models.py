@@ -133,6 +133,18 @@ def test_longest_diameter_of_a_rectangle() -> None:
     assert longest_diameter_mm(mask, (0.5, 0.5)) == pytest.approx(np.hypot(1.0, 3.5) + 0.5)
 
 
+def test_longest_diameter_is_that_of_the_widest_slice_whatever_the_order() -> None:
+    """Slices are visited by their bounding box's diagonal and skipped once it cannot beat the longest: an
+    L-shaped slice (long diagonal box, shorter real extent) must not hide a straight one."""
+    mask = np.zeros((3, 40, 40), bool)
+    mask[0, 0:30, 0:2] = mask[0, 28:30, 0:30] = True  # an L: box diagonal 41 px, longest chord about 41 px
+    mask[1, 5:6, 2:38] = True  # a bar: 35 px
+    mask[2, 0:1, 0:3] = True
+    expected = max(np.hypot(29, 29), 35.0) + 1.0
+    assert longest_diameter_mm(mask, (1.0, 1.0)) == pytest.approx(expected)
+    assert longest_diameter_mm(np.zeros((2, 5, 5), bool), (1.0, 1.0)) == 0.0
+
+
 def test_platt_scaling_recovers_a_known_miscalibration_and_stays_finite_when_separable() -> None:
     rng = np.random.default_rng(0)
     true_logit = rng.normal(0, 2, 4000)
