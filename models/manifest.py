@@ -110,7 +110,8 @@ class Preprocessing(_Strict):
 
 class Calibration(_Strict):
     """Platt scaling of the network's probability, sigmoid(slope * logit(p) + intercept), and for scores under
-    `below` (the mask threshold: no region the network is sure of) a factor `below_scale` <= 1 on top. One
+    `below` (fitted at the mask threshold: no region the network is sure of, or one its density and size weigh
+    down) a factor `below_scale` <= 1 on top. One
     sigmoid fitted over all studies gave a CT head with no sure region 0.15-0.3, where 3 of 40 such validation
     heads bled; the factor is their observed rate over the sigmoid's. It keeps the order."""
 
@@ -134,7 +135,7 @@ class Growth(_Strict):
     margin_mm: float = Field(gt=0, le=200)  # how far beyond the network's region the mask may grow
     background: tuple[float, float]  # values of the tissue around a lesion (brain 15..45 HU): the edge is half way
     barrier: float  # values at or above it (bone): partial volume beside them mimics the lesion, not grown through
-    barrier_mm: float = Field(default=2.0, ge=0)  # in-plane reach of that partial volume (and two slices in z)
+    barrier_mm: float = Field(default=2.0, ge=0)  # in-plane reach of that partial volume (and one slice in z)
     open_mm: float = Field(default=1.0, ge=0)  # bridges thinner than twice this are cut before growing
 
     @model_validator(mode="after")
