@@ -40,6 +40,7 @@ class Case:
     attributes: dict[str, str] = field(default_factory=dict)
     problem: str | None = None  # why the case is not scored: unreadable or out of scope
     refused: bool = False  # out of scope (the scope gate's answer), rather than unreadable
+    lesions: np.ndarray | None = None  # each true voxel's lesion (1, 2, ...), where the generator knows them
 
 
 @dataclass(frozen=True)
@@ -112,10 +113,8 @@ def _score(detector: Detector, label: str, case: Case) -> tuple[Row, np.ndarray]
     lesions = found_lesions = 0
     true_volume = None
     if case.truth is not None and case.truth.any():
-        # A lesion is a connected region of the truth, fragments within 2 voxels of each other counted as one.
-        joined = ndimage.binary_dilation(case.truth, iterations=2)
-        components, lesions = ndimage.label(joined)
-        components = np.where(case.truth, components, 0)
+        components = _lesions(case)
+        lesions = len(set(np.unique(components)) - {0})
         found_lesions = len(set(np.unique(components[found & case.truth])) - {0})
         true_volume = float(case.truth.sum() * volume.voxel_ml) if volume.array.shape[0] > 1 else None
     row = Row(
@@ -130,6 +129,15 @@ def _score(detector: Detector, label: str, case: Case) -> tuple[Row, np.ndarray]
         case.attributes,
     )
     return row, found
+
+
+def _lesions(case: Case) -> np.ndarray:
+    """Each true voxel's lesion number: the generator's, else connected regions of the truth with fragments
+    within 2 voxels of each other counted as one."""
+    if case.lesions is not None:
+        return np.where(case.truth, case.lesions, 0)
+    components, _ = ndimage.label(ndimage.binary_dilation(case.truth, iterations=2))
+    return np.where(case.truth, components, 0)
 
 
 def figures(detector: Detector, scored: Scored) -> dict:
@@ -261,7 +269,7 @@ def ct_head_cases(seed: int, count: int, max_voxels: float = 16e6) -> Iterator[C
             "lesion size": "none" if not sizes else ("< 5 mL" if min(sizes) < 5 else ">= 5 mL"),
             "lesion kind": "none" if not p.lesions else ",".join(sorted({lesion.kind for lesion in p.lesions})),
         }
-        yield Case(volume, bool(p.lesions), p.bleed_mask, f"phantom-{seed}-{k}", attributes)
+        yield Case(volume, bool(p.lesions), p.bleed_mask, f"phantom-{seed}-{k}", attributes, lesions=p.lesion_labels)
 
 
 def chest_cases(seed: int, count: int, sizes: tuple[int, int] = (768, 1536)) -> Iterator[Case]:

@@ -40,6 +40,9 @@ class HeadPhantom:
     spacing_mm: tuple[float, float, float]
     lesions: list[Lesion] = field(default_factory=list)
     lookalikes: list[str] = field(default_factory=list)  # kinds planted that are not bleeds
+    # Which planted lesion each voxel of bleed_mask belongs to (1, 2, ...; 0 none), where the generator records it:
+    # a layer the visible-blood truth cuts into fragments is still one lesion
+    lesion_labels: np.ndarray | None = None
 
     @property
     def voxel_ml(self) -> float:

@@ -89,11 +89,15 @@ def ct_head(
     noise = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), sigma=(0.0, 0.6, 0.6))
     hu += noise * np.float32(min(noise_sd, 40.0) / max(float(noise.std()), 1e-6)) + np.float32(rng.uniform(-5, 5))
     visible = hu <= VISIBLE_MAX_HU
-    lesions = [
-        replace(lesion, volume_ml=float((m & visible).sum() * np.prod(spacing_mm) / 1000.0)) for lesion, m in drawn
+    kept = [
+        (replace(lesion, volume_ml=float((m & visible).sum() * np.prod(spacing_mm) / 1000.0)), m) for lesion, m in drawn
     ]
-    lesions = [lesion for lesion in lesions if lesion.volume_ml > 0]
-    return HeadPhantom(hu.astype(np.float32), mask & visible, spacing_mm, lesions, planted)
+    kept = [(lesion, m) for lesion, m in kept if lesion.volume_ml > 0]
+    labels = np.zeros(shape, dtype=np.int16)
+    for number, (_, m) in enumerate(kept, start=1):
+        labels[m & visible] = number
+    lesions = [lesion for lesion, _ in kept]
+    return HeadPhantom(hu.astype(np.float32), mask & visible, spacing_mm, lesions, planted, labels)
 
 
 @dataclass(frozen=True)

@@ -56,3 +56,20 @@ def test_a_negative_only_set_reports_specificity_and_false_positive_rate_only() 
     assert r.specificity_ci[0] < 0.75 < r.specificity_ci[1]
     with pytest.raises(ValueError, match="no cases"):
         report(np.array([]), np.array([], bool), 0.5, [])
+
+
+def test_a_lesion_cut_into_fragments_by_the_truth_counts_once_where_the_generator_says_so() -> None:
+    """Two fragments 10 voxels apart: two lesions by connectivity, one where the generator labels them as one
+    planted bleed."""
+    from models.image import ImageVolume, axial_affine
+    from models.phantom_evaluation import Case, _lesions
+
+    truth = np.zeros((4, 40, 40), bool)
+    truth[1:3, 5:10, 5:10] = truth[1:3, 5:10, 20:25] = True
+    volume = ImageVolume(
+        np.zeros(truth.shape, np.float32), (5.0, 1.0, 1.0), axial_affine((5.0, 1.0, 1.0)), "", "CT", ("",) * 4
+    )
+    by_connectivity = _lesions(Case(volume, True, truth))
+    by_generator = _lesions(Case(volume, True, truth, lesions=truth.astype(np.int16)))
+    assert len(set(np.unique(by_connectivity)) - {0}) == 2
+    assert set(np.unique(by_generator)) == {0, 1}

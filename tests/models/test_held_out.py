@@ -10,7 +10,7 @@ The issue's targets are AUC >= 0.95, sensitivity and specificity >= 0.90, ECE <=
 ct-hemorrhage 0.5.0 AUC 0.97, sensitivity 1.00, specificity 0.97, ECE 0.12 (not met; 0.14 before the factor
 under the mask threshold, models/manifest.Calibration), reported/true volume a
 median 0.97 with 38% of positives within +-25% (0.4.0, whose masks were the network's alone: 0.46 and 14%),
-lesion-level sensitivity 0.46;
+lesion-level sensitivity 0.80 of 46 planted bleeds;
 cxr-pneumothorax 0.3.0 AUC 0.98, sensitivity 0.94, specificity 0.94, ECE 0.07 (met). The floors below sit
 under those figures, so a retrain or a pipeline change that makes either worse fails here (README, "Models").
 """
@@ -46,7 +46,7 @@ def test_ct_hemorrhage_on_held_out_heads_at_scanner_geometries(ct_model: Detecto
     assert figures["localised"] >= 0.9, figures
     volumes = figures["volume_ratio"]  # masks grown into the image: no longer a fraction of a subdural
     assert 0.75 <= volumes["median"] <= 1.33 and volumes["within_25_percent"] >= 0.3, volumes
-    assert figures["lesion_sensitivity"] >= 0.4, figures
+    assert figures["lesion_sensitivity"] >= 0.7 and figures["lesions"] < 60, figures  # planted bleeds, not fragments
     thickness = figures["subgroups"]["slice thickness (mm)"]
     assert len(thickness) >= 3, thickness  # the set does span acquisitions
     for group in figures["subgroups"]["matrix"].values():  # no matrix the detector cannot read

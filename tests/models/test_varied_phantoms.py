@@ -28,6 +28,15 @@ def test_every_kind_of_bleed_is_planted_as_the_truth(kind: str) -> None:
     assert BLEED[0] <= lesion.mean_hu <= BLEED[1] and p.bleed_mask.any()
     assert lesion.volume_ml == pytest.approx(p.bleed_mask.sum() * p.voxel_ml)
     assert 30 < float(np.median(p.hu[p.bleed_mask])) < 110, "blurred and noised, the bleed stays hyperdense"
+    assert p.lesion_labels is not None and np.array_equal(p.lesion_labels > 0, p.bleed_mask)
+
+
+def test_each_planted_bleed_is_labelled_as_one_lesion_however_the_truth_splits_it() -> None:
+    p = ct_head(np.random.default_rng(5), shape=(32, 128, 128), spacing_mm=(5.0, 1.6, 1.6), bleeds=2)
+    assert p.lesion_labels is not None
+    assert set(np.unique(p.lesion_labels)) - {0} == set(range(1, len(p.lesions) + 1))
+    for number, lesion in enumerate(p.lesions, start=1):
+        assert (p.lesion_labels == number).sum() * p.voxel_ml == pytest.approx(lesion.volume_ml, rel=0.2)
 
 
 def test_thin_slices_are_noisier_than_thick_ones() -> None:
