@@ -19,9 +19,7 @@ GROWTH = Growth(margin_mm=40.0, background=(15.0, 45.0), barrier=300.0)
 BLOOD_RANGE = (40.0, 120.0)
 
 
-def subdural_head(
-    rng: np.random.Generator, shape: tuple[int, int, int] = (24, 192, 192), z_blur: float = 0.6
-) -> tuple[np.ndarray, ...]:
+def subdural_head(rng: np.random.Generator, shape: tuple[int, int, int] = (24, 192, 192)) -> tuple[np.ndarray, ...]:
     """A head (brain 35 HU in a 6 mm skull of 1000 HU, air outside) with a 10 mm crescent of 70 HU blood against
     the inner table of its left side, blurred and noisy like a 5 mm scan. Returns the HU and the visible crescent:
     the blood the blur did not mix into bone (under 150 HU), as the phantoms' truth is."""
@@ -37,7 +35,7 @@ def subdural_head(
     hu[skull] = 1000.0
     hu[brain] = 35.0
     hu[crescent] = 70.0
-    hu = ndimage.gaussian_filter(hu, sigma=(z_blur, 1.0, 1.0))
+    hu = ndimage.gaussian_filter(hu, sigma=(0.6, 1.0, 1.0))  # a slice profile about a slice wide
     visible = crescent & (hu <= 150.0)
     hu += rng.normal(0.0, 4.0, shape).astype(np.float32)
     return hu, visible
