@@ -167,13 +167,13 @@ class Detector:
             weight = _density_weight(output, *(refined if refined[1].any() else (bbox, mask)), volume.array)
             weight *= _size_weight(output, refined[1], volume)
             probability = round(output.calibration.apply(raw * weight), 4)
-            keep_mask = self.manifest.task == "segmentation"
             finding = None
             if weight > 0 and refined[1].any():
-                finding = _finding(output, probability, *refined, volume, keep_mask)
-            if finding is not None and output.growth is not None:  # scored as the network saw it, measured grown
-                grown = grow(volume.array, volume.spacing_mm, *refined, output.growth, output.value_range)
-                finding = _finding(output, probability, *grown, volume, keep_mask)
+                region = refined
+                if output.growth is not None and _reportable(output, refined[1], volume):
+                    # scored and judged reportable as the network saw it, measured grown
+                    region = grow(volume.array, volume.spacing_mm, *refined, output.growth, output.value_range)
+                finding = _finding(output, probability, *region, volume, self.manifest.task == "segmentation")
             yield Candidate(probability, finding)
 
     def _whole_image_finding(self, output: OutputClass, prob: np.ndarray, volume: ImageVolume) -> Finding:
@@ -309,14 +309,23 @@ def _density_weight(output: OutputClass, bbox: tuple[int, ...], mask: np.ndarray
     return 1.0 / (1.0 + math.exp(-(mean - output.min_mean_value) / output.mean_value_softness))
 
 
+def _size(output: OutputClass, mask: np.ndarray, volume: ImageVolume) -> tuple[float, float]:
+    """The region's size and the smallest one reported: area (mm2) on a projection image, else volume (mL)."""
+    voxels = int(mask.sum())
+    if volume.array.shape[0] == 1:
+        return voxels * volume.spacing_mm[1] * volume.spacing_mm[2], output.min_area_mm2
+    return voxels * volume.voxel_ml, output.min_volume_ml
+
+
+def _reportable(output: OutputClass, mask: np.ndarray, volume: ImageVolume) -> bool:
+    size, minimum = _size(output, mask, volume)
+    return size >= minimum
+
+
 def _size_weight(output: OutputClass, mask: np.ndarray, volume: ImageVolume) -> float:
     """How much the region's size supports it: 1 - exp(-size / minimum reportable size), so a speck ranks below
     a lesion of the same peak probability (1 without a minimum)."""
-    voxels = int(mask.sum())
-    if volume.array.shape[0] == 1:
-        size, minimum = voxels * volume.spacing_mm[1] * volume.spacing_mm[2], output.min_area_mm2
-    else:
-        size, minimum = voxels * volume.voxel_ml, output.min_volume_ml
+    size, minimum = _size(output, mask, volume)
     return 1.0 - math.exp(-size / minimum) if minimum > 0 else 1.0
 
 
@@ -329,19 +338,14 @@ def _finding(
     keep_mask: bool,
 ) -> Finding | None:
     """The finding for one region, or None when it is too small to report."""
-    voxels = int(mask.sum())
-    spacing = volume.spacing_mm
-    diameter = Measurement("longest diameter", round(longest_diameter_mm(mask, spacing[1:]), 1), "mm")
+    size, minimum = _size(output, mask, volume)
+    if size < minimum:
+        return None
+    diameter = Measurement("longest diameter", round(longest_diameter_mm(mask, volume.spacing_mm[1:]), 1), "mm")
     if volume.array.shape[0] == 1:  # a projection image: an area, not a volume
-        area = voxels * spacing[1] * spacing[2]
-        if area < output.min_area_mm2:
-            return None
-        measurements = (Measurement("area", round(area, 1), "mm2"), diameter)
+        measurements = (Measurement("area", round(size, 1), "mm2"), diameter)
     else:
-        volume_ml = voxels * volume.voxel_ml
-        if volume_ml < output.min_volume_ml:
-            return None
-        measurements = (Measurement("volume", round(volume_ml, 3), "ml"), diameter)
+        measurements = (Measurement("volume", round(size, 3), "ml"), diameter)
     centre = tuple(round(lo + float(c), 2) for lo, c in zip(bbox[:3], np.argwhere(mask).mean(axis=0), strict=True))
     return Finding(
         output.label,
