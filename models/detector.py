@@ -29,7 +29,7 @@ from models.growth import grow
 from models.image import ImageVolume
 from models.manifest import Manifest, OutputClass
 from models.orientation import canonical
-from models.regions import connected_regions
+from models.regions import connected_regions, cropped
 
 if TYPE_CHECKING:
     from models.registry import ModelSpec
@@ -272,10 +272,7 @@ def _to_volume_grid(
     mask = F.interpolate(crop, size=size, mode="trilinear", align_corners=False)[0, 0].numpy() >= threshold
     if not mask.any():  # a sliver thinner than a voxel of the volume after interpolation: keep its nearest voxels
         mask = F.interpolate(torch.from_numpy(inside.astype(np.float32))[None, None], size=size)[0, 0].numpy() > 0
-    tight = tuple(slice(int(ix.min()), int(ix.max()) + 1) for ix in np.nonzero(mask))
-    bbox = tuple(l0 + t.start for l0, t in zip(lo, tight, strict=True))
-    bbox += tuple(l0 + t.stop for l0, t in zip(lo, tight, strict=True))
-    return bbox, mask[tight]
+    return cropped(lo, mask)
 
 
 def _refined(
@@ -293,9 +290,7 @@ def _refined(
     kept = mask & (smooth >= low) & (smooth <= high)
     if not kept.any():
         return bbox, kept
-    tight = tuple(slice(int(ix.min()), int(ix.max()) + 1) for ix in np.nonzero(kept))
-    lo = tuple(b + t.start for b, t in zip(bbox[:3], tight, strict=True))
-    return lo + tuple(b + t.stop for b, t in zip(bbox[:3], tight, strict=True)), kept[tight]
+    return cropped(bbox[:3], kept)
 
 
 def _density_weight(output: OutputClass, bbox: tuple[int, ...], mask: np.ndarray, values: np.ndarray) -> float:

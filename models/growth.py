@@ -21,6 +21,7 @@ import torch
 from scipy import ndimage
 
 from models.manifest import Growth
+from models.regions import bounds, cropped
 
 GRID_MM = 1.5  # grown on voxels no finer than the model's in-plane grid: a 300-slice head costs seconds otherwise
 SMOOTHING_MM = 1.0  # in-plane Gaussian sigma before thresholding: noise would otherwise fray the edge
@@ -47,15 +48,13 @@ def grow(
     coarse = _grown(blocks, seed, tuple(s * f for s, f in zip(spacing, factors, strict=True)), growth, value_range)  # type: ignore[arg-type]
 
     # Back on the native grid, within the grown blocks' extent only (a 300-slice box is 18 M voxels).
-    extent = [_extent(coarse.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    extent = bounds(coarse)
     start = [o + e.start * f for o, e, f in zip(lo, extent, factors, strict=True)]
     stop = [min(h, o + e.stop * f) for h, o, e, f in zip(hi, lo, extent, factors, strict=True)]
-    grown = _upsampled(coarse[tuple(extent)], factors, tuple(b - a for a, b in zip(start, stop, strict=True)))
+    grown = _upsampled(coarse[extent], factors, tuple(b - a for a, b in zip(start, stop, strict=True)))
     region = tuple(slice(a - s0, b - s0) for a, b, s0 in zip(bbox[:3], bbox[3:], start, strict=True))
     grown[region] |= mask
-    tight = tuple(_extent(grown.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3))
-    first = tuple(s0 + t.start for s0, t in zip(start, tight, strict=True))
-    return first + tuple(s0 + t.stop for s0, t in zip(start, tight, strict=True)), grown[tight]
+    return cropped(start, grown)
 
 
 def _grown(
@@ -83,11 +82,6 @@ def _blocks(values: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
         return np.asarray(values, dtype=np.float32)
     x = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None, None]
     return torch.nn.functional.avg_pool3d(x, kernel_size=factors, stride=factors, ceil_mode=True)[0, 0].numpy()
-
-
-def _extent(along: np.ndarray) -> slice:
-    where = np.flatnonzero(along)
-    return slice(int(where[0]), int(where[-1]) + 1)
 
 
 def _upsampled(mask: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:

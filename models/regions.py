@@ -1,4 +1,4 @@
-"""Connected regions of a thresholded probability map."""
+"""Connected regions of a thresholded probability map, and the tight box of a region's mask."""
 
 from __future__ import annotations
 
@@ -14,3 +14,20 @@ def connected_regions(mask: np.ndarray) -> Iterator[tuple[tuple[slice, ...], np.
     for index, region in enumerate(ndimage.find_objects(labels), start=1):
         if region is not None:
             yield region, labels[region] == index
+
+
+def bounds(mask: np.ndarray) -> tuple[slice, ...]:
+    """The slices that hold every voxel of a non-empty mask, and no more."""
+    spans = []
+    for axis in range(mask.ndim):
+        where = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        spans.append(slice(int(where[0]), int(where[-1]) + 1))
+    return tuple(spans)
+
+
+def cropped(corner: tuple[int, ...] | list[int], mask: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
+    """A non-empty mask whose first voxel lies at `corner` (volume indices), cut to its voxels: the bounding box
+    (z0, y0, x0, z1, y1, x1) in volume indices and the mask within it."""
+    box = bounds(mask)
+    lower = tuple(c + b.start for c, b in zip(corner, box, strict=True))
+    return lower + tuple(c + b.stop for c, b in zip(corner, box, strict=True)), mask[box]

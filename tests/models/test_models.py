@@ -19,6 +19,7 @@ from models.manifest import Calibration, Code, load_manifest
 from models.phantom_evaluation import fit_calibration, uncalibrated, write_calibration
 from models.phantoms.chest_xr import chest_radiograph
 from models.phantoms.ct_head import ct_head
+from models.regions import cropped
 from models.registry import builtin_spec
 from tests.support.volumes import as_volume
 
@@ -125,6 +126,14 @@ def test_findings_validate_their_geometry_and_units() -> None:
         Finding("x", CODE, 0.7, box, (1.0, 2.0, 2.0), mask=np.ones((3, 4, 4), bool))
     with pytest.raises(ValueError, match="UCUM"):
         Measurement("volume", 1.0, "litres")
+
+
+def test_a_mask_is_cut_to_its_voxels_and_placed_in_volume_indices() -> None:
+    mask = np.zeros((4, 6, 8), bool)
+    mask[1, 2:4, 3] = mask[2, 3, 5] = True
+    bbox, cut = cropped((10, 20, 30), mask)
+    assert bbox == (11, 22, 33, 13, 24, 36)
+    assert cut.shape == (2, 2, 3) and cut.sum() == 3 and cut[0, 0, 0] and cut[1, 1, 2]
 
 
 def test_longest_diameter_of_a_rectangle() -> None:
