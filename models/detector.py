@@ -170,8 +170,13 @@ class Detector:
             finding = None
             if weight > 0 and refined[1].any():
                 region = refined
-                if output.growth is not None and _reportable(output, refined[1], volume):
-                    # scored and judged reportable as the network saw it, measured grown
+                if (
+                    output.growth is not None
+                    and probability >= output.threshold
+                    and _reportable(output, refined[1], volume)
+                ):
+                    # scored and judged reportable as the network saw it, measured grown; one under the threshold
+                    # is never reported, so growing it would be wasted
                     region = grow(volume.array, volume.spacing_mm, *refined, output.growth, output.value_range)
                 finding = _finding(output, probability, *region, volume, self.manifest.task == "segmentation")
             yield Candidate(probability, finding)

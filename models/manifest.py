@@ -111,9 +111,9 @@ class Preprocessing(_Strict):
 class Calibration(_Strict):
     """Platt scaling of the network's probability, sigmoid(slope * logit(p) + intercept), and for scores under
     `below` (fitted at the mask threshold: no region the network is sure of, or one its density and size weigh
-    down) a factor `below_scale` <= 1 on top. One
-    sigmoid fitted over all studies gave a CT head with no sure region 0.15-0.3, where 3 of 40 such validation
-    heads bled; the factor is their observed rate over the sigmoid's. It keeps the order."""
+    down) a factor `below_scale` <= 1 on top. One sigmoid fitted over all studies gave a CT head with no sure
+    region 0.15-0.3, where 3 of 40 such validation heads bled; the factor is their observed rate over the
+    sigmoid's. It keeps the order."""
 
     slope: float = Field(default=1.0, gt=0)  # above 0, so calibration never reorders findings
     intercept: float = 0.0
