@@ -6,6 +6,7 @@ CUDA before it forks: the child does both on its first job.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -57,6 +58,10 @@ class Runtime:
                 self.model(name)
             except Exception:
                 log.exception("model %s failed to load; its jobs will fail until this is fixed", name)
+        # Everything imported and loaded so far lives as long as the process: out of the collector's sight, a
+        # full collection during a job no longer walks torch's and pydicom's quarter of a million objects
+        # (0.1 s of every other 300-slice load).
+        gc.freeze()
 
     def _device(self) -> str:
         import torch

@@ -17,6 +17,7 @@ import pydicom
 from highdicom.spatial import get_volume_positions
 from pydicom.errors import InvalidDicomError
 
+from dicomnode.analysis.buffers import volume_array
 from dicomnode.analysis.pixels import modality_values, read_instance
 from dicomnode.errors import DicomnodeError
 from models.image import ImageVolume
@@ -129,7 +130,7 @@ def _cross_sectional(datasets: list[pydicom.Dataset], series_uid: str, stored: d
     if len({tuple(float(v) for v in ds.get("PixelSpacing", ())) for ds in ordered}) > 1:
         raise StudyUnreadable(f"series {series_uid}: mixed PixelSpacing within the series")
     first = ordered[0]
-    array = np.empty((len(ordered), int(first.Rows), int(first.Columns)), dtype=np.float32)
+    array = volume_array((len(ordered), int(first.Rows), int(first.Columns)))  # every slice is written below
     geometry = hd.Volume.from_attributes(  # the affine only: the pixels are read below
         array=array,
         image_position=first.ImagePositionPatient,

@@ -157,3 +157,19 @@ def test_code_extensions_of_known_character_sets_load(tmp_path: Path) -> None:
         ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]  # Japanese, as scanners there send it
         ds.save_as(path, enforce_file_format=True)
     assert load_series(paths, datasets[0].SeriesInstanceUID).array.shape[0] == 6
+
+
+def test_a_series_loaded_into_reused_memory_has_only_its_own_values(tmp_path: Path) -> None:
+    paths, datasets = write_series(tmp_path / "a", n=8)
+    first = load_series(paths, datasets[0].SeriesInstanceUID)
+    expected = first.array.copy()
+    address = first.array.__array_interface__["data"][0]
+    del first
+    paths_b, datasets_b = write_series(tmp_path / "b", n=5, step_mm=1.0)
+    second = load_series(paths_b, datasets_b[0].SeriesInstanceUID)
+    assert second.array.__array_interface__["data"][0] == address, "the first volume is gone: memory reused"
+    assert second.array.shape == (5, 64, 48)
+    assert sorted(float(v[1, 1]) for v in second.array) == [10.0 * i for i in range(5)]
+    again = load_series(paths, datasets[0].SeriesInstanceUID)
+    assert again.array.__array_interface__["data"][0] != address, "the second volume is alive: new memory"
+    np.testing.assert_array_equal(again.array, expected)
