@@ -25,6 +25,10 @@ from models.regions import bounds, cropped
 
 GRID_MM = 1.5  # grown on voxels no finer than the model's in-plane grid: a 300-slice head costs seconds otherwise
 SMOOTHING_MM = 1.0  # in-plane Gaussian sigma before thresholding: noise would otherwise fray the edge
+# Grown voxels stand out from the tissue around by this many of its standard deviations: grey matter lies above
+# the brain's median, as does a beam-hardened posterior fossa, and a faint bleed's half-way value falls among them
+# (a 0.7 mL subarachnoid region grew through 105 mL of fossa before this).
+TISSUE_SIGMAS = 3.0
 BARRIER_SLICES = 1  # partial volume reaches about one slice along z (a slice profile about as wide as the slice)
 
 
@@ -99,10 +103,14 @@ def _upsampled(mask: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...
 
 def _edge_value(smooth: np.ndarray, seed: np.ndarray, background: tuple[float, float], floor: float) -> float:
     """Half way from the surrounding tissue (median of the voxels in the background range) to the region (its
-    median), and not below `floor`."""
+    median), and not below `floor` nor within TISSUE_SIGMAS of the tissue's own spread."""
     around = smooth[(smooth >= background[0]) & (smooth <= background[1])]
-    tissue = float(np.median(around)) if around.size else (background[0] + background[1]) / 2
-    return max(tissue + 0.5 * (float(np.median(smooth[seed])) - tissue), floor)
+    if not around.size:
+        return max((background[0] + background[1]) / 2 + 0.5 * (float(np.median(smooth[seed])) - background[1]), floor)
+    tissue = float(np.median(around))
+    spread = 1.4826 * float(np.median(np.abs(around - tissue)))  # a robust standard deviation
+    halfway = tissue + 0.5 * (float(np.median(smooth[seed])) - tissue)
+    return max(halfway, tissue + TISSUE_SIGMAS * spread, floor)
 
 
 def _near(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float], slices: int) -> np.ndarray:
