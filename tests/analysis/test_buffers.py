@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import numpy as np
+import pytest
 import torch
 
+from dicomnode.analysis import buffers
 from dicomnode.analysis.buffers import volume_array
+
+
+@pytest.fixture(autouse=True)
+def nothing_kept() -> Iterator[None]:
+    """Each test starts with no memory kept by this thread (earlier tests loaded volumes in it)."""
+    buffers._kept.array = None
+    yield
+    buffers._kept.array = None
 
 
 def _address(array: np.ndarray) -> int:
@@ -29,13 +40,19 @@ def test_memory_in_use_is_never_handed_out_again() -> None:
     first = volume_array((4, 5, 6))
     second = volume_array((4, 5, 6))
     assert _address(second) != _address(first), "the first volume is alive"
-    del first
-    kept = _address(second)
-    one_slice = second[1]  # a view of one slice keeps the whole array in use
-    del second
+    del first, second
+
+    volume = volume_array((4, 5, 6))
+    kept = _address(volume)
+    one_slice = volume[1]  # a view of one slice keeps the whole array in use
+    del volume
     assert _address(volume_array((4, 5, 6))) != kept
-    tensor = torch.from_numpy(one_slice)  # and so does a model's tensor on it
     del one_slice
+
+    volume = volume_array((4, 5, 6))
+    kept = _address(volume)
+    tensor = torch.from_numpy(volume)  # and so does a model's tensor on it
+    del volume
     assert _address(volume_array((4, 5, 6))) != kept
     del tensor
 
