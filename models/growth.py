@@ -71,7 +71,8 @@ def _grown(
 ) -> np.ndarray:
     """The seed and the blood-dense voxels connected to it, off the barrier's partial volume."""
     smooth = ndimage.gaussian_filter(values, sigma=(0.0, SMOOTHING_MM / spacing[1], SMOOTHING_MM / spacing[2]))
-    edge = _edge_value(smooth, seed, growth.background, value_range[0])
+    region = float(np.median(smooth[seed]))  # the lesion's value as the network saw it
+    edge = _edge_value(smooth, region, growth.background, value_range[0])
     dense = (smooth >= edge) & (smooth <= value_range[1])
     core = dense & ~_near(smooth >= growth.barrier, growth.barrier_mm, spacing, BARRIER_SLICES)
     core = _opened(core, growth.open_mm, spacing)
@@ -79,10 +80,10 @@ def _grown(
     labels, _ = ndimage.label(core | seed)
     grown = np.isin(labels, np.unique(labels[seed])) & (core | seed)
     grown |= _near(grown, growth.barrier_mm, spacing, BARRIER_SLICES) & dense
-    return seed if _leaked(smooth, seed, grown, edge) else grown
+    return seed if _leaked(smooth, seed, grown, edge, region) else grown
 
 
-def _leaked(smooth: np.ndarray, seed: np.ndarray, grown: np.ndarray, edge: float) -> bool:
+def _leaked(smooth: np.ndarray, seed: np.ndarray, grown: np.ndarray, edge: float, region: float) -> bool:
     """The growth ran into tissue rather than the lesion: what it added is over LEAK_SIZE times the region and
     its values lie barely above the edge (under LEAK_CONTRAST of the way to the region's). The parts of a lesion
     the network missed are the same blood (on 160 development and calibration heads every genuine growth over
@@ -91,7 +92,6 @@ def _leaked(smooth: np.ndarray, seed: np.ndarray, grown: np.ndarray, edge: float
     added = grown & ~seed
     if added.sum() <= LEAK_SIZE * seed.sum():
         return False
-    region = float(np.median(smooth[seed]))
     return float(np.median(smooth[added])) < edge + LEAK_CONTRAST * (region - edge)
 
 
@@ -116,14 +116,15 @@ def _upsampled(mask: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...
     return fine[tuple(slice(0, n) for n in shape)] >= 0.5
 
 
-def _edge_value(smooth: np.ndarray, seed: np.ndarray, background: tuple[float, float], floor: float) -> float:
-    """Half way from the surrounding tissue (median of the voxels in the background range) to the region (its
-    median), and not below `floor` nor within TISSUE_SIGMAS of the tissue's own spread."""
+def _edge_value(smooth: np.ndarray, region: float, background: tuple[float, float], floor: float) -> float:
+    """Half way from the surrounding tissue (median of the voxels in the background range) to the region's value,
+    and not below `floor` nor within TISSUE_SIGMAS of the tissue's own spread."""
     around = smooth[(smooth >= background[0]) & (smooth <= background[1])]
-    tissue = float(np.median(around)) if around.size else (background[0] + background[1]) / 2
-    spread = 1.4826 * float(np.median(np.abs(around - tissue))) if around.size else 0.0  # a robust deviation
-    halfway = tissue + 0.5 * (float(np.median(smooth[seed])) - tissue)
-    return max(halfway, tissue + TISSUE_SIGMAS * spread, floor)
+    tissue, spread = (background[0] + background[1]) / 2, 0.0
+    if around.size:
+        tissue = float(np.median(around))
+        spread = 1.4826 * float(np.median(np.abs(around - tissue)))  # a robust standard deviation
+    return max(tissue + 0.5 * (region - tissue), tissue + TISSUE_SIGMAS * spread, floor)
 
 
 def _near(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float], slices: int) -> np.ndarray:

@@ -193,7 +193,9 @@ def test_the_edge_lies_half_way_from_the_tissue_and_clear_of_its_spread() -> Non
     seed = np.zeros((1, 40, 40), dtype=bool)
     seed[0, :10] = True
     no_tissue = np.where(seed, 80.0, 70.0)  # nothing in the background range: its middle stands for the tissue
-    assert _edge_value(no_tissue, seed, (15.0, 45.0), 40.0) == pytest.approx(55.0)
+    assert _edge_value(no_tissue, float(np.median(no_tissue[seed])), (15.0, 45.0), 40.0) == pytest.approx(55.0)
     rng = np.random.default_rng(0)
     noisy = np.where(seed, 50.0, rng.normal(30.0, 4.0, seed.shape))  # half way (40) lies within three deviations
-    assert _edge_value(noisy, seed, (15.0, 45.0), 40.0) == pytest.approx(30.0 + 3 * 4.0, abs=1.5)
+    assert _edge_value(noisy, float(np.median(noisy[seed])), (15.0, 45.0), 40.0) == pytest.approx(
+        30.0 + 3 * 4.0, abs=1.5
+    )
