@@ -3,6 +3,7 @@ highdicom, follow OHIF's loading rules, and keep their UIDs across re-runs."""
 
 from __future__ import annotations
 
+import copy
 import subprocess
 from pathlib import Path
 
@@ -12,8 +13,10 @@ import pydicom
 import pytest
 
 from dicomnode.analysis.volume import load_series
+from dicomnode.config.export import ResultKind
 from dicomnode.demo.synthetic import SeriesSpec, radiograph, write_volume_series
-from dicomnode.results.content import AnalysedSeries
+from dicomnode.results.content import AnalysedSeries, repair_temporal_values
+from dicomnode.results.encode import encode_result
 from dicomnode.results.identity import ResultIdentity, result_uid
 from dicomnode.results.seg import build_seg, display_color
 from dicomnode.results.sr import build_sr
@@ -118,6 +121,34 @@ def test_the_same_result_gets_the_same_uids_and_a_new_model_version_new_ones(ct_
     assert (a.SOPInstanceUID, a.SeriesInstanceUID) == (b.SOPInstanceUID, b.SeriesInstanceUID)
     other = ResultIdentity(result_uid(series.study_uid, spec.name, "9.9.9"), spec.name, "9.9.9", spec.uid)
     assert other.sr_uid != first.sr_uid and other.seg_uid(series.series_uid) != first.seg_uid(series.series_uid)
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_dates_a_scanner_wrote_invalidly_are_blanked_and_the_result_still_encodes(
+    ct_case,  # noqa: ANN001
+    tmp_path: Path,
+    implicit: bool,
+) -> None:
+    """In files as they arrive: an implicit VR file's elements carry no VR until pydicom converts them."""
+    series, case, spec = ct_case
+    written = []
+    for number, source in enumerate(case.sources[:3]):
+        ds = copy.deepcopy(source)  # the fixture's headers stay as they were
+        ds.StudyDate, ds.StudyTime = "2026-13-45", "25:61"  # not DA, not TM
+        ds.PatientBirthDate = "19700101"  # valid: kept
+        ds.add_new(0x00091010, "LO", "not a date")  # a private element: never read as one
+        if implicit:
+            ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+        ds.save_as(tmp_path / f"{number}.dcm", enforce_file_format=True)
+        written.append(pydicom.dcmread(tmp_path / f"{number}.dcm", stop_before_pixels=True))
+    assert written[0].is_implicit_VR == implicit
+    assert repair_temporal_values(copy.deepcopy(written)) == 6
+    broken = AnalysedSeries(case.series_uid, written + case.sources[3:], case.findings)
+    results = encode_result([broken], identity(series.study_uid, spec), [], {ResultKind.SR, ResultKind.SEG})
+    assert (written[0].StudyDate, written[0].StudyTime, written[0].PatientBirthDate) == ("", "", "19700101")
+    for number, ds in enumerate(results):
+        ds.save_as(tmp_path / f"result-{number}.dcm", enforce_file_format=True)
+        validate(tmp_path / f"result-{number}.dcm", warnings=True)  # warned: Study Date empty (Type 2)
 
 
 def test_a_study_without_findings_gets_an_sr_saying_so(ct_case, tmp_path: Path) -> None:  # noqa: ANN001
