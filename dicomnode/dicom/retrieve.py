@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 
 from dicomnode.config.dicom import DicomConfig
 from dicomnode.dicom import query, status
+from dicomnode.dicom.scu import SEND_AT_ONCE
 from dicomnode.ops import audit
 from dicomnode.receive.storage import Storage
 
@@ -92,7 +93,8 @@ def handle_move(event: evt.Event, retrieval: Retrieval) -> Iterator[Any]:
         return
     stored = _instances(event, retrieval, "C-MOVE")
     # pynetdicom associates before it reads a status: a refusal needs a context too (Verification)
-    yield (*address, {"contexts": _contexts(stored) if stored else [build_context(Verification)]})
+    contexts = _contexts(stored) if stored else [build_context(Verification)]
+    yield (*address, {"contexts": contexts, "evt_handlers": SEND_AT_ONCE})
     if stored is None:
         yield from _refused()
         return

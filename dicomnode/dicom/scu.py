@@ -200,7 +200,7 @@ def associate(ae: AE, dest: Destination) -> Association:
             dest.port,
             ae_title=dest.ae_title,
             tls_args=tls_args,
-            evt_handlers=[(evt.EVT_CONN_OPEN, _no_delay)],
+            evt_handlers=SEND_AT_ONCE,
         )
     except OSError as exc:
         raise AssociationFailed(f"{dest}: {exc}") from None
@@ -218,3 +218,7 @@ def _no_delay(event: evt.Event) -> None:
     the peer's delayed ACK (40 ms on Linux): a C-STORE took 48-90 ms on loopback instead of a few ms, and each
     result sent to the PACS waited so (the listener sets it on accepted sockets for the same reason)."""
     event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+# The handlers of every association we request: ours (exports, `dicomnode send`) and C-MOVE's to its destination.
+SEND_AT_ONCE = [(evt.EVT_CONN_OPEN, _no_delay)]

@@ -171,3 +171,25 @@ def test_a_retrieve_of_everything_is_refused(loaded, viewer: StoreSCP) -> None: 
     )  # fmt: skip
     assert "datasetdoesnotmatchsopclass" in (done.stdout + done.stderr).lower()
     assert viewer.received() == []
+
+
+def test_a_move_opens_its_association_to_send_each_pdu_at_once(tmp_path: Path) -> None:
+    """pynetdicom opens C-MOVE's association to the destination with what the handler yields: the handlers that set
+    TCP_NODELAY are among them, as on the associations we open ourselves (tests/export/test_export.py checks the
+    socket there). Without it each instance moved waited for the viewer's delayed ACK. pynetdicom's event is
+    stood in for by the three attributes the handler reads."""
+    from types import SimpleNamespace
+
+    from dicomnode.config.dicom import DicomConfig
+    from dicomnode.dicom.retrieve import Retrieval, handle_move
+    from dicomnode.dicom.scu import SEND_AT_ONCE
+    from dicomnode.receive.storage import Storage
+
+    dicom = DicomConfig(peers=[{"ae_title": VIEWER, "hosts": ["127.0.0.1"], "port": 11112}])
+    retrieval = Retrieval(open_catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}"), Storage(tmp_path / "s"), dicom)
+    identifier = pydicom.Dataset()
+    identifier.QueryRetrieveLevel, identifier.StudyInstanceUID = "STUDY", "1.2.3"
+    requestor = SimpleNamespace(requestor=SimpleNamespace(ae_title=VIEWER))
+    event = SimpleNamespace(assoc=requestor, move_destination=VIEWER, identifier=identifier)
+    host, port, arguments = next(handle_move(event, retrieval))
+    assert (host, port) == ("127.0.0.1", 11112) and arguments["evt_handlers"] == SEND_AT_ONCE
