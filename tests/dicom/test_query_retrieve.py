@@ -5,6 +5,7 @@ association; every retrieve audited; bad identifiers answered with their status.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pydicom
 import pytest
@@ -12,7 +13,11 @@ from sqlalchemy import select
 
 from dicomnode.catalog.db import open_catalog
 from dicomnode.catalog.schema import AuditEvent
+from dicomnode.config.dicom import DicomConfig
 from dicomnode.demo.synthetic import SyntheticPatient
+from dicomnode.dicom.retrieve import Retrieval, handle_move
+from dicomnode.dicom.scu import SEND_AT_ONCE
+from dicomnode.receive.storage import Storage
 from tests.support.dicom_files import series
 from tests.support.helpers import NODE_AE, run_dcmtk, storescu, wait_for
 from tests.support.pacs import StoreSCP
@@ -178,13 +183,6 @@ def test_a_move_opens_its_association_to_send_each_pdu_at_once(tmp_path: Path) -
     TCP_NODELAY are among them, as on the associations we open ourselves (tests/export/test_export.py checks the
     socket there). Without it each instance moved waited for the viewer's delayed ACK. pynetdicom's event is
     stood in for by the three attributes the handler reads."""
-    from types import SimpleNamespace
-
-    from dicomnode.config.dicom import DicomConfig
-    from dicomnode.dicom.retrieve import Retrieval, handle_move
-    from dicomnode.dicom.scu import SEND_AT_ONCE
-    from dicomnode.receive.storage import Storage
-
     dicom = DicomConfig(peers=[{"ae_title": VIEWER, "hosts": ["127.0.0.1"], "port": 11112}])
     retrieval = Retrieval(open_catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}"), Storage(tmp_path / "s"), dicom)
     identifier = pydicom.Dataset()

@@ -4,6 +4,7 @@ destination that is down then back (each result exactly once), refusals told apa
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pydicom
 
 from dicomnode.catalog.db import open_catalog
+from dicomnode.dicom.scu import Destination, associate, client_ae, send_files
 from tests.support.dicom_files import series
 from tests.support.helpers import free_port, node_cli, storescu, wait_for
 from tests.support.pacs import RefusingSCP, StoreSCP
@@ -165,11 +167,8 @@ def test_each_destination_gets_the_kinds_it_takes(start_node, tmp_path: Path) ->
 def test_our_associations_to_a_pacs_send_each_pdu_at_once(tmp_path: Path) -> None:
     """TCP_NODELAY on the sockets we open (exports, `dicomnode send`): without it Nagle held back the tail of each
     C-STORE until the PACS's delayed ACK, 40 ms an instance on loopback (measured: 48-90 ms per CT slice to
-    storescp, 5 ms with it). Asserted on the socket itself: a timing would be flaky on a loaded machine."""
-    import socket
-
-    from dicomnode.dicom.scu import Destination, associate, client_ae, send_files
-
+    storescp, 5 ms with it on both sides). Asserted on the socket itself: a timing would be flaky on a loaded
+    machine."""
     pacs = StoreSCP(tmp_path / "pacs").start()
     try:
         _, files = series(tmp_path, 2, lesion_hu=80)
