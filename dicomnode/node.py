@@ -80,7 +80,8 @@ class Node:
         # receiver 0; the others run in processes of their own (ReceiverPool)
         self._listener = receiver_listener(s.dicom, storage, catalog, self.metrics, releases, table)
         if table.receivers > 1:
-            self._receivers = ReceiverPool(s, table, self.metrics, releases)
+            listener = self._listener
+            self._receivers = ReceiverPool(s, table, self.metrics, releases, lambda: listener.listening_socket)
         stages: list[Stage | None] = [
             self._receivers,
             self._listener,

@@ -92,8 +92,9 @@ class DicomConfig(Section):
     receivers: int = Field(
         0,
         ge=0,
-        description="Processes accepting on the DICOM port (SO_REUSEPORT), each running its own associations, so "
-        "that ingest uses more than one core; 0 is one per CPU core. The connection caps hold for all together.",
+        description="Processes accepting on the DICOM port (one listening socket; the one with the fewest "
+        "connections takes the next), each running its own associations, so that ingest uses more than one core; 0 "
+        "is one per CPU core. The connection caps hold for all together.",
     )
     max_instance_bytes: int = Field(4 * 1024**3, ge=1024)
     max_pdu_bytes: int = Field(

@@ -6,6 +6,9 @@ in shared memory and counts everyone's under one lock shared by the processes. E
 slots; a slot holds a connection's address (a 128-bit digest) and its state. A receiver that dies is cleared by
 the process that restarts it. The lock is a file lock (flock), which the kernel releases when its holder dies: a
 receiver killed while deciding cannot leave the others locked out.
+
+The same rows say whose turn it is to accept: the receiver with the fewest live connections among those that
+are running (each marks itself running at every turn of its accept loop).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import multiprocessing
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -26,6 +30,10 @@ from typing import Any
 import numpy as np
 
 from dicomnode.config.dicom import DicomConfig
+
+# A receiver whose accept loop has not marked itself running for this long is not waited for (it died or is stuck):
+# the others take its turns. Its loop marks itself at least every 0.5 s (socketserver's poll interval).
+RUNNING_WITHIN_S = 5.0
 
 
 class SlotState(IntEnum):
@@ -98,11 +106,13 @@ class ConnectionTable:
             self._lock: Any = self.process_lock.held
             self._addresses: Any = ctx.RawArray("B", size * 16)
             self._states: Any = ctx.RawArray("B", size)
+            self._running: Any = ctx.RawArray("d", receivers)
         else:
             thread_lock = threading.Lock()
             self._lock = lambda: thread_lock
             self._addresses = bytearray(size * 16)
             self._states = bytearray(size)
+            self._running = bytearray(receivers * 8)
         self._views()
 
     @classmethod
@@ -113,6 +123,7 @@ class ConnectionTable:
     def _views(self) -> None:
         self._address_view = np.frombuffer(self._addresses, dtype="<u8").reshape(self.receivers, self.slots, 2)
         self._state_view = np.frombuffer(self._states, dtype=np.uint8).reshape(self.receivers, self.slots)
+        self._running_view = np.frombuffer(self._running, dtype=np.float64)  # CLOCK_MONOTONIC: one clock per machine
 
     def __getstate__(self) -> dict[str, Any]:
         assert self.process_lock is not None, "only a shared table goes to other processes"
@@ -161,6 +172,20 @@ class ConnectionTable:
         """Forget a receiver's connections (it ended; its sockets closed with it)."""
         with self._lock():
             self._state_view[receiver] = SlotState.FREE
+            self._running_view[receiver] = 0.0
+
+    def mark_running(self, receiver: int) -> None:
+        """The receiver's accept loop is turning (its turns are waited for)."""
+        self._running_view[receiver] = time.monotonic()
+
+    def has_turn(self, receiver: int) -> bool:
+        """Whether the receiver should accept the next connection: no running receiver holds fewer live ones.
+        Ties all have the turn (the first to accept takes it)."""
+        with self._lock():
+            live = (self._state_view != SlotState.FREE).sum(axis=1)
+            running = self._running_view > time.monotonic() - RUNNING_WITHIN_S
+        running[receiver] = True
+        return bool(live[receiver] <= live[running].min())
 
 
 def _digest(address: str) -> np.ndarray:

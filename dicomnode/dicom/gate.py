@@ -39,6 +39,7 @@ ASSOCIATION_REQUEST_MAX_BYTES = 64 * 1024
 # PS3.8 9.2: from Sta6 (the A-ASSOCIATE-AC sent, by the DUL thread that also reads) until the release ends.
 _ASSOCIATED_STATES = frozenset({"Sta6", "Sta7", "Sta8", "Sta9", "Sta10", "Sta11", "Sta12"})
 _LOG_EVERY_S = 10.0  # one warning per address and reason in this window; the metric counts them all
+_NOT_OUR_TURN_S = 0.001  # a receiver that leaves a connection to another looks again after this
 
 
 @dataclass(eq=False)
@@ -102,6 +103,13 @@ class ConnectionGate:
                 refusal = ("pending_limit", "this receiver's connections are all taken")
         self.refused(address, *refusal)
         return None
+
+    def has_turn(self) -> bool:
+        """Whether this receiver should accept the next connection (the fewest live connections)."""
+        return self._table.has_turn(self.receiver)
+
+    def mark_running(self) -> None:
+        self._table.mark_running(self.receiver)
 
     def connection(self, sock: socket.socket) -> Connection | None:
         with self._table.locked():
@@ -184,24 +192,60 @@ class ConnectionGate:
 
 class GatedServer(ThreadedAssociationServer):
     """pynetdicom's threaded server with the gate at accept() and the TLS handshake moved off the accept loop
-    (pynetdicom does it in the accepting thread, so one slow handshake would stall every sender)."""
+    (pynetdicom does it in the accepting thread, so one slow handshake would stall every sender).
+
+    With several receivers (`dicom.receivers`), every receiver accepts on one listening socket, made by receiver 0
+    and handed to the others (`listening`), and takes a connection only in its turn (the fewest live connections,
+    ConnectionTable.has_turn). SO_REUSEPORT, which this replaced, lets the kernel pick by a hash of the addresses:
+    four scanners sending at once landed 4/0 or 3/1 on two receivers in most runs, one process doing the work of
+    three while the other idled."""
 
     request_queue_size = 128  # socketserver's 5 drops the SYNs of a burst of senders; the gate decides instead
 
     def __init__(
-        self, *args: Any, gate: ConnectionGate, begin_store: fastpath.Begin, reuse_port: bool = False, **kwargs: Any
+        self,
+        *args: Any,
+        gate: ConnectionGate,
+        begin_store: fastpath.Begin,
+        shared: bool = False,
+        listening: socket.socket | None = None,
+        **kwargs: Any,
     ) -> None:
+        """`shared`: the listening socket is every receiver's; `listening`: that socket, made by receiver 0 (this
+        server then neither binds nor listens)."""
         self.gate = gate
         self.begin_store = begin_store
-        self._reuse_port = reuse_port  # several receiver processes accept on this port (dicom.receivers)
+        self._shared = shared or listening is not None
+        self._adopted = listening
         super().__init__(*args, request_handler=GatedHandler, **kwargs)
+        gate.mark_running()  # from now on, not only from its loop's first turn: the first senders wait for it too
 
     def server_bind(self) -> None:
-        if self._reuse_port:
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # type: ignore[union-attr]
-        super().server_bind()
+        if self._adopted is not None:
+            self.socket.close()  # type: ignore[union-attr]
+            self.socket = self._adopted
+            self.server_address = self.socket.getsockname()
+        else:
+            super().server_bind()
+        if self._shared:
+            # Every receiver is woken by a new connection and only one accept succeeds: the others must get
+            # BlockingIOError at once, not wait in accept() (pynetdicom sets a timeout on the socket).
+            self.socket.setblocking(False)  # type: ignore[union-attr]
+
+    def server_activate(self) -> None:
+        if self._adopted is None:
+            super().server_activate()
+
+    def server_close(self) -> None:
+        if self._shared:  # shutdown() would stop the socket listening for every receiver: only let go of ours
+            self.socket.close()  # type: ignore[union-attr]
+        else:
+            super().server_close()
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        if self._shared and not self.gate.has_turn():
+            time.sleep(_NOT_OUR_TURN_S)  # the receiver whose turn it is takes it meanwhile (or it is still here)
+            raise BlockingIOError("another receiver's turn")  # socketserver goes back to select()
         client, address = self.socket.accept()  # type: ignore[union-attr]
         # Answers are small segments sent right after the peer's data: without this, Nagle holds one back until
         # the peer's delayed ACK (up to 40 ms on Linux), as dcmtk's tools do without TCP_NODELAY.
@@ -215,6 +259,7 @@ class GatedServer(ThreadedAssociationServer):
 
     def service_actions(self) -> None:
         super().service_actions()
+        self.gate.mark_running()
         self.gate.expire()
 
     def shutdown_request(self, request: Any) -> None:

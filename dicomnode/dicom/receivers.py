@@ -1,8 +1,9 @@
 """Several receiver processes on one DICOM port (`dicom.receivers`), so that ingest uses more than one core.
 
-The node's own process is receiver 0 (its Listener); receivers 1..N-1 are spawned processes, each binding the
-same port with SO_REUSEPORT (the kernel spreads new connections over them) and running its own Listener with
-the same checks, storage and catalog, so an instance is as durable whichever process took it. Their connection
+The node's own process is receiver 0 (its Listener, which binds the port); receivers 1..N-1 are spawned processes
+given that listening socket, each running its own Listener with the same checks, storage and catalog, so an
+instance is as durable whichever process took it. Whichever has the fewest live connections accepts the next one
+(gate.GatedServer). Their connection
 gates share one ConnectionTable, so the admission caps count every receiver's connections. What the node's other
 stages need from a receiver comes to the node's process as events on a pipe of its own: the metrics it counts,
 and the associations completion on release waits for. A receiver that dies is restarted; its associations count
@@ -19,10 +20,11 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +126,7 @@ class ReceiverSpec:
     table: ConnectionTable
     events: Any  # the writing end of its pipe to the node's process
     parent_pid: int
+    listening: socket.socket  # receiver 0's listening socket (multiprocessing passes it as a file descriptor)
 
 
 def run_receiver(spec: ReceiverSpec) -> None:
@@ -143,7 +146,9 @@ def run_receiver(spec: ReceiverSpec) -> None:
     catalog = open_catalog(spec.catalog_url)
     metrics: Any = ForwardedMetrics(events, spec.index)  # NodeMetrics' listener part, forwarded
     releases: Any = ForwardedReleases(events, spec.index)  # ReleaseTracker's calls, forwarded
-    listener = receiver_listener(spec.dicom, storage, catalog, metrics, releases, spec.table, spec.index)
+    listener = receiver_listener(
+        spec.dicom, storage, catalog, metrics, releases, spec.table, spec.index, listening=spec.listening
+    )
     listener.start()
     log.info("receiver %d listening pid=%d", spec.index, os.getpid())
     events.put((spec.index, "ready", os.getpid(), None))
@@ -172,8 +177,17 @@ class ReceiverPool:
 
     name = "dicom-receivers"
 
-    def __init__(self, settings: Settings, table: ConnectionTable, metrics: NodeMetrics, releases: ReleaseTracker):
+    def __init__(
+        self,
+        settings: Settings,
+        table: ConnectionTable,
+        metrics: NodeMetrics,
+        releases: ReleaseTracker,
+        listening: Callable[[], socket.socket],
+    ) -> None:
+        """`listening`: receiver 0's listening socket, once its Listener has started (it starts before this)."""
         self._settings = settings
+        self._listening = listening
         self._table = table
         self._metrics = metrics
         self._releases = releases
@@ -226,7 +240,9 @@ class ReceiverPool:
     def _launch(self, index: int) -> None:
         reading, writing = _CTX.Pipe(duplex=False)
         s = self._settings
-        spec = ReceiverSpec(s.dicom, s.storage, s.catalog.url, s.log, index, self._table, writing, os.getpid())
+        spec = ReceiverSpec(
+            s.dicom, s.storage, s.catalog.url, s.log, index, self._table, writing, os.getpid(), self._listening()
+        )
         process = _CTX.Process(target=run_receiver, args=(spec,), name=f"dicomnode-receiver-{index}", daemon=True)
         receiver = _Receiver(process, reading, threading.Event(), set())
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import pkgutil
+import socket
 import ssl
 import threading
 from dataclasses import dataclass
@@ -87,14 +88,16 @@ class Listener:
         retrieval: Retrieval,
         table: ConnectionTable | None = None,
         receiver: int = 0,
+        listening: socket.socket | None = None,
     ) -> None:
         """`table` and `receiver`: with several receiver processes (dicom.receivers), the connection table they
-        share and this one's row in it."""
+        share and this one's row in it; `listening`: receiver 0's listening socket, which the others accept on."""
         self.name = "dicom-listener"
         self._dicom = dicom
         self._ingest = ingest
         self._gate = ConnectionGate(dicom, policy.is_peer_address, metrics, table=table, receiver=receiver)
-        self._reuse_port = table is not None and table.receivers > 1
+        self._shared = table is not None and table.receivers > 1
+        self._listening = listening
         self._handlers = [
             (evt.EVT_REQUESTED, handle_requested, [policy, self._gate, metrics]),
             (evt.EVT_ACCEPTED, handle_accepted, [policy, metrics, releases, receiver]),
@@ -117,10 +120,17 @@ class Listener:
             server_class=GatedServer,
             gate=self._gate,
             begin_store=functools.partial(begin_store, ingest=self._ingest),
-            reuse_port=self._reuse_port,
+            shared=self._shared,
+            listening=self._listening,
         )
         self._server.ae._servers.append(self._server)  # as AE.start_server does: active_associations reads it
         threading.Thread(target=self._server.serve_forever, name="AcceptorServer@dicomnode", daemon=True).start()
+
+    @property
+    def listening_socket(self) -> socket.socket:
+        """The socket this listener accepts on (receiver 0's is handed to the other receivers)."""
+        assert self._server is not None, "listener not started"
+        return self._server.socket
 
     @property
     def address(self) -> tuple[str, int]:
@@ -152,6 +162,7 @@ def receiver_listener(
     releases: ReleaseTracker,
     table: ConnectionTable,
     receiver: int = 0,
+    listening: socket.socket | None = None,
 ) -> Listener:
     """Receiver `receiver`'s listener (the node's own is 0): the same checks, storage and catalog in every receiver
     process. Only receiver 0 says that an empty allowlist accepts everyone."""
@@ -164,6 +175,7 @@ def receiver_listener(
         Retrieval(catalog, storage, dicom),
         table=table,
         receiver=receiver,
+        listening=listening,
     )
 
 
