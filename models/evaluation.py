@@ -1,5 +1,6 @@
 """Detection metrics, numpy only: AUC, sensitivity and specificity at a threshold, Dice, calibration error,
-with 95% confidence intervals (Wilson for proportions, a seeded percentile bootstrap for AUC)."""
+with 95% confidence intervals (Wilson for proportions, a seeded percentile bootstrap for AUC and calibration
+error)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,24 @@ def auc_interval(scores: np.ndarray, labels: np.ndarray, resamples: int = 2000, 
     return float(low), float(high)
 
 
+def ece_interval(probs: np.ndarray, labels: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the calibration error, resampling cases; seeded."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(probs), (resamples, len(probs)))
+    values = [expected_calibration_error(probs[d], labels[d]) for d in draws]
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def ece_if_calibrated(probs: np.ndarray, resamples: int = 2000, seed: int = 0) -> float:
+    """The calibration error a perfectly calibrated model would show on these cases, on average: each label drawn
+    with its own score's probability. On a few dozen cases it is well above zero (a bin of a handful of cases
+    rarely lands on its mean), so a measured error is read against it, not against zero."""
+    rng = np.random.default_rng(seed)
+    labels = rng.random((resamples, len(probs))) < probs
+    return float(np.mean([expected_calibration_error(probs, drawn.astype(float)) for drawn in labels]))
+
+
 @dataclass(frozen=True)
 class Report:
     """Study-level figures. Without positives (a negative-only set) only specificity and the false-positive
@@ -76,6 +95,8 @@ class Report:
     threshold: float
     dice_median: float | None  # over positive cases; None for models that do not segment
     ece: float | None  # study-level scores against study-level labels
+    ece_ci: tuple[float, float] | None
+    ece_if_calibrated: float | None  # what a perfectly calibrated model would show on these cases (sampling alone)
 
     def as_dict(self) -> dict:
         def rounded(v):  # noqa: ANN001, ANN202
@@ -109,6 +130,8 @@ def report(scores: np.ndarray, labels: np.ndarray, threshold: float, dices: list
         threshold=threshold,
         dice_median=float(np.median(dices)) if dices else None,
         ece=expected_calibration_error(scores, labels.astype(float)) if positives else None,
+        ece_ci=ece_interval(scores, labels.astype(float)) if positives else None,
+        ece_if_calibrated=ece_if_calibrated(scores) if positives else None,
     )
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.evaluation import auc, auc_interval, dice, expected_calibration_error, report, wilson
+from models.evaluation import (
+    auc,
+    auc_interval,
+    dice,
+    ece_if_calibrated,
+    ece_interval,
+    expected_calibration_error,
+    report,
+    wilson,
+)
 
 
 def test_auc_counts_pairs_and_ties() -> None:
@@ -49,10 +58,27 @@ def test_auc_interval_contains_the_auc_and_is_reproducible() -> None:
     assert auc_interval(scores, labels) == (low, high)
 
 
+def test_calibration_error_has_an_interval_and_is_read_against_what_sampling_alone_gives() -> None:
+    rng = np.random.default_rng(4)
+    probs = rng.random(60)
+    calibrated = (rng.random(60) < probs).astype(float)  # labels drawn with their own scores' probability
+    uninformative = (rng.random(60) < 0.5).astype(float)  # labels unrelated to the scores
+    ece, (low, high) = expected_calibration_error(probs, calibrated), ece_interval(probs, calibrated)
+    floor = ece_if_calibrated(probs)
+    assert low <= ece <= high and ece_interval(probs, calibrated) == (low, high)  # seeded
+    assert 0.05 < floor < 0.2, "60 cases in 10 bins: a calibrated model's error is not zero"
+    assert low < floor < high, "the calibrated labels' error is within what sampling gives"
+    bad = expected_calibration_error(probs, uninformative)
+    assert ece_interval(probs, uninformative)[0] > floor, f"uninformative scores ({bad:.2f}) stand out"
+    r = report(probs, calibrated.astype(bool), 0.5, [])
+    assert r.ece_ci == (low, high) and r.ece_if_calibrated == pytest.approx(floor)
+
+
 def test_a_negative_only_set_reports_specificity_and_false_positive_rate_only() -> None:
     r = report(np.array([0.1, 0.7, 0.2, 0.3]), np.array([0, 0, 0, 0]), 0.5, [])
     assert (r.specificity, r.false_positive_rate, r.positives) == (0.75, 0.25, 0)
     assert r.auc is None and r.sensitivity is None and r.sensitivity_ci is None and r.ece is None
+    assert r.ece_ci is None and r.ece_if_calibrated is None
     assert r.specificity_ci[0] < 0.75 < r.specificity_ci[1]
     with pytest.raises(ValueError, match="no cases"):
         report(np.array([]), np.array([], bool), 0.5, [])
