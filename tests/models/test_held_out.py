@@ -12,8 +12,9 @@ calibrated model would show 0.09 on these 60 cases, so 0.08 cannot be shown on a
 factor under the mask threshold, models/manifest.Calibration), reported/true volume a
 median 0.96 with 38% of positives within +-25% (0.4.0, whose masks were the network's alone: 0.46 and 14%),
 lesion-level sensitivity 0.80 of 46 planted bleeds;
-cxr-pneumothorax 0.3.0 AUC 0.98, sensitivity 0.94, specificity 0.94, ECE 0.07 (met; a calibrated model's 0.07). The floors below sit
-under those figures, so a retrain or a pipeline change that makes either worse fails here (README, "Models").
+cxr-pneumothorax 0.3.0 AUC 0.98, sensitivity 0.94, specificity 0.94, ECE 0.07 (met; a calibrated model's 0.07).
+The floors below sit under those figures, so a retrain or a pipeline change that makes either worse fails here
+(README, "Models").
 """
 
 from __future__ import annotations
