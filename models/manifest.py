@@ -12,6 +12,8 @@ and the key. Torch-free, so the node can read manifests to route and rank.
     body_parts = ["HEAD", "BRAIN"]     # another region named by the header or descriptions: out of scope
     contrast = "without"             # with | without | any (default): what the header must not contradict
     field_of_view_mm = [150, 320]    # in-plane extent of the images it reads (optional)
+    coverage_mm = [60, 320]          # 3D: extent along the body's long axis it reads (optional)
+    max_slice_mm = 6.0               # 3D: the widest slice spacing it reads (optional)
     weights = "my-ich.pt2"           # relative to the manifest
     format = "pt2"                   # pt2 (torch.export) | torchscript | python (network below + state dict)
 
@@ -176,6 +178,8 @@ class Manifest(_Strict):
     body_parts: list[str] = Field(default_factory=list)
     contrast: Literal["with", "without", "any"] = "any"  # a study whose header says otherwise is out of scope
     field_of_view_mm: tuple[float, float] | None = None  # in-plane extent (min, max) of the images it reads
+    coverage_mm: tuple[float, float] | None = None  # 3D: extent (min, max) along the body's long axis it reads
+    max_slice_mm: float | None = Field(default=None, gt=0)  # 3D: the widest slice spacing it reads
     views: list[str] = Field(default_factory=list)  # radiographs: the View Position values it reads (PA, AP)
     weights: str | None = Field(default=None, min_length=1)
     format: Literal["pt2", "torchscript", "python"] = "pt2"
@@ -193,8 +197,12 @@ class Manifest(_Strict):
             raise ValueError("format python needs network = 'module:Class'")
         if self.format != "python" and (self.weights is None or self.network is not None):
             raise ValueError(f"format {self.format} needs weights and no network")
-        if self.field_of_view_mm is not None and not 0 < self.field_of_view_mm[0] < self.field_of_view_mm[1]:
-            raise ValueError("field_of_view_mm needs 0 < min < max")
+        for key in ("field_of_view_mm", "coverage_mm"):
+            limits = getattr(self, key)
+            if limits is not None and not 0 < limits[0] < limits[1]:
+                raise ValueError(f"{key} needs 0 < min < max")
+        if self.dims != 3 and (self.coverage_mm is not None or self.max_slice_mm is not None):
+            raise ValueError("coverage_mm and max_slice_mm are for 3D models (dims = 3)")
         prep = self.preprocessing
         for key in ("spacing_mm", "input_size", "pad_multiple", "patch_size"):
             value = getattr(prep, key)

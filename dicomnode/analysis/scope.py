@@ -150,6 +150,30 @@ def _field_of_view(volume: ImageVolume, sources: list[Dataset], manifest: Manife
     return f"field of view {fov:.0f} mm; the model expects {limits[0]:g}-{limits[1]:g} mm"
 
 
+def _localizer(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
+    """A localizer (scout, topogram) plans the scan; it is a projection, never the series to read."""
+    image_type = sources[0].get("ImageType") or []
+    values = [image_type] if isinstance(image_type, str) else list(image_type)
+    if any(str(v).strip().upper() == "LOCALIZER" for v in values):
+        return "a localizer (scout) image: Image Type says LOCALIZER"
+    return None
+
+
+def _slices(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
+    """A 3D model reads a stack of a plausible spacing that covers the region (in the canonical orientation: along
+    the body's long axis); a handful of slices or a sparse sampling is not what it learnt."""
+    if manifest.dims != 3:
+        return None
+    count, spacing = volume.array.shape[0], volume.spacing_mm[0]
+    if manifest.max_slice_mm is not None and spacing > manifest.max_slice_mm:
+        return f"slices {spacing:g} mm apart; the model reads slices up to {manifest.max_slice_mm:g} mm apart"
+    limits = manifest.coverage_mm
+    extent = count * spacing
+    if limits is not None and not limits[0] <= extent <= limits[1]:
+        return f"{count} slices cover {extent:.0f} mm; the model expects {limits[0]:g}-{limits[1]:g} mm"
+    return None
+
+
 def _head_ct_image(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
     """On the middle slice of a head CT: bone around the head and no air inside it (lungs, bowel)."""
     if volume.modality.upper() != "CT" or "HEAD" not in regions_of(manifest.body_parts):
@@ -170,9 +194,11 @@ def _head_ct_image(volume: ImageVolume, sources: list[Dataset], manifest: Manife
 
 CHECKS: list[Callable[[ImageVolume, list[Dataset], Manifest], str | None]] = [
     _modality,
+    _localizer,
     _body_part,
     _contrast,
     _view,
     _field_of_view,
+    _slices,
     _head_ct_image,
 ]

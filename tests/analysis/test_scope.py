@@ -53,6 +53,20 @@ def test_a_chest_ct_is_refused_by_header_extent_or_image(
         in_scope([(volume, sources)], ICH, "ct-hemorrhage", 1)
 
 
+def test_a_localizer_a_few_slices_and_sparse_slices_are_refused_by_the_head_model(tmp_path: Path) -> None:
+    p = ct_head(np.random.default_rng(11), bleeds=1)  # 32 slices, 5 mm apart: 160 mm of head
+    series = volume_series(p.hu, p.spacing_mm, body_part="HEAD")
+    files = sorted(write_volume_series(series, p.hu, tmp_path))
+    volume, sources = load_series_with_sources(files, series.series_uid)
+    assert first_reason(volume, sources, ICH) is None
+    sources[0].ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    assert first_reason(volume, sources, ICH) == "a localizer (scout) image: Image Type says LOCALIZER"
+    few = load_series_with_sources(files[12:16], series.series_uid)  # 4 slices: 20 mm
+    assert first_reason(*few, ICH) == "4 slices cover 20 mm; the model expects 60-320 mm"
+    sparse = load_series_with_sources(files[::3], series.series_uid)  # every third slice: 15 mm apart
+    assert first_reason(*sparse, ICH) == "slices 15 mm apart; the model reads slices up to 6 mm apart"
+
+
 def test_descriptions_name_the_region_when_the_body_part_is_missing(tmp_path: Path) -> None:
     volume, sources = head(tmp_path, body_part="", description="CT ABDOMEN PELVIS")
     assert "the descriptions name ABDOMEN; the model is for HEAD" in first_reason(volume, sources, ICH)
@@ -88,6 +102,7 @@ def sagittal(tmp: Path, orientation: list[float]):  # noqa: ANN202
         ds = pydicom.dcmread(path)
         ds.ImageOrientationPatient = orientation
         ds.ImagePositionPatient = [k * 1.5, 0.0, 0.0]
+        ds.PixelSpacing = [p.spacing_mm[0], 1.5]  # rows 5 mm apart along the head: 160 mm of it, as axially
         ds.save_as(path, enforce_file_format=True)
     return load_series_with_sources(paths, series.series_uid)
 
