@@ -3,11 +3,10 @@
 The node's own process is receiver 0 (its Listener, which binds the port); receivers 1..N-1 are spawned processes
 given that listening socket, each running its own Listener with the same checks, storage and catalog, so an
 instance is as durable whichever process took it. Whichever has the fewest live connections accepts the next one
-(gate.GatedServer). Their connection
-gates share one ConnectionTable, so the admission caps count every receiver's connections. What the node's other
-stages need from a receiver comes to the node's process as events on a pipe of its own: the metrics it counts,
-and the associations completion on release waits for. A receiver that dies is restarted; its associations count
-as aborted (their senders resend what was not acknowledged).
+(gate.GatedServer). Their connection gates share one ConnectionTable, so the admission caps count every receiver's
+connections. What the node's other stages need from a receiver comes to the node's process as events on a pipe of
+its own: the metrics it counts, and the associations completion on release waits for. A receiver that dies is
+restarted; its associations count as aborted (their senders resend what was not acknowledged).
 
 No lock or event is shared with a receiver but the table's file lock: a receiver killed at any moment leaves
 nothing held (multiprocessing's Event and Queue lock would).
