@@ -98,7 +98,7 @@ def test_monitoring_benchmark_smoke(tmp_path: Path) -> None:
 
 def test_triage_on_release_benchmark_smoke(tmp_path: Path) -> None:
     results = run_bench(
-        "triage.py", tmp_path / "t.json", "--on-release", "--runs", "1", "--slices", "20", "--size", "64", timeout=400
-    )
+        "triage.py", tmp_path / "t.json", "--on-release", "--runs", "1", "--slices", "32", "--size", "64", timeout=400
+    )  # 32 slices over the phantom's 160 mm: 5 mm apart (20 would be 8 mm, wider than the model reads)
     assert results["completion"] == "on release" and results["median"]["total_s"] > 0
     assert results["median"]["quiet_wait_s"] < 2, "completed at release, not after the 2 s quiet period"
