@@ -7,10 +7,11 @@ and can be called from tests directly.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from pydicom.uid import UID
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from dicomnode.catalog.db import utcnow
@@ -21,10 +22,14 @@ from dicomnode.dicom.filemeta import file_meta_bytes
 from dicomnode.dicom.uids import InvalidUIDError, is_valid_uid, require_uid
 from dicomnode.receive.header import InstanceHeader, UnreadableDataset, read_header
 from dicomnode.receive.incoming import Incoming, Refusal, write_failure
+from dicomnode.receive.reconcile import adopt
 from dicomnode.receive.storage import BELOW_FLOOR, Storage
 from dicomnode.receive.wellformed import InflatesTooLarge, MalformedDataset, check_complete, inflated
 
 log = logging.getLogger(__name__)
+# keep_first: another association placed the same instance a moment ago; its catalog row follows within
+# milliseconds. Waited for this long before the file is taken for an orphan (a writer that failed to commit).
+FIRST_COPY_ROW_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,11 @@ class Ingest:
                 # End the read before the write: in SQLite WAL a read transaction that
                 # later writes fails (BUSY_SNAPSHOT) if another association committed.
                 conn.rollback()
-                size = self.storage.place(incoming.temp, path)
+                keep_first = self.duplicate_policy is DuplicatePolicy.KEEP_FIRST
+                try:
+                    size = self.storage.place(incoming.temp, path, replace=not keep_first)
+                except FileExistsError:  # keep_first: another copy was placed first
+                    return self._first_copy(req, header, path, conn)
                 record_instance(conn, header, receipt, path, size)
                 conn.commit()  # only now, with the file durable, is the instance ours
         except OSError as exc:
@@ -167,6 +176,24 @@ class Ingest:
             size,
         )
         return StoreOutcome(status.SUCCESS, study_instance_uid=header.study_instance_uid)
+
+    def _first_copy(self, req: StoreRequest, header: InstanceHeader, path: str, conn: Connection) -> StoreOutcome:
+        """keep_first, and the instance's file is already in place: kept. Its row comes from the association that
+        placed it (waited for); a file whose row never comes is an orphan, indexed here as reconcile would."""
+        duplicate = StoreOutcome(status.SUCCESS, study_instance_uid=header.study_instance_uid)
+        deadline = time.monotonic() + FIRST_COPY_ROW_WAIT_S
+        while time.monotonic() < deadline:
+            if instance_exists(conn, req.sop_instance_uid):
+                log.info("duplicate kept first (placed by another association) sop=%s", req.sop_instance_uid)
+                return duplicate
+            conn.rollback()
+            time.sleep(0.01)
+        why = adopt(self.storage, self.catalog, path, req.called_ae)
+        if why is None or instance_exists(conn, req.sop_instance_uid):
+            log.warning("file without a catalog row indexed, kept first sop=%s", req.sop_instance_uid)
+            return duplicate
+        self.storage.quarantine(path)  # unusable: out of the way of the sender's retry
+        return _refuse(req, status.OUT_OF_RESOURCES, f"a file without a catalog row was in the way ({why}); retry")
 
 
 def _refuse(req: StoreRequest, code: int, comment: str) -> StoreOutcome:

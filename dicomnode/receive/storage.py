@@ -63,8 +63,10 @@ class Storage:
         """A new file in the storage's temp folder, on the same filesystem: `place` renames it into the archive."""
         return TempFile(*_mkstemp(self.tmp_dir))
 
-    def place(self, temp: TempFile, relative_path: str) -> int:
+    def place(self, temp: TempFile, relative_path: str, replace: bool = True) -> int:
         """Make a written temp file durable at `relative_path` (fsync, rename, fsync the directory); its size.
+        `replace=False`: only if nothing is there yet (a hard link, which fails when the name exists: two writers
+        of one name cannot both succeed), else FileExistsError.
 
         On any error the temp file is removed and the OSError propagates; a previous file at the destination is
         left untouched."""
@@ -72,11 +74,17 @@ class Storage:
         try:
             self._make_dirs_durably(final.parent)
             temp.sync_and_close()
-            os.replace(temp.path, final)
+            if replace:
+                os.replace(temp.path, final)
+            else:
+                os.link(temp.path, final)
         except BaseException:
             temp.discard()
             raise
         temp.placed = True
+        if not replace:
+            with contextlib.suppress(OSError):  # a name left in .tmp is removed at the next start
+                os.unlink(temp.path)
         _fsync_dir(final.parent)
         return temp.size
 

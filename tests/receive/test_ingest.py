@@ -131,6 +131,72 @@ def test_duplicate_keep_first_is_idempotent(node, catalog, tmp_path: Path) -> No
     assert dcmread(node.storage / rows[0].path).SeriesDescription == "first"
 
 
+def test_keep_first_keeps_a_file_already_in_place_and_indexes_it_once(node, catalog, tmp_path: Path) -> None:  # noqa: ANN001
+    # As when another association (maybe another receiver process) placed the same instance a moment ago and its
+    # row has not come, or a writer failed to commit: the copy in place is kept and indexed, never replaced under a
+    # row that describes the other (before: the last rename won the file, the first insert the row).
+    first = one_instance(tmp_path, "a.dcm", SeriesDescription="first")
+    again = same_instance_as(first, tmp_path, "b.dcm", SeriesDescription="second")
+    ds = dcmread(first, stop_before_pixels=True)
+    in_place = node.storage / ds.StudyInstanceUID / ds.SeriesInstanceUID / f"{ds.SOPInstanceUID}.dcm"
+    in_place.parent.mkdir(parents=True)
+    in_place.write_bytes(first.read_bytes())
+    assert [r.status for r in send_files([again], dest(node))] == [0]
+    with catalog.connect() as conn:
+        rows = conn.execute(select(Instance)).all()
+    assert [r.path for r in rows] == [in_place.relative_to(node.storage).as_posix()]
+    assert rows[0].size_bytes == in_place.stat().st_size
+    assert dcmread(in_place).SeriesDescription == "first"
+    assert list((node.storage / ".tmp").iterdir()) == [], "nothing left in the temp folder"
+
+
+def test_keep_first_two_copies_placed_at_once_keep_one_file_and_its_row(tmp_path: Path) -> None:
+    """Two writers of one new instance at once, on one storage and catalog (as two receiver processes are): both
+    are answered Success, one file and one row remain, and they describe the same copy."""
+    from dicomnode.catalog.db import open_catalog
+    from dicomnode.catalog.schema import Base
+    from dicomnode.config.dicom import DuplicatePolicy
+    from dicomnode.receive.ingest import Ingest, StoreRequest
+    from dicomnode.receive.storage import Storage
+
+    catalog = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    Base.metadata.create_all(catalog)
+    storage = Storage(tmp_path / "storage")
+    first = one_instance(tmp_path, "a.dcm", SeriesDescription="first")
+    again = same_instance_as(first, tmp_path, "b.dcm", SeriesDescription="second, a longer description")
+    ds = dcmread(first, stop_before_pixels=True)
+    copies = {}
+    for name, path in (("first", first), ("again", again)):
+        copies[name] = StoreRequest(
+            ds.SOPClassUID,
+            ds.SOPInstanceUID,
+            str(dcmread(path).file_meta.TransferSyntaxUID),
+            "SCU",
+            "NODE",
+            "127.0.0.1",
+            dataset_bytes(path),
+        )
+    ingests = [Ingest(storage, catalog, DuplicatePolicy.KEEP_FIRST, 1 << 30) for _ in range(2)]
+    start = threading.Barrier(2)
+    outcomes: list[int] = []
+
+    def store(ingest: Ingest, req: StoreRequest) -> None:
+        start.wait()
+        outcomes.append(ingest.store(req).status)
+
+    threads = [threading.Thread(target=store, args=(i, r)) for i, r in zip(ingests, copies.values(), strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes == [0, 0]
+    with catalog.connect() as conn:
+        rows = conn.execute(select(Instance)).all()
+    assert len(rows) == 1
+    kept = storage.absolute(rows[0].path)
+    assert rows[0].size_bytes == kept.stat().st_size, "the row describes the file that was kept"
+
+
 def test_duplicate_overwrite_policy_replaces(start_node, tmp_path: Path) -> None:  # noqa: ANN001
     from dicomnode.catalog.db import open_catalog
 
