@@ -8,6 +8,7 @@ is a rename. Only UIDs that passed `dicomnode.dicom.uids` become path components
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import shutil
@@ -77,7 +78,7 @@ class Storage:
             if replace:
                 os.replace(temp.path, final)
             else:
-                os.link(temp.path, final)
+                _link_or_rename(temp.path, final)
         except BaseException:
             temp.discard()
             raise
@@ -194,6 +195,22 @@ def _mkstemp(directory: Path) -> tuple[int, str]:
             return os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o640), name  # RDWR: ingest maps it to check it
         except FileExistsError:
             continue
+
+
+def _link_or_rename(source: str, target: Path) -> None:
+    """A hard link (FileExistsError when `target` exists); on a filesystem without hard links (vfat answers
+    EPERM), a rename: the name is then taken as with `replace`."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        os.replace(source, target)
+
+
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,37 @@ def test_failed_rename_keeps_old_file_and_removes_temp(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         storage.write_durably(rel, [b"x"])
     assert (tmp_path / rel).is_dir()
+    assert list(storage.tmp_dir.iterdir()) == []
+
+
+def test_placing_only_if_absent_keeps_the_first_file_and_removes_the_temp(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    rel = storage.relative_path("1.2", "1.2.3", "1.2.3.4")
+    first = storage.open_temp()
+    first.write(b"first")
+    assert storage.place(first, rel, replace=False) == 5
+    second = storage.open_temp()
+    second.write(b"second")
+    with pytest.raises(FileExistsError):
+        storage.place(second, rel, replace=False)
+    assert (tmp_path / rel).read_bytes() == b"first"
+    assert list(storage.tmp_dir.iterdir()) == []
+
+
+def test_placing_only_if_absent_renames_where_the_filesystem_has_no_hard_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A filesystem without hard links (vfat answers EPERM) cannot be mounted here: os.link is made to answer so.
+    def no_links(*_: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    storage = Storage(tmp_path)
+    rel = storage.relative_path("1.2", "1.2.3", "1.2.3.4")
+    temp = storage.open_temp()
+    temp.write(b"abc")
+    assert storage.place(temp, rel, replace=False) == 3
+    assert (tmp_path / rel).read_bytes() == b"abc"
     assert list(storage.tmp_dir.iterdir()) == []
 
 
