@@ -8,6 +8,7 @@ is a rename. Only UIDs that passed `dicomnode.dicom.uids` become path components
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import itertools
 import os
@@ -66,7 +67,7 @@ class Storage:
 
     def place(self, temp: TempFile, relative_path: str, replace: bool = True) -> int:
         """Make a written temp file durable at `relative_path` (fsync, rename, fsync the directory); its size.
-        `replace=False`: only if nothing is there yet (a hard link, which fails when the name exists: two writers
+        `replace=False`: only if nothing is there yet (a rename that refuses to replace, or a hard link: two writers
         of one name cannot both succeed), else FileExistsError.
 
         On any error the temp file is removed and the OSError propagates; a previous file at the destination is
@@ -78,12 +79,12 @@ class Storage:
             if replace:
                 os.replace(temp.path, final)
             else:
-                _link_or_rename(temp.path, final)
+                _place_if_absent(temp.path, final)
         except BaseException:
             temp.discard()
             raise
         temp.placed = True
-        if not replace:
+        if not replace and os.path.lexists(temp.path):  # placed by a hard link: the temp name remains
             with contextlib.suppress(OSError):  # a name left in .tmp is removed at the next start
                 os.unlink(temp.path)
         _fsync_dir(final.parent)
@@ -197,9 +198,18 @@ def _mkstemp(directory: Path) -> tuple[int, str]:
             continue
 
 
-def _link_or_rename(source: str, target: Path) -> None:
-    """A hard link (FileExistsError when `target` exists); on a filesystem without hard links (vfat answers
-    EPERM), a rename: the name is then taken as with `replace`."""
+def _place_if_absent(source: str, target: Path) -> None:
+    """Move `source` to `target` unless `target` exists (FileExistsError). One rename that refuses to replace
+    (Linux renameat2 RENAME_NOREPLACE: ext4, xfs, btrfs, tmpfs); where the kernel or filesystem lacks it, a hard
+    link (the caller removes the temp name); without hard links either (vfat answers EPERM), a plain rename."""
+    try:
+        _rename_noreplace(source, target)
+        return
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_RENAME_NOREPLACE:
+            raise
     try:
         os.link(source, target)
     except FileExistsError:
@@ -210,6 +220,20 @@ def _link_or_rename(source: str, target: Path) -> None:
         os.replace(source, target)
 
 
+def _rename_noreplace(source: str, target: Path) -> None:
+    if _renameat2 is None:
+        raise OSError(errno.ENOSYS, "renameat2 not in this C library")
+    if _renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(target))
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)  # glibc 2.28+
+if _renameat2 is not None:
+    _renameat2.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+_AT_FDCWD, _RENAME_NOREPLACE = -100, 1
+_NO_RENAME_NOREPLACE = {errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP}
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 

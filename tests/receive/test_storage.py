@@ -61,20 +61,34 @@ def test_placing_only_if_absent_keeps_the_first_file_and_removes_the_temp(tmp_pa
     assert list(storage.tmp_dir.iterdir()) == []
 
 
-def test_placing_only_if_absent_renames_where_the_filesystem_has_no_hard_links(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("lacking", [["renameat2"], ["renameat2", "link"]])
+def test_placing_only_if_absent_falls_back_where_the_filesystem_lacks_the_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lacking: list[str]
 ) -> None:
-    # A filesystem without hard links (vfat answers EPERM) cannot be mounted here: os.link is made to answer so.
+    # Filesystems without RENAME_NOREPLACE (NFS answers EINVAL) or hard links (vfat answers EPERM) cannot be
+    # mounted here: the calls are made to answer so.
+    from dicomnode.receive import storage as module
+
+    def no_rename_noreplace(*_: object) -> None:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
     def no_links(*_: object) -> None:
         raise PermissionError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(os, "link", no_links)
+    monkeypatch.setattr(module, "_rename_noreplace", no_rename_noreplace)
+    if "link" in lacking:
+        monkeypatch.setattr(os, "link", no_links)
     storage = Storage(tmp_path)
     rel = storage.relative_path("1.2", "1.2.3", "1.2.3.4")
-    temp = storage.open_temp()
-    temp.write(b"abc")
-    assert storage.place(temp, rel, replace=False) == 3
-    assert (tmp_path / rel).read_bytes() == b"abc"
+    for content in (b"abc", b"later"):
+        temp = storage.open_temp()
+        temp.write(content)
+        if content == b"abc" or "link" in lacking:  # a plain rename cannot refuse: the later copy replaces
+            assert storage.place(temp, rel, replace=False) == len(content)
+        else:
+            with pytest.raises(FileExistsError):
+                storage.place(temp, rel, replace=False)
+    assert (tmp_path / rel).read_bytes() == (b"later" if "link" in lacking else b"abc")
     assert list(storage.tmp_dir.iterdir()) == []
 
 
