@@ -73,18 +73,19 @@ class Storage:
         On any error the temp file is removed and the OSError propagates; a previous file at the destination is
         left untouched."""
         final = self.root / relative_path
+        linked = False
         try:
             self._make_dirs_durably(final.parent)
             temp.sync_and_close()
             if replace:
                 os.replace(temp.path, final)
             else:
-                _place_if_absent(temp.path, final)
+                linked = _place_if_absent(temp.path, final)
         except BaseException:
             temp.discard()
             raise
         temp.placed = True
-        if not replace and os.path.lexists(temp.path):  # placed by a hard link: the temp name remains
+        if linked:  # placed by a hard link: the temp name remains
             with contextlib.suppress(OSError):  # a name left in .tmp is removed at the next start
                 os.unlink(temp.path)
         _fsync_dir(final.parent)
@@ -198,13 +199,13 @@ def _mkstemp(directory: Path) -> tuple[int, str]:
             continue
 
 
-def _place_if_absent(source: str, target: Path) -> None:
+def _place_if_absent(source: str, target: Path) -> bool:
     """Move `source` to `target` unless `target` exists (FileExistsError). One rename that refuses to replace
     (Linux renameat2 RENAME_NOREPLACE: ext4, xfs, btrfs, tmpfs); where the kernel or filesystem lacks it, a hard
-    link (the caller removes the temp name); without hard links either (vfat answers EPERM), a plain rename."""
+    link (True: the caller removes the temp name); without hard links either (vfat answers EPERM), a plain rename."""
     try:
         _rename_noreplace(source, target)
-        return
+        return False
     except FileExistsError:
         raise
     except OSError as exc:
@@ -212,12 +213,14 @@ def _place_if_absent(source: str, target: Path) -> None:
             raise
     try:
         os.link(source, target)
+        return True
     except FileExistsError:
         raise
     except OSError as exc:
         if exc.errno not in _NO_HARD_LINKS:
             raise
         os.replace(source, target)
+        return False
 
 
 def _rename_noreplace(source: str, target: Path) -> None:
