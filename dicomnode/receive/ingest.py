@@ -157,12 +157,17 @@ class Ingest:
                 # End the read before the write: in SQLite WAL a read transaction that
                 # later writes fails (BUSY_SNAPSHOT) if another association committed.
                 conn.rollback()
-                keep_first = self.duplicate_policy is DuplicatePolicy.KEEP_FIRST
-                try:
-                    size = self.storage.place(incoming.temp, path, replace=not keep_first)
-                except FileExistsError:  # keep_first: another copy was placed first
-                    return self._first_copy(req, header, path, conn)
-                record_instance(conn, header, receipt, path, size)
+                if self.duplicate_policy is DuplicatePolicy.KEEP_FIRST:
+                    try:
+                        size = self.storage.place(incoming.temp, path, replace=False)
+                    except FileExistsError:  # another copy was placed first
+                        return self._first_copy(req, header, path, conn)
+                    record_instance(conn, header, receipt, path, size)
+                else:
+                    # overwrite: the row first, so its locks (SQLite's write lock, PostgreSQL's row locks) are held
+                    # while the file is replaced: of two copies stored at once, the last file is the last row's.
+                    record_instance(conn, header, receipt, path, incoming.temp.size)
+                    size = self.storage.place(incoming.temp, path, replace=True)
                 conn.commit()  # only now, with the file durable, is the instance ours
         except OSError as exc:
             return _refuse(req, *write_failure(exc))

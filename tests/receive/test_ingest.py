@@ -197,6 +197,51 @@ def test_keep_first_two_copies_placed_at_once_keep_one_file_and_its_row(tmp_path
     assert rows[0].size_bytes == kept.stat().st_size, "the row describes the file that was kept"
 
 
+def test_overwrite_two_copies_stored_at_once_leave_the_row_of_the_file_kept(tmp_path: Path) -> None:
+    """overwrite, two writers of one instance at once (two receiver processes): whichever copy the file is, the
+    row describes it. A race, so many rounds: on the code before (rename, then the row) the last rename and the
+    last commit could be different copies."""
+    from dicomnode.catalog.db import open_catalog
+    from dicomnode.catalog.schema import Base
+    from dicomnode.config.dicom import DuplicatePolicy
+    from dicomnode.receive.ingest import Ingest, StoreRequest
+    from dicomnode.receive.storage import Storage
+
+    catalog = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    Base.metadata.create_all(catalog)
+    storage = Storage(tmp_path / "storage")
+    first = one_instance(tmp_path, "a.dcm", SeriesDescription="first")
+    again = same_instance_as(first, tmp_path, "b.dcm", SeriesDescription="second, a longer description")
+    ds = dcmread(first, stop_before_pixels=True)
+    syntax = str(ds.file_meta.TransferSyntaxUID)
+    copies = [
+        StoreRequest(ds.SOPClassUID, ds.SOPInstanceUID, syntax, "SCU", "NODE", "127.0.0.1", dataset_bytes(path))
+        for path in (first, again)
+    ]
+    ingests = [Ingest(storage, catalog, DuplicatePolicy.OVERWRITE, 1 << 30) for _ in range(2)]
+
+    def store(ingest: Ingest, req: StoreRequest, start: threading.Barrier, outcomes: list[int]) -> None:
+        start.wait()
+        outcomes.append(ingest.store(req).status)
+
+    for round_ in range(30):
+        start, outcomes = threading.Barrier(2), []
+        threads = [
+            threading.Thread(target=store, args=(ingest, req, start, outcomes))
+            for ingest, req in zip(ingests, copies, strict=True)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert outcomes == [0, 0]
+        with catalog.connect() as conn:
+            rows = conn.execute(select(Instance)).all()
+        assert len(rows) == 1
+        kept = storage.absolute(rows[0].path)
+        assert rows[0].size_bytes == kept.stat().st_size, f"round {round_}: the row describes another copy"
+
+
 def test_duplicate_overwrite_policy_replaces(start_node, tmp_path: Path) -> None:  # noqa: ANN001
     from dicomnode.catalog.db import open_catalog
 
