@@ -58,6 +58,7 @@ class Runtime:
                 self.model(name)
             except Exception:
                 log.exception("model %s failed to load; its jobs will fail until this is fixed", name)
+        _warm_encoders()
         # Everything imported and loaded so far lives as long as the process: out of the collector's sight, a
         # full collection during a job no longer walks torch's and pydicom's quarter of a million objects
         # (0.1 s of every other 300-slice load).
@@ -71,6 +72,21 @@ class Runtime:
         if self.policy.device != "auto":
             return self.policy.device
         return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _warm_encoders() -> None:
+    """Encode one SR from a synthetic header: highdicom reads its tables of the standard on the first SR or SEG a
+    process builds (0.3 s here), which would otherwise fall on the first study after every start."""
+    from dicomnode.demo.synthetic import SeriesSpec, ct_slice
+    from dicomnode.results.encode import encode_out_of_scope
+    from dicomnode.results.identity import ResultIdentity
+
+    header = ct_slice(SeriesSpec(rows=4, columns=4), 0)
+    identity = ResultIdentity.of(str(header.StudyInstanceUID), "warm-up", "0", str(header.SOPInstanceUID))
+    try:
+        encode_out_of_scope([header], identity, "warm-up")
+    except Exception:  # only time is at stake: the first study pays it
+        log.exception("warming up the result encoders failed")
 
 
 _current: Runtime | None = None
