@@ -153,93 +153,67 @@ def test_keep_first_keeps_a_file_already_in_place_and_indexes_it_once(node, cata
 def test_keep_first_two_copies_placed_at_once_keep_one_file_and_its_row(tmp_path: Path) -> None:
     """Two writers of one new instance at once, on one storage and catalog (as two receiver processes are): both
     are answered Success, one file and one row remain, and they describe the same copy."""
-    from dicomnode.catalog.db import open_catalog
-    from dicomnode.catalog.schema import Base
     from dicomnode.config.dicom import DuplicatePolicy
-    from dicomnode.receive.ingest import Ingest, StoreRequest
-    from dicomnode.receive.storage import Storage
 
-    catalog = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
-    Base.metadata.create_all(catalog)
-    storage = Storage(tmp_path / "storage")
-    first = one_instance(tmp_path, "a.dcm", SeriesDescription="first")
-    again = same_instance_as(first, tmp_path, "b.dcm", SeriesDescription="second, a longer description")
-    ds = dcmread(first, stop_before_pixels=True)
-    copies = {}
-    for name, path in (("first", first), ("again", again)):
-        copies[name] = StoreRequest(
-            ds.SOPClassUID,
-            ds.SOPInstanceUID,
-            str(dcmread(path).file_meta.TransferSyntaxUID),
-            "SCU",
-            "NODE",
-            "127.0.0.1",
-            dataset_bytes(path),
-        )
-    ingests = [Ingest(storage, catalog, DuplicatePolicy.KEEP_FIRST, 1 << 30) for _ in range(2)]
-    start = threading.Barrier(2)
-    outcomes: list[int] = []
-
-    def store(ingest: Ingest, req: StoreRequest) -> None:
-        start.wait()
-        outcomes.append(ingest.store(req).status)
-
-    threads = [threading.Thread(target=store, args=(i, r)) for i, r in zip(ingests, copies.values(), strict=True)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert outcomes == [0, 0]
-    with catalog.connect() as conn:
-        rows = conn.execute(select(Instance)).all()
-    assert len(rows) == 1
-    kept = storage.absolute(rows[0].path)
-    assert rows[0].size_bytes == kept.stat().st_size, "the row describes the file that was kept"
+    race = TwoCopies(tmp_path, DuplicatePolicy.KEEP_FIRST)
+    assert race.stored_at_once() == [0, 0]
+    assert race.row_describes_the_file_kept()
 
 
 def test_overwrite_two_copies_stored_at_once_leave_the_row_of_the_file_kept(tmp_path: Path) -> None:
     """overwrite, two writers of one instance at once (two receiver processes): whichever copy the file is, the
     row describes it. A race, so many rounds: on the code before (rename, then the row) the last rename and the
-    last commit could be different copies."""
-    from dicomnode.catalog.db import open_catalog
-    from dicomnode.catalog.schema import Base
+    last commit were different copies within a few rounds."""
     from dicomnode.config.dicom import DuplicatePolicy
-    from dicomnode.receive.ingest import Ingest, StoreRequest
-    from dicomnode.receive.storage import Storage
 
-    catalog = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
-    Base.metadata.create_all(catalog)
-    storage = Storage(tmp_path / "storage")
-    first = one_instance(tmp_path, "a.dcm", SeriesDescription="first")
-    again = same_instance_as(first, tmp_path, "b.dcm", SeriesDescription="second, a longer description")
-    ds = dcmread(first, stop_before_pixels=True)
-    syntax = str(ds.file_meta.TransferSyntaxUID)
-    copies = [
-        StoreRequest(ds.SOPClassUID, ds.SOPInstanceUID, syntax, "SCU", "NODE", "127.0.0.1", dataset_bytes(path))
-        for path in (first, again)
-    ]
-    ingests = [Ingest(storage, catalog, DuplicatePolicy.OVERWRITE, 1 << 30) for _ in range(2)]
-
-    def store(ingest: Ingest, req: StoreRequest, start: threading.Barrier, outcomes: list[int]) -> None:
-        start.wait()
-        outcomes.append(ingest.store(req).status)
-
+    race = TwoCopies(tmp_path, DuplicatePolicy.OVERWRITE)
     for round_ in range(30):
-        start, outcomes = threading.Barrier(2), []
-        threads = [
-            threading.Thread(target=store, args=(ingest, req, start, outcomes))
-            for ingest, req in zip(ingests, copies, strict=True)
+        assert race.stored_at_once() == [0, 0]
+        assert race.row_describes_the_file_kept(), f"round {round_}: the row describes another copy"
+
+
+class TwoCopies:
+    """Two Ingests on one storage and catalog (as two receiver processes are), each with its own copy of one
+    instance (different descriptions, so different sizes)."""
+
+    def __init__(self, tmp_path: Path, policy) -> None:  # noqa: ANN001
+        from dicomnode.catalog.db import open_catalog
+        from dicomnode.catalog.schema import Base
+        from dicomnode.receive.ingest import Ingest, StoreRequest
+        from dicomnode.receive.storage import Storage
+
+        self.catalog = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+        Base.metadata.create_all(self.catalog)
+        self.storage = Storage(tmp_path / "storage")
+        first = one_instance(tmp_path, "a.dcm", SeriesDescription="first")
+        again = same_instance_as(first, tmp_path, "b.dcm", SeriesDescription="second, a longer description")
+        ds = dcmread(first, stop_before_pixels=True)
+        syntax = str(ds.file_meta.TransferSyntaxUID)
+        self.copies = [
+            StoreRequest(ds.SOPClassUID, ds.SOPInstanceUID, syntax, "SCU", "NODE", "127.0.0.1", dataset_bytes(path))
+            for path in (first, again)
         ]
+        self.ingests = [Ingest(self.storage, self.catalog, policy, 1 << 30) for _ in range(2)]
+
+    def stored_at_once(self) -> list[int]:
+        """Both copies stored from two threads released together; their statuses."""
+        start, outcomes = threading.Barrier(2), []
+
+        def store(ingest, req) -> None:  # noqa: ANN001
+            start.wait()
+            outcomes.append(ingest.store(req).status)
+
+        threads = [threading.Thread(target=store, args=pair) for pair in zip(self.ingests, self.copies, strict=True)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert outcomes == [0, 0]
-        with catalog.connect() as conn:
-            rows = conn.execute(select(Instance)).all()
-        assert len(rows) == 1
-        kept = storage.absolute(rows[0].path)
-        assert rows[0].size_bytes == kept.stat().st_size, f"round {round_}: the row describes another copy"
+        return outcomes
+
+    def row_describes_the_file_kept(self) -> bool:
+        with self.catalog.connect() as conn:
+            [row] = conn.execute(select(Instance)).all()
+        return row.size_bytes == self.storage.absolute(row.path).stat().st_size
 
 
 def test_duplicate_overwrite_policy_replaces(start_node, tmp_path: Path) -> None:  # noqa: ANN001
