@@ -81,11 +81,11 @@ def _warm_encoders() -> None:
     from dicomnode.results.encode import encode_out_of_scope
     from dicomnode.results.identity import ResultIdentity
 
-    header = ct_slice(SeriesSpec(rows=4, columns=4), 0)
-    identity = ResultIdentity.of(str(header.StudyInstanceUID), "warm-up", "0", str(header.SOPInstanceUID))
     try:
+        header = ct_slice(SeriesSpec(rows=4, columns=4), 0)
+        identity = ResultIdentity.of(str(header.StudyInstanceUID), "warm-up", "0", str(header.SOPInstanceUID))
         encode_out_of_scope([header], identity, "warm-up")
-    except Exception:  # only time is at stake: the first study pays it
+    except Exception:  # only time is at stake (the first study pays it): never a reason not to start
         log.exception("warming up the result encoders failed")
 
 
