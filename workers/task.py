@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from dicomnode.analysis.choice import ranked
 from dicomnode.analysis.commit import FinishedJob, Timings, commit_error, commit_out_of_scope, commit_result
 from dicomnode.analysis.scope import OutOfScope, in_scope
 from dicomnode.analysis.volume import StudyUnreadable, load_series_with_sources
@@ -63,10 +64,16 @@ def run_job(rt: Runtime, job_id: int) -> JobOutcome:
 def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
     timings = Timings(queued_s=_seconds(claim.enqueued_at, claim.started_at))
     with rt.catalog.connect() as conn:
-        paths = series_instance_paths(conn, claim.study_pk, claim.series_uids)
-    loaded = [load_series_with_sources([rt.storage.absolute(p) for p in ps], uid) for uid, ps in paths.items()]
+        stored = series_instance_paths(conn, claim.study_pk, claim.series_uids)
+    paths = {uid: [rt.storage.absolute(p) for p in ps] for uid, ps in stored.items()}
     spec = rt.registry.get(claim.model)
-    loaded = in_scope(loaded, spec.manifest, claim.model, claim.job_id)
+    one = rt.settings.analysis.series == "best" and spec.manifest is not None and spec.manifest.dims == 3
+    order = ranked(paths, spec.manifest) if one else list(paths)
+    loaded = in_scope(
+        (load_series_with_sources(paths[uid], uid) for uid in order), spec.manifest, claim.model, claim.job_id, one
+    )
+    if one and len(paths) > 1:
+        log.info("job %d: read series %s, the best of %d routed", claim.job_id, loaded[0][0].series_uid, len(paths))
     inputs = summarise_inputs(loaded)
     timings.mark("load_s")
     model = rt.model(claim.model)

@@ -8,9 +8,10 @@ FOLDER/labels.csv) with a header and one row per study:
     1.2.826.0.1.3680043.8.498.2,0
 
 `positive` is 1/0 (or true/false, yes/no) for the model's first output. Each
-study is scored on its largest series of a modality the model accepts, after
-the node's own scope gate: a study the node would refuse is listed as out of
-scope with its reason, one that cannot be read is listed with its problem;
+study is scored on the series of a modality the model accepts that the node
+reads first (dicomnode/analysis/choice.py), after the node's own scope gate:
+a study the node would refuse is listed as out of scope with its reason, one that
+cannot be read is listed with its problem;
 neither is scored, neither stops the evaluation. Study-level figures (AUC,
 sensitivity, specificity, calibration, subgroups by manufacturer, slice
 thickness, field of view, matrix and contrast); Dice would need masks, which
@@ -27,6 +28,7 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from dicomnode.analysis.choice import ranked
 from dicomnode.analysis.scope import first_reason
 from dicomnode.analysis.volume import StudyUnreadable, load_series_with_sources
 from dicomnode.errors import DicomnodeError
@@ -71,7 +73,8 @@ def folder_cases(folder: Path, labels_path: Path, manifest: Manifest) -> Iterato
         candidates = {uid: paths for (modality, uid), paths in series[study].items() if modality in modalities}
         if not candidates:
             raise FolderError(f"{folder}: study {study} has no series of {', '.join(modalities)}")
-        uid, paths = max(candidates.items(), key=lambda item: len(item[1]))
+        uid = ranked(candidates, manifest)[0]  # the series the node reads first
+        paths = candidates[uid]
         try:
             volume, sources = load_series_with_sources(paths, uid)
         except StudyUnreadable as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from pydicom import Dataset
 from scipy import ndimage
@@ -44,21 +44,24 @@ class OutOfScope(DicomnodeError):
         self.sources = sources or []
 
 
-def in_scope(loaded: list[Loaded], manifest: Manifest | None, model: str, job_id: int) -> list[Loaded]:
-    """The loaded series the model was made for (all of them when it has no manifest); raise OutOfScope when none
-    is, naming each series' reason."""
-    if manifest is None:
-        return loaded
-    kept, reasons = [], []
+def in_scope(
+    loaded: Iterable[Loaded], manifest: Manifest | None, model: str, job_id: int, first_only: bool = False
+) -> list[Loaded]:
+    """The loaded series the model was made for (all of them when it has no manifest); with `first_only`, the
+    first one only, and no series after it is loaded. Raise OutOfScope when none is, naming each series' reason."""
+    kept, reasons, first_sources = [], [], None
     for volume, sources in loaded:
-        reason = first_reason(volume, sources, manifest)
+        first_sources = sources if first_sources is None else first_sources
+        reason = None if manifest is None else first_reason(volume, sources, manifest)
         if reason is None:
             kept.append((volume, sources))
+            if first_only:
+                break
             continue
         reasons.append(reason)
         log.warning("job %d: series %s not for %s: %s", job_id, volume.series_uid, model, reason)
     if not kept:
-        raise OutOfScope(f"not for {model}: {'; '.join(dict.fromkeys(reasons))}", loaded[0][1] if loaded else None)
+        raise OutOfScope(f"not for {model}: {'; '.join(dict.fromkeys(reasons))}", first_sources)
     return kept
 
 

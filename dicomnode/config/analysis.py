@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -23,6 +24,11 @@ class AnalysisConfig(RetryPolicy):
         "auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$", description="auto: CUDA when present, else CPU."
     )
     torch_threads: int = Field(0, ge=0, description="CPU threads per worker process; 0: cores / worker processes.")
+    series: Literal["best", "all"] = Field(
+        "best",
+        description="Several series of a study routed to one volumetric model: read the best one (original, axial, "
+        "soft-tissue kernel, the model's slice spacing; dicomnode/analysis/choice.py) or all of them.",
+    )
     max_attempts: int = Field(3, ge=1, description="Attempts before a job is marked failed.")
     retry_backoff_s: float = Field(10, gt=0, description="Wait before the 2nd attempt; doubles for each further one.")
     retry_backoff_max_s: float = Field(600, gt=0)
