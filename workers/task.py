@@ -68,7 +68,7 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
     paths = {uid: [rt.storage.absolute(p) for p in ps] for uid, ps in stored.items()}
     spec = rt.registry.get(claim.model)
     one = rt.settings.analysis.series == "best" and spec.manifest is not None and spec.manifest.dims == 3
-    order = ranked(paths, spec.manifest) if one else list(paths)
+    order = ranked(paths, spec.manifest) if one and len(paths) > 1 else list(paths)
     loaded = in_scope(
         (load_series_with_sources(paths[uid], uid) for uid in order), spec.manifest, claim.model, claim.job_id, one
     )
