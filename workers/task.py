@@ -12,10 +12,11 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from dicomnode.analysis.choice import ranked
 from dicomnode.analysis.commit import FinishedJob, Timings, commit_error, commit_out_of_scope, commit_result
-from dicomnode.analysis.scope import OutOfScope, in_scope
+from dicomnode.analysis.scope import Loaded, OutOfScope, in_scope
 from dicomnode.analysis.volume import StudyUnreadable, load_series_with_sources
 from dicomnode.catalog.records import series_instance_paths
 from dicomnode.catalog.states import JobOutcome, JobState
@@ -69,11 +70,14 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
     spec = rt.registry.get(claim.model)
     one = rt.settings.analysis.series == "best" and spec.manifest is not None and spec.manifest.dims == 3
     order = ranked(paths, spec.manifest) if one and len(paths) > 1 else list(paths)
-    loaded = in_scope(
-        (load_series_with_sources(paths[uid], uid) for uid in order), spec.manifest, claim.model, claim.job_id, one
-    )
+    loaded = in_scope(_series_in_order(paths, order, claim.job_id, one), spec.manifest, claim.model, claim.job_id, one)
     if one and len(paths) > 1:
-        log.info("job %d: read series %s, the best of %d routed", claim.job_id, loaded[0][0].series_uid, len(paths))
+        log.info(
+            "job %d: read series %s (of %d routed, ranked best first)",
+            claim.job_id,
+            loaded[0][0].series_uid,
+            len(paths),
+        )
     inputs = summarise_inputs(loaded)
     timings.mark("load_s")
     model = rt.model(claim.model)
@@ -87,6 +91,24 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
     urgency = {o.label: o.urgency for o in spec.manifest.outputs} if spec.manifest else {}
     finished = FinishedJob(claim, identity, instances, findings, urgency, inputs)
     return commit_result(rt.catalog, rt.storage, rt.settings, finished, timings)
+
+
+def _series_in_order(
+    paths: dict[str, list[Path]], order: list[str], job_id: int, pass_over_unreadable: bool
+) -> Iterator[Loaded]:
+    """Each series in `order`, loaded. With `pass_over_unreadable` (one series is read), an unreadable one is
+    logged and the next tried; when none is left, the first one's error is raised."""
+    first_error = None
+    for uid in order:
+        try:
+            yield load_series_with_sources(paths[uid], uid)
+        except StudyUnreadable as exc:
+            if not pass_over_unreadable:
+                raise
+            first_error = first_error or exc
+            log.warning("job %d: series %s cannot be read, the next is tried: %s", job_id, uid, exc)
+    if first_error is not None:
+        raise first_error
 
 
 def _saying_so(rt: Runtime, claim: Claim, exc: OutOfScope) -> tuple[str, list] | None:

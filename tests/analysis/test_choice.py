@@ -105,6 +105,25 @@ def test_a_study_with_a_bone_series_is_read_on_its_soft_tissue_one_unless_every_
     [result] = result_rows(catalog)
     if series_setting == "best":
         assert result.findings == [], "the bone series was not read"
-        assert f"read series {soft}, the best of 2 routed" in node.log()
+        assert f"read series {soft} (of 2 routed, ranked best first)" in node.log()
     else:
         assert {f["series_uid"] for f in result.findings} == {bone}
+
+
+def test_when_the_best_series_cannot_be_read_the_next_one_is(start_node, tmp_path: Path) -> None:  # noqa: ANN001
+    """The soft-tissue series lost a slice on the way (not one evenly spaced stack): the study is read on the
+    next series rather than failed; the log says which could not be read and why."""
+    node = start_node(**analysis_overrides())
+    study = pydicom.uid.generate_uid()
+    soft, soft_files = _study_series(tmp_path, study, "soft", 8, ConvolutionKernel="H30s")
+    bone, bone_files = _study_series(tmp_path, study, "bone", 8, ConvolutionKernel="H70h", lesion_hu=80)
+    del soft_files[4]
+    assert storescu(node, soft_files + bone_files).returncode == 0
+    catalog = open_catalog(node.catalog_url)
+
+    [job] = wait_jobs(catalog, 1, {"done"}, timeout=90)
+    [result] = result_rows(catalog)
+    assert {f["series_uid"] for f in result.findings} == {bone}
+    log = node.log()
+    assert f"series {soft} cannot be read, the next is tried" in log and "evenly spaced" in log
+    assert f"read series {bone} (of 2 routed, ranked best first)" in log
