@@ -6,9 +6,9 @@ flagged when any series is, and a sharp kernel's noise looks like blood to a mod
 images), and repeats each finding once per series. The series are ranked from one header each, best first:
 not a localizer; an original acquisition before a derived one (Image Type); axial before other planes; a
 soft-tissue kernel before a sharp one (Convolution Kernel, series description); the slice spacing nearest the
-model's; the most images. The worker reads them in that order and keeps the first the scope gate accepts
-(`analysis.series = "best"`; "all" reads every one). Ranking only orders: a kernel it cannot name counts as
-soft, and a study with nothing but a bone series still has it read.
+model's; the most images. The worker reads them in that order and keeps the first it can read and the scope
+gate accepts (`analysis.series = "best"`; "all" reads every one). Ranking only orders: a kernel it cannot name
+counts as soft, and a study with nothing but a bone series still has it read.
 """
 
 from __future__ import annotations
