@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom import Dataset
-from pydicom.multival import MultiValue
 
+from dicomnode.analysis.scope import header_values, is_localizer
 from models.manifest import Manifest
 
 # Sharp reconstructions by name: GE BONE/BONEPLUS/LUNG/EDGE/DETAIL, the words anyone writes, and Siemens-style
@@ -44,17 +44,17 @@ def ranked(series: dict[str, list[Path]], manifest: Manifest) -> list[str]:
 
 
 def _rank(header: Dataset, model_z: float | None) -> tuple[int, int, int, int, float]:
-    image_type = [str(v).upper() for v in _values(header.get("ImageType"))]
-    localizer = int("LOCALIZER" in image_type)
+    image_type = header_values(header, "ImageType")
     derived = int(image_type[:1] == ["DERIVED"] or image_type[1:2] == ["SECONDARY"])
-    return localizer, derived, int(not _axial(header)), int(sharp_kernel(header)), _spacing_gap(header, model_z)
+    axial, sharp = _axial(header), sharp_kernel(header)
+    return int(is_localizer(header)), derived, int(not axial), int(sharp), _spacing_gap(header, model_z)
 
 
 def sharp_kernel(header: Dataset) -> bool:
     """A bone, lung or edge-enhancing reconstruction, by its kernel or series description."""
-    kernels = [str(v) for v in _values(header.get("ConvolutionKernel"))]
+    kernels = header_values(header, "ConvolutionKernel")
     words = str(header.get("SeriesDescription", "") or "").split()
-    return any(_SHARP.search(k.strip()) for k in kernels) or any(
+    return any(_SHARP.search(k) for k in kernels) or any(
         re.fullmatch(r"BONE|SHARP|LUNG|KNOCHEN", w, re.IGNORECASE) for w in words
     )
 
@@ -80,12 +80,6 @@ def _spacing_gap(header: Dataset, model_z: float | None) -> float:
         if spacing > 0:
             return abs(math.log(spacing / model_z))
     return math.inf
-
-
-def _values(value: object) -> list:
-    if value is None or value == "":
-        return []
-    return list(value) if isinstance(value, list | tuple | MultiValue) else [value]
 
 
 def _header(path: Path) -> Dataset | None:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from pydicom import Dataset
+from pydicom.multival import MultiValue
 from scipy import ndimage
 
 from dicomnode.errors import DicomnodeError
@@ -155,11 +156,22 @@ def _field_of_view(volume: ImageVolume, sources: list[Dataset], manifest: Manife
 
 def _localizer(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
     """A localizer (scout, topogram) plans the scan; it is a projection, never the series to read."""
-    image_type = sources[0].get("ImageType") or []
-    values = [image_type] if isinstance(image_type, str) else list(image_type)
-    if any(str(v).strip().upper() == "LOCALIZER" for v in values):
+    if is_localizer(sources[0]):
         return "a localizer (scout) image: Image Type says LOCALIZER"
     return None
+
+
+def is_localizer(header: Dataset) -> bool:
+    return "LOCALIZER" in header_values(header, "ImageType")
+
+
+def header_values(header: Dataset, keyword: str) -> list[str]:
+    """An element's values, one or many, stripped and upper-case; none when it is absent or empty."""
+    value = header.get(keyword)
+    if value is None or value == "":
+        return []
+    values = list(value) if isinstance(value, list | tuple | MultiValue) else [value]
+    return [str(v).strip().upper() for v in values]
 
 
 def _slices(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
