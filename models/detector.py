@@ -3,7 +3,7 @@
 preprocess (resample to the manifest's spacing or size, window or normalise,
 pad) -> network, whole or in sliding windows -> sigmoid -> per output class:
 connected regions of the probability map -> back to the volume's own voxel
-grid (refined on its values) -> grown into the image (optional) -> measurements, density, calibration ->
+grid (refined on its values) -> grown into the image (optional) -> measurements, density and peak, calibration ->
 candidates; those at or above the threshold are the findings. 2D models run
 on batches of slices. CUDA runs under autocast; CPU under inference_mode with
 the threads the worker set.
@@ -29,6 +29,7 @@ from models.growth import grow
 from models.image import ImageVolume
 from models.manifest import Manifest, OutputClass
 from models.orientation import canonical
+from models.peak import peak_value, peak_weight
 from models.regions import connected_regions, cropped
 
 if TYPE_CHECKING:
@@ -164,7 +165,10 @@ class Detector:
             raw = float(prob[region][inside].max())
             bbox, mask = _to_volume_grid(region, inside, prob, scale, volume.array.shape, output.mask_threshold)
             refined = _refined(output, bbox, mask, volume.array)
-            weight = _density_weight(output, *(refined if refined[1].any() else (bbox, mask)), volume.array)
+            core = refined if refined[1].any() else (bbox, mask)
+            weight = _density_weight(output, *core, volume.array)
+            if output.peak is not None:
+                weight *= peak_weight(output.peak, peak_value(volume.array, volume.spacing_mm, *core, output.peak))
             weight *= _size_weight(output, refined[1], volume)
             probability = round(output.calibration.apply(raw * weight), 4)
             finding = None

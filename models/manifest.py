@@ -32,6 +32,7 @@ and the key. Torch-free, so the node can read manifests to route and rank.
     urgency = 1.0                    # 0..1, weight of this finding in worklist ranking
     value_range = [40, 120]          # optional: a region keeps its voxels in this range (sizes from the image)
     growth = { margin_mm = 40, background = [15, 45], barrier = 300 }  # optional: grow regions into the image
+    peak = { max_value = 110, softness = 5, barrier = 300 }  # optional: weigh down regions denser than a lesion is
 
 The network takes (N, 1, *spatial) float32 and returns logits: (N, C, *spatial)
 for segmentation and detection, (N, C) for classification, C = len(outputs).
@@ -147,6 +148,23 @@ class Growth(_Strict):
         return self
 
 
+class Peak(_Strict):
+    """A region whose densest part reads denser than the lesion can be is the blurred edge of something denser (a
+    faintly calcified falx reads 95-130 HU after the scanner's blur, and the network takes it for blood): its
+    probability is weighed by a logistic factor of that peak around `max_value`, `softness` wide (0: a hard cut).
+    Values at or above `barrier` (bone), and their partial volume, are not counted (models/peak.py)."""
+
+    max_value: float
+    softness: float = Field(default=0.0, ge=0.0)
+    barrier: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Peak:
+        if self.barrier is not None and self.barrier <= self.max_value:
+            raise ValueError("peak needs barrier above max_value")
+        return self
+
+
 class OutputClass(_Strict):
     label: str = Field(min_length=1, max_length=64)
     code: Code
@@ -164,6 +182,7 @@ class OutputClass(_Strict):
     # this range, e.g. [40, 100] HU for fresh blood, so sizes follow the image rather than the network's blur
     value_range: tuple[float, float] | None = None
     growth: Growth | None = None  # grow regions into the image (needs value_range)
+    peak: Peak | None = None  # weigh down regions whose peak is denser than the lesion (3D)
     calibration: Calibration = Field(default_factory=Calibration)
 
 
@@ -213,6 +232,8 @@ class Manifest(_Strict):
                 output.value_range is None or self.dims != 3 or self.task != "segmentation"
             ):
                 raise ValueError(f"output {output.label!r}: growth needs value_range and a 3D segmentation model")
+            if output.peak is not None and self.dims != 3:
+                raise ValueError(f"output {output.label!r}: peak is for 3D models (dims = 3)")
         return self
 
     def output(self, label: str) -> OutputClass:

@@ -72,6 +72,10 @@ def test_a_valid_manifest_loads(tmp_path: Path) -> None:
             r"output labels must be unique",
         ),
         (("[preprocessing]", "[preprocessing"), r"cannot read"),
+        (
+            ("urgency = 1.0", "urgency = 1.0\npeak = { max_value = 110.0, barrier = 100.0 }"),
+            r"outputs\.0\.peak: .*barrier above max_value",
+        ),
     ],
 )
 def test_mistakes_are_refused_naming_the_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:
