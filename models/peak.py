@@ -22,29 +22,46 @@ from models.manifest import Peak
 SMOOTHING_MM = 1.0  # in-plane Gaussian sigma: the peak of a structure, not of the noise
 BARRIER_MM = 5.0  # the skull's partial volume reaches this far in-plane (and one slice along z)
 PEAK_MM3 = 10.0  # the peak is the value the densest this-many mm3 of the region reach
+CHUNK_SLICES = 16
 
 
 def peak_value(
     values: np.ndarray, spacing: tuple[float, float, float], bbox: tuple[int, ...], mask: np.ndarray, peak: Peak
 ) -> float | None:
     """The value the densest PEAK_MM3 of the region (bbox, mask of the bbox's shape) reach, lightly smoothed;
-    None when all of it lies by the barrier."""
-    reach = [1, *(max(1, round(BARRIER_MM / s)) for s in spacing[1:])]
-    lo = [max(0, b - r) for b, r in zip(bbox[:3], reach, strict=True)]
-    hi = [min(n, b + r) for b, r, n in zip(bbox[3:], reach, values.shape, strict=True)]
-    crop = values[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))].astype(np.float32)
-    smooth = ndimage.gaussian_filter(crop, sigma=(0.0, SMOOTHING_MM / spacing[1], SMOOTHING_MM / spacing[2]))
-    region = np.zeros(crop.shape, dtype=bool)
-    region[tuple(slice(b - a, b - a + n) for b, a, n in zip(bbox[:3], lo, mask.shape, strict=True))] = mask
-    if peak.barrier is not None:
-        bone = (smooth >= peak.barrier).view(np.uint8)
-        near = ndimage.maximum_filter(bone, size=(3, 2 * reach[1] + 1, 2 * reach[2] + 1)).view(bool)
-        region &= ~near
-    if not region.any():
+    None when all of it lies by the barrier. Read CHUNK_SLICES at a time, so a region as large as the head costs
+    no more memory than a slab of it."""
+    reach = [max(1, round(BARRIER_MM / s)) for s in spacing[1:]]
+    rows = slice(max(0, bbox[1] - reach[0]), min(values.shape[1], bbox[4] + reach[0]))
+    columns = slice(max(0, bbox[2] - reach[1]), min(values.shape[2], bbox[5] + reach[1]))
+    in_crop = (
+        slice(bbox[1] - rows.start, bbox[4] - rows.start),
+        slice(bbox[2] - columns.start, bbox[5] - columns.start),
+    )
+    rank = int(PEAK_MM3 / float(np.prod(spacing)))  # this many voxels read denser than the peak
+    densest = []
+    for z0 in range(bbox[0], bbox[3], CHUNK_SLICES):
+        z1 = min(bbox[3], z0 + CHUNK_SLICES)
+        read = slice(max(0, z0 - 1), min(values.shape[0], z1 + 1))  # a slice either side, for the barrier's reach
+        crop = values[read, rows, columns].astype(np.float32)
+        smooth = ndimage.gaussian_filter(crop, sigma=(0.0, SMOOTHING_MM / spacing[1], SMOOTHING_MM / spacing[2]))
+        region = np.zeros(crop.shape, dtype=bool)
+        region[(slice(z0 - read.start, z1 - read.start), *in_crop)] = mask[z0 - bbox[0] : z1 - bbox[0]]
+        if peak.barrier is not None:
+            bone = (smooth >= peak.barrier).view(np.uint8)
+            region &= ~ndimage.maximum_filter(bone, size=(3, 2 * reach[0] + 1, 2 * reach[1] + 1)).view(bool)
+        densest.append(_largest(smooth[region], rank + 1))
+    inside = np.concatenate(densest)
+    if inside.size == 0:
         return None
-    inside = smooth[region]
-    rank = min(inside.size - 1, int(PEAK_MM3 / float(np.prod(spacing))))  # this many voxels read denser
-    return float(np.partition(inside, inside.size - 1 - rank)[inside.size - 1 - rank])
+    return float(_largest(inside, min(rank, inside.size - 1) + 1).min())
+
+
+def _largest(values: np.ndarray, count: int) -> np.ndarray:
+    """The `count` largest of `values` (all of them when there are fewer), in no order."""
+    if values.size <= count:
+        return values
+    return np.partition(values, values.size - count)[values.size - count :]
 
 
 def peak_weight(peak: Peak, value: float | None) -> float:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+import models.peak as peak_module
 from models.detector import Detector
 from models.manifest import Peak
 from models.peak import peak_value, peak_weight
@@ -142,3 +143,20 @@ def test_the_detector_weighs_its_regions_by_their_peak(use_peak: bool) -> None:
     blood_score = detector.analyse(as_volume(scan(with_blood, np.random.default_rng(7)), SPACING)).scores[label]
     assert blood_score >= threshold
     assert (dense_score < threshold) is use_peak, (dense_score, use_peak)
+
+
+def test_a_region_read_in_slabs_gives_the_value_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A region the height of the head is read CHUNK_SLICES at a time; the slabs, their seams and the barrier's
+    reach across them change nothing."""
+    shape = (40, 120, 120)
+    hu = np.full(shape, 35.0, dtype=np.float32)
+    z, y, x = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    lesion = (np.abs(y - 60) < 20) & (np.abs(x - 60) < 10)
+    hu[lesion] = 80.0
+    hu[lesion & (z % 7 == 0) & (x == 55)] = 140.0  # denser streaks on some slices, one a slab's seam
+    hu[:, :, 75:] = 1000.0  # bone beside it
+    values = scan(hu, np.random.default_rng(9))
+    bbox, mask = (0, 40, 50, 40, 80, 70), lesion[:, 40:80, 50:70]
+    slabs = peak_value(values, SPACING, bbox, mask, PEAK)
+    monkeypatch.setattr(peak_module, "CHUNK_SLICES", 1000)
+    assert peak_value(values, SPACING, bbox, mask, PEAK) == slabs
