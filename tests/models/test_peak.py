@@ -153,8 +153,8 @@ def test_a_region_read_in_slabs_gives_the_value_read_whole(monkeypatch: pytest.M
     z, y, x = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
     lesion = (np.abs(y - 60) < 20) & (np.abs(x - 60) < 10)
     hu[lesion] = 80.0
-    hu[lesion & (z % 7 == 0) & (x == 55)] = 140.0  # denser streaks on some slices, one a slab's seam
-    hu[:, :, 75:] = 1000.0  # bone beside it
+    hu[lesion & (x == 68)] = 140.0  # a denser streak at its edge, on every slice
+    hu[16, :, 72:] = 1000.0  # bone beside it on the first slice of the second slab: its reach covers slice 15
     values = scan(hu, np.random.default_rng(9))
     bbox, mask = (0, 40, 50, 40, 80, 70), lesion[:, 40:80, 50:70]
     slabs = peak_value(values, SPACING, bbox, mask, PEAK)
