@@ -7,7 +7,9 @@ heads whose falx was calcified under 175 HU. A bleed's region reads no denser th
 it touches the skull, whose partial volume reads anything up to bone: voxels within BARRIER_MM in-plane or one
 slice of the barrier value are not counted. The densest PEAK_MM3 count rather than the single densest voxel, so
 one noisy voxel of a large, noisy thin-slice bleed does not decide. The region is the network's own (not a ring
-around it): a bleed beside a calcified choroid plexus keeps its own, blood-dense, peak.
+around it), and a calcification that reads over the barrier is left out with its partial volume as bone is: a
+bleed beside a densely calcified choroid plexus keeps its own, blood-dense, peak. One beside a small or faint
+calcification (110-300 HU once smoothed) takes that calcification's edge into its region and is weighed down.
 """
 
 from __future__ import annotations
