@@ -4,8 +4,8 @@ Acute blood reads 50-90 HU. A faintly calcified falx (a plate 2 mm thick at 150-
 midline after the scanner's blur and 65-90 HU either side, blood's range, and the network takes it for blood:
 on 120 development heads (seed 777) it was each of ct-hemorrhage 0.5.1's nine false positives, seven of seven
 heads whose falx was calcified under 175 HU. A bleed's region reads no denser than blood plus noise, except where
-it touches the skull, whose partial volume reads anything up to bone: voxels within BARRIER_MM in-plane or one
-slice of the barrier value are not counted. The densest PEAK_MM3 count rather than the single densest voxel, so
+it touches the skull, whose partial volume reads anything up to bone: voxels within BARRIER_MM in-plane of the barrier
+value, on their slice or the next, are not counted. The densest PEAK_MM3 count rather than the single densest voxel, so
 one noisy voxel of a large, noisy thin-slice bleed does not decide. The region is the network's own (not a ring
 around it), and a calcification that reads over the barrier is left out with its partial volume as bone is: a
 bleed beside a densely calcified choroid plexus keeps its own, blood-dense, peak. One beside a small or faint
@@ -22,7 +22,7 @@ from scipy import ndimage
 from models.manifest import Peak
 
 SMOOTHING_MM = 1.0  # in-plane Gaussian sigma: the peak of a structure, not of the noise
-BARRIER_MM = 5.0  # the skull's partial volume reaches this far in-plane (and one slice along z)
+BARRIER_MM = 5.0  # the skull's partial volume reaches this far in-plane, on its slice and the next
 PEAK_MM3 = 10.0  # the peak is the value the densest this-many mm3 of the region reach
 CHUNK_SLICES = 16
 
