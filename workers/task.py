@@ -69,9 +69,10 @@ def _analyse(rt: Runtime, claim: Claim) -> dict[str, float]:
     paths = {uid: [rt.storage.absolute(p) for p in ps] for uid, ps in stored.items()}
     spec = rt.registry.get(claim.model)
     one = rt.settings.analysis.series == "best" and spec.manifest is not None and spec.manifest.dims == 3
-    order = ranked(paths, spec.manifest) if one and len(paths) > 1 else list(paths)
+    choosing = one and len(paths) > 1
+    order = ranked(paths, spec.manifest) if choosing else list(paths)
     loaded = in_scope(_series_in_order(paths, order, claim.job_id, one), spec.manifest, claim.model, claim.job_id, one)
-    if one and len(paths) > 1:
+    if choosing:
         log.info(
             "job %d: read series %s (of %d routed, ranked best first)",
             claim.job_id,

@@ -24,9 +24,11 @@ from pydicom import Dataset
 from dicomnode.analysis.scope import header_values, is_localizer
 from models.manifest import Manifest
 
-# Sharp reconstructions by name: GE BONE/BONEPLUS/LUNG/EDGE/DETAIL, the words anyone writes, and Siemens-style
-# kernels numbered 60 and up (H60s, H70h, Hr64, Br68, J70h); soft-tissue ones are numbered 20-45.
-_SHARP = re.compile(r"BONE|SHARP|LUNG|EDGE|DETAIL|KNOCHEN|^[A-Z][a-z]?[6-9][0-9]", re.IGNORECASE)
+# Sharp reconstructions by name: the words anyone writes (also whole words of a series description), GE's
+# BONE/BONEPLUS/LUNG/EDGE/DETAIL, and Siemens-style kernels numbered 60 and up (H60s, H70h, Hr64, Br68, J70h);
+# soft-tissue ones are numbered 20-45.
+_SHARP_WORD = re.compile(r"BONE|SHARP|LUNG|KNOCHEN", re.IGNORECASE)
+_SHARP = re.compile(rf"{_SHARP_WORD.pattern}|EDGE|DETAIL|^[A-Z][a-z]?[6-9][0-9]", re.IGNORECASE)
 
 
 def ranked(series: dict[str, list[Path]], manifest: Manifest) -> list[str]:
@@ -54,9 +56,7 @@ def sharp_kernel(header: Dataset) -> bool:
     """A bone, lung or edge-enhancing reconstruction, by its kernel or series description."""
     kernels = header_values(header, "ConvolutionKernel")
     words = str(header.get("SeriesDescription", "") or "").split()
-    return any(_SHARP.search(k) for k in kernels) or any(
-        re.fullmatch(r"BONE|SHARP|LUNG|KNOCHEN", w, re.IGNORECASE) for w in words
-    )
+    return any(_SHARP.search(k) for k in kernels) or any(_SHARP_WORD.fullmatch(w) for w in words)
 
 
 def _axial(header: Dataset) -> bool:
