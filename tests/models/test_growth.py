@@ -9,18 +9,20 @@ from scipy import ndimage
 
 from models.detector import _finding, _merged
 from models.growth import grow
-from models.manifest import Growth, ManifestError, load_manifest
+from models.manifest import ManifestError, load_manifest
 from models.phantoms.ct_head_varied import ct_head
 from models.registry import builtin_spec
 from tests.support.volumes import as_volume
 
 SPACING = (5.0, 1.0, 1.0)
-GROWTH = Growth(margin_mm=40.0, background=(15.0, 45.0), barrier=300.0)
+GROWTH = builtin_spec("ct-hemorrhage").manifest.outputs[0].growth  # what ships
 BLOOD_RANGE = (40.0, 120.0)
 
 
-def subdural_head(rng: np.random.Generator, shape: tuple[int, int, int] = (24, 192, 192)) -> tuple[np.ndarray, ...]:
-    """A head (brain 35 HU in a 6 mm skull of 1000 HU, air outside) with a 10 mm crescent of 70 HU blood against
+def subdural_head(
+    rng: np.random.Generator, shape: tuple[int, int, int] = (24, 192, 192), thickness_mm: float = 10.0
+) -> tuple[np.ndarray, ...]:
+    """A head (brain 35 HU in a 6 mm skull of 1000 HU, air outside) with a crescent of 70 HU blood against
     the inner table of its left side, blurred and noisy like a 5 mm scan. Returns the HU and the visible crescent:
     the blood the blur did not mix into bone (under 150 HU), as the phantoms' truth is."""
     z, y, x = np.meshgrid(
@@ -29,7 +31,8 @@ def subdural_head(rng: np.random.Generator, shape: tuple[int, int, int] = (24, 1
     r_brain = np.sqrt((z / 50) ** 2 + (y / 80) ** 2 + (x / 70) ** 2)
     r_skull = np.sqrt((z / 56) ** 2 + (y / 86) ** 2 + (x / 76) ** 2)
     brain, skull = r_brain <= 1.0, r_skull <= 1.0
-    inner = np.sqrt((z / 40) ** 2 + (y / 70) ** 2 + (x / 60) ** 2) <= 1.0
+    t = thickness_mm  # 10 mm unless told
+    inner = np.sqrt((z / (50 - t)) ** 2 + (y / (80 - t)) ** 2 + (x / (70 - t)) ** 2) <= 1.0
     crescent = brain & ~inner & (x > 20) & (np.abs(z) < 30) & (np.abs(y) < 50)
     hu = np.full(shape, -1000.0, dtype=np.float32)
     hu[skull] = 1000.0
@@ -141,6 +144,62 @@ def test_the_barrier_keeps_the_mask_off_the_partial_volume_of_the_skull() -> Non
     assert (leaky & ~p.bleed_mask).sum() > 0.4 * truth
     assert (guarded & ~p.bleed_mask).sum() < 0.15 * truth
     assert (guarded & p.bleed_mask).sum() > 0.7 * truth
+
+
+def capped_head(rng: np.random.Generator, shape: tuple[int, int, int] = (14, 160, 160)) -> tuple[np.ndarray, ...]:
+    """5 mm slices through the top of a head: one slice cuts the skull cap (bone and brain in one slice: 220 HU),
+    the slice under it reads 70 HU across the whole brain (the cap's partial volume), and a 70 HU subdural runs
+    from that slice down along the right inner table. Returns the HU, the subdural and the blood-like slice."""
+    z, y, x = np.meshgrid(
+        *[(np.arange(n) - n / 2 + 0.5) * s for n, s in zip(shape, SPACING, strict=True)], indexing="ij"
+    )
+    r = np.sqrt(y**2 + x**2)
+    level = np.broadcast_to(np.arange(shape[0])[:, None, None], shape)
+    hu = np.full(shape, -1000.0, dtype=np.float32)
+    hu[(level >= 1) & (r <= 66)] = 1000.0
+    hu[(level >= 3) & (r <= 60)] = 35.0
+    hu[(level == 1) & (r <= 66)] = 220.0
+    hu[(level == 2) & (r <= 60)] = 70.0
+    subdural = (level >= 2) & (level <= 9) & (r > 50) & (r <= 60) & (x > 25)
+    hu[subdural] = 70.0
+    cap = (level == 2) & (r <= 60) & ~subdural
+    hu = ndimage.gaussian_filter(hu, sigma=(0.3, 1.0, 1.0)) + rng.normal(0.0, 4.0, shape).astype(np.float32)
+    return hu, subdural, cap
+
+
+def test_a_slice_under_the_skull_cap_that_reads_like_blood_is_not_grown_into() -> None:
+    """0.5.2's barrier (300 HU) did not count the cap's slice (220 HU), and the subdural's mask spread over the
+    whole slice under it: twice a subdural's volume on two development heads cut at 5 mm."""
+    hu, subdural, cap = capped_head(np.random.default_rng(1))
+    levels = np.arange(hu.shape[0])[:, None, None]
+    seed = subdural & (levels >= 5) & (levels < 8)
+    box = tuple(slice(int(ix.min()), int(ix.max()) + 1) for ix in np.nonzero(seed))
+    bbox = tuple(b.start for b in box) + tuple(b.stop for b in box)
+    before = GROWTH.model_copy(update={"barrier": 300.0, "open_mm": 1.0})  # 0.5.2's
+
+    grown = as_full(*grow(hu, SPACING, bbox, seed[box], GROWTH, BLOOD_RANGE), hu.shape)
+    leaky = as_full(*grow(hu, SPACING, bbox, seed[box], before, BLOOD_RANGE), hu.shape)
+
+    assert (leaky & cap).sum() > 0.3 * cap.sum()
+    assert (grown & cap).sum() < 0.02 * cap.sum()
+    assert (grown & subdural).sum() > 0.7 * subdural.sum() and (grown & ~subdural).sum() < 0.1 * subdural.sum()
+
+
+@pytest.mark.parametrize("thickness_mm", [6.0, 7.0])
+def test_opening_no_longer_cuts_a_thin_subdural_from_its_region(thickness_mm: float) -> None:
+    """With the barrier taking the band along the skull, a 6-7 mm crescent on 5 mm slices is left a few voxels
+    thick: opening (0.5.2's open_mm 1) cut most of it away from the part the network saw."""
+    hu, crescent = subdural_head(np.random.default_rng(1), thickness_mm=thickness_mm)
+    rows = np.nonzero(crescent.any(axis=(0, 2)))[0]
+    middle = rows[0] + 2 * len(rows) // 5
+    bbox, seed = seed_in(crescent, slice(middle, middle + len(rows) // 5))
+    opening = GROWTH.model_copy(update={"open_mm": 1.0})
+
+    grown = as_full(*grow(hu, SPACING, bbox, seed, GROWTH, BLOOD_RANGE), hu.shape)
+    opened = as_full(*grow(hu, SPACING, bbox, seed, opening, BLOOD_RANGE), hu.shape)
+
+    assert (grown & crescent).sum() > 1.5 * (opened & crescent).sum()
+    assert (grown & ~crescent).sum() < 0.1 * crescent.sum()
 
 
 def test_nothing_to_grow_into_leaves_the_region_as_it_was() -> None:
