@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.special import expit
 
 from models.findings import Finding, Measurement
 from models.geometry import longest_diameter_mm
@@ -310,7 +311,7 @@ def _density_weight(output: OutputClass, bbox: tuple[int, ...], mask: np.ndarray
     mean = float(values[tuple(slice(a, b) for a, b in zip(bbox[:3], bbox[3:], strict=True))][mask].mean())
     if output.mean_value_softness == 0:
         return 1.0 if mean >= output.min_mean_value else 0.0
-    return 1.0 / (1.0 + math.exp(-(mean - output.min_mean_value) / output.mean_value_softness))
+    return float(expit((mean - output.min_mean_value) / output.mean_value_softness))
 
 
 def _size(output: OutputClass, mask: np.ndarray, volume: ImageVolume) -> tuple[float, float]:

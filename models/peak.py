@@ -14,10 +14,9 @@ calcification (110-300 HU once smoothed) takes that calcification's edge into it
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy import ndimage
+from scipy.special import expit
 
 from models.manifest import Peak
 
@@ -73,4 +72,4 @@ def peak_weight(peak: Peak, value: float | None) -> float:
         return 1.0
     if peak.softness == 0:
         return 1.0 if value <= peak.max_value else 0.0
-    return 1.0 / (1.0 + math.exp(min((value - peak.max_value) / peak.softness, 700.0)))
+    return float(expit((peak.max_value - value) / peak.softness))

@@ -160,3 +160,20 @@ def test_a_region_read_in_slabs_gives_the_value_read_whole(monkeypatch: pytest.M
     slabs = peak_value(values, SPACING, bbox, mask, PEAK)
     monkeypatch.setattr(peak_module, "CHUNK_SLICES", 1000)
     assert peak_value(values, SPACING, bbox, mask, PEAK) == slabs
+
+
+def air_network(x: torch.Tensor) -> torch.Tensor:
+    """A stand-in network sure wherever the windowed input reads like air (under -10 HU)."""
+    return 40.0 * (0.05 - x)
+
+
+def test_a_region_in_the_scanners_padding_is_weighed_not_a_crash() -> None:
+    """A region of -3024 HU padding (what scanners write outside their field of view) weighs ~0: the logistic
+    factors once overflowed there (math.exp of 767), and the job failed instead of answering."""
+    manifest = builtin_spec("ct-hemorrhage").manifest
+    detector = Detector(manifest, air_network, "cpu", "2.25.1")
+    hu = brain()
+    hu[:, :, :60] = -3024.0
+    analysis = detector.analyse(as_volume(hu, SPACING))
+    assert analysis.findings == []
+    assert analysis.scores[manifest.outputs[0].label] < 0.05
