@@ -1,9 +1,9 @@
 """One C allocator arena for the whole process, so that analysis threads allocate as fast as the main thread.
 
-glibc gives each new thread an arena of its own, grown in heaps of at most 64 MB that are trimmed and mapped
-again as arrays come and go. The model's arrays of a 300 x 512 x 512 CT are refaulted page by page on every
-study: 99,000 page faults and 0.5-0.8 s more per study in an analysis thread than the same model in the main
-thread (bench/triage.py, 2-core VM); in the main arena, about 300 faults and the main thread's time.
+glibc gives each new thread an arena of its own, grown in heaps of at most 64 MB that are trimmed as arrays are
+freed, so the model's arrays were faulted in afresh on every study. ct-hemorrhage 0.5.2 on a 300 x 512 x 512 CT,
+one process, 7 runs alternating between the main thread and a long-lived thread (2-core VM): medians 1.95 s and
+2.71 s, about 300 and 99,000 page faults per call; with one arena, 2.25 s and 2.02 s, about 800 faults each.
 """
 
 from __future__ import annotations
