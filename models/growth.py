@@ -21,7 +21,7 @@ import torch
 from scipy import ndimage
 
 from models.manifest import Growth
-from models.regions import bounds, cropped
+from models.regions import bounds, cropped, in_plane_radius
 
 GRID_MM = 1.5  # grown on voxels no finer than the model's in-plane grid: a 300-slice head costs seconds otherwise
 SMOOTHING_MM = 1.0  # in-plane Gaussian sigma before thresholding: noise would otherwise fray the edge
@@ -131,7 +131,7 @@ def _near(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float
     """Voxels within `radius_mm` in-plane of `mask` in their own slice, or within `slices` above or below it:
     partial volume reaches across a slice's plane and along its thickness, not diagonally. Separable maximum
     filters (binary dilation by a footprint took seconds on a 512 x 512 head)."""
-    ry, rx = _radius(radius_mm, spacing)
+    ry, rx = in_plane_radius(radius_mm, spacing)
     as_bytes = mask.view(np.uint8)
     in_plane = ndimage.maximum_filter(as_bytes, size=(1, 2 * ry + 1, 2 * rx + 1))
     along_z = ndimage.maximum_filter(as_bytes, size=(2 * slices + 1, 1, 1))
@@ -141,14 +141,6 @@ def _near(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float
 def _opened(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
     """Opening in-plane by a square `radius_mm` either side (at least one voxel): separable minimum then maximum
     filters, for the speed a 300-slice head needs."""
-    ry, rx = _radius(radius_mm, spacing)
+    ry, rx = in_plane_radius(radius_mm, spacing)
     size = (1, 2 * ry + 1, 2 * rx + 1)
     return ndimage.maximum_filter(ndimage.minimum_filter(mask.view(np.uint8), size=size), size=size).view(bool)
-
-
-def _radius(radius_mm: float, spacing: tuple[float, float, float]) -> tuple[int, int]:
-    """A radius in (row, column) voxels: at least one, unless it is 0."""
-    if radius_mm <= 0:
-        return 0, 0
-    ry, rx = (max(1, round(radius_mm / s)) for s in spacing[1:])
-    return ry, rx

@@ -19,6 +19,7 @@ from scipy import ndimage
 from scipy.special import expit
 
 from models.manifest import Peak
+from models.regions import in_plane_radius
 
 SMOOTHING_MM = 1.0  # in-plane Gaussian sigma: the peak of a structure, not of the noise
 BARRIER_MM = 5.0  # the skull's partial volume reaches this far in-plane, on its slice and the next
@@ -32,7 +33,7 @@ def peak_value(
     """The value the densest PEAK_MM3 of the region (bbox, mask of the bbox's shape) reach, lightly smoothed;
     None when all of it lies by the barrier. Read CHUNK_SLICES at a time, so a region as large as the head costs
     no more memory than a slab of it."""
-    reach = [max(1, round(BARRIER_MM / s)) for s in spacing[1:]]
+    reach = in_plane_radius(BARRIER_MM, spacing)
     rows = slice(max(0, bbox[1] - reach[0]), min(values.shape[1], bbox[4] + reach[0]))
     columns = slice(max(0, bbox[2] - reach[1]), min(values.shape[2], bbox[5] + reach[1]))
     in_crop = (

@@ -1,4 +1,4 @@
-"""Connected regions of a thresholded probability map, and the tight box of a region's mask."""
+"""Connected regions of a thresholded probability map, the tight box of a region's mask, and a radius in voxels."""
 
 from __future__ import annotations
 
@@ -31,3 +31,11 @@ def cropped(corner: tuple[int, ...] | list[int], mask: np.ndarray) -> tuple[tupl
     box = bounds(mask)
     lower = tuple(c + b.start for c, b in zip(corner, box, strict=True))
     return lower + tuple(c + b.stop for c, b in zip(corner, box, strict=True)), mask[box]
+
+
+def in_plane_radius(radius_mm: float, spacing: tuple[float, ...]) -> tuple[int, int]:
+    """A radius in (row, column) voxels of a (z, y, x) grid: at least one, unless it is 0."""
+    if radius_mm <= 0:
+        return 0, 0
+    ry, rx = (max(1, round(radius_mm / s)) for s in spacing[1:])
+    return ry, rx
