@@ -11,6 +11,7 @@ from models.detector import _finding, _merged
 from models.growth import grow
 from models.manifest import ManifestError, load_manifest
 from models.phantoms.ct_head_varied import ct_head
+from models.regions import cropped
 from models.registry import builtin_spec
 from tests.support.volumes import as_volume
 
@@ -48,8 +49,7 @@ def seed_in(crescent: np.ndarray, part: slice) -> tuple[tuple[int, ...], np.ndar
     """A piece of the crescent (the rows `part`): what a network that saw part of it would give."""
     piece = np.zeros_like(crescent)
     piece[:, part] = crescent[:, part]
-    box = tuple(slice(int(ix.min()), int(ix.max()) + 1) for ix in np.nonzero(piece))
-    return tuple(b.start for b in box) + tuple(b.stop for b in box), piece[box]
+    return cropped((0, 0, 0), piece)
 
 
 def as_full(bbox: tuple[int, ...], mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -95,9 +95,7 @@ def faint_bleed_beside_denser_tissue(
 def grown_from_the_middle(hu: np.ndarray, bleed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The bleed's middle (what the network saw) and the mask grown from it."""
     core = bleed & ndimage.binary_erosion(bleed, structure=np.ones((1, 7, 7)))
-    box = tuple(slice(int(ix.min()), int(ix.max()) + 1) for ix in np.nonzero(core))
-    bbox = tuple(b.start for b in box) + tuple(b.stop for b in box)
-    return core, as_full(*grow(hu, SPACING, bbox, core[box], GROWTH, BLOOD_RANGE), hu.shape)
+    return core, as_full(*grow(hu, SPACING, *cropped((0, 0, 0), core), GROWTH, BLOOD_RANGE), hu.shape)
 
 
 def test_a_faint_bleed_does_not_grow_into_denser_tissue(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -172,13 +170,11 @@ def test_a_slice_under_the_skull_cap_that_reads_like_blood_is_not_grown_into() -
     whole slice under it: twice a subdural's volume on two development heads cut at 5 mm."""
     hu, subdural, cap = capped_head(np.random.default_rng(1))
     levels = np.arange(hu.shape[0])[:, None, None]
-    seed = subdural & (levels >= 5) & (levels < 8)
-    box = tuple(slice(int(ix.min()), int(ix.max()) + 1) for ix in np.nonzero(seed))
-    bbox = tuple(b.start for b in box) + tuple(b.stop for b in box)
+    bbox, seed = cropped((0, 0, 0), subdural & (levels >= 5) & (levels < 8))
     before = GROWTH.model_copy(update={"barrier": 300.0, "open_mm": 1.0})  # 0.5.2's
 
-    grown = as_full(*grow(hu, SPACING, bbox, seed[box], GROWTH, BLOOD_RANGE), hu.shape)
-    leaky = as_full(*grow(hu, SPACING, bbox, seed[box], before, BLOOD_RANGE), hu.shape)
+    grown = as_full(*grow(hu, SPACING, bbox, seed, GROWTH, BLOOD_RANGE), hu.shape)
+    leaky = as_full(*grow(hu, SPACING, bbox, seed, before, BLOOD_RANGE), hu.shape)
 
     assert (leaky & cap).sum() > 0.3 * cap.sum()
     assert (grown & cap).sum() < 0.02 * cap.sum()
