@@ -52,11 +52,11 @@ def chest_radiograph(
     """One film whose longest side is `size` pixels; `spacing_mm` None: the field of view decides it (300-450 mm
     along the longest side). `pneumothorax` None: present in half the cases at random."""
     a = _acquisition(rng)
-    final = _shape(size, a["aspect"])
+    final = shaped(size, a["aspect"])
     drawn = min(size, DRAWN_SIZE)  # a detector-sized film is drawn at 512 px and interpolated up
-    shape = _shape(drawn, a["aspect"])
+    shape = shaped(drawn, a["aspect"])
     spacing = (spacing_mm if spacing_mm is not None else a["fov_mm"] / size) * size / drawn
-    x, y, px_per_unit = _coordinates(shape, spacing, a)
+    x, y, px_per_unit = film_coordinates(shape, spacing, a)
     image = np.zeros(shape, np.float32)
     thorax = (x / a["thorax_rx"]) ** 2 + ((y - 0.05) / a["thorax_ry"]) ** 2 <= 1.0
     image[thorax] = SOFT_TISSUE
@@ -82,10 +82,10 @@ def chest_radiograph(
     _collimate(rng, image, a, lung_any)
 
     image = ndimage.gaussian_filter(image, sigma=rng.uniform(0.6, 1.4) / spacing)
-    image = _grey_curve(rng, image, spacing)
+    image = grey_curve(rng, image, spacing)
     image += rng.normal(0.0, rng.uniform(0.006, 0.025), image.shape).astype(np.float32)
     if final != shape:
-        image, ptx = _upsampled(image, ptx, final)
+        image, ptx = upsampled(image, ptx, final)
         image += rng.normal(0.0, 0.01, final).astype(np.float32)  # the detector's own pixel noise
         spacing *= drawn / size
     described = {
@@ -96,11 +96,11 @@ def chest_radiograph(
     return ChestPhantom(image.astype(np.float32), ptx, (spacing, spacing), side, planted, described)
 
 
-def _shape(size: int, aspect: float) -> tuple[int, int]:
+def shaped(size: int, aspect: float) -> tuple[int, int]:
     return (size, max(8, round(size / aspect))) if aspect >= 1 else (max(8, round(size * aspect)), size)
 
 
-def _upsampled(image: np.ndarray, mask: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def upsampled(image: np.ndarray, mask: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
     up = torch.nn.functional.interpolate(torch.from_numpy(image)[None, None], size=shape, mode="bilinear")
@@ -124,7 +124,7 @@ def _acquisition(rng: np.random.Generator) -> dict:
     }
 
 
-def _coordinates(shape: tuple[int, int], spacing: float, a: dict) -> tuple[np.ndarray, np.ndarray, float]:
+def film_coordinates(shape: tuple[int, int], spacing: float, a: dict) -> tuple[np.ndarray, np.ndarray, float]:
     """Anatomy coordinates of every pixel (about -1..1 over the thorax, y down), and pixels per unit."""
     rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
     ymm = (rows - (shape[0] - 1) / 2) * spacing - a["shift_mm"][0]
@@ -269,7 +269,7 @@ def _collimate(rng: np.random.Generator, image: np.ndarray, a: dict, lungs: np.n
                 image[tuple(index)] = UNEXPOSED
 
 
-def _grey_curve(rng: np.random.Generator, image: np.ndarray, spacing: float) -> np.ndarray:
+def grey_curve(rng: np.random.Generator, image: np.ndarray, spacing: float) -> np.ndarray:
     """The detector's and the vendor's processing: edge enhancement, a tone curve, exposure, a heel gradient."""
     if rng.random() < 0.6:
         image = image + rng.uniform(0.2, 1.2) * (image - ndimage.gaussian_filter(image, 12.0 / spacing))
