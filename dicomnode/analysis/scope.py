@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 
+import numpy as np
 from pydicom import Dataset
 from pydicom.multival import MultiValue
 from scipy import ndimage
@@ -31,6 +32,8 @@ REGIONS: dict[str, set[str]] = {
     "ABDOMEN": {"ABDOMEN", "ABD", "PELVIS", "LIVER", "KIDNEY", "LSPINE", "CHESTABDOMEN", "ABDOMENPELVIS"},
     "EXTREMITY": {"HAND", "WRIST", "ELBOW", "ARM", "SHOULDER", "HIP", "KNEE", "LEG", "ANKLE", "FOOT", "EXTREMITY"},
 }
+FILM_SIDE = 128  # a film's lung fields are looked for at this size (longest side, pixels)
+LUNG_FIELD_MIN = 0.2  # how far down the film a lung field must reach, at least, on each side
 _WORD = re.compile(r"[A-Z]+")
 _NO_CONTRAST = re.compile(r"\b(without|w/o|wo|non[- ]?contrast|no contrast|nativ|plain|nc)\b", re.IGNORECASE)
 _CONTRAST = re.compile(r"\b(contrast|c\+|cta|angio\w*|post[- ]?contrast|enhanced|arterial|venous|iv)\b", re.IGNORECASE)
@@ -207,6 +210,54 @@ def _head_ct_image(volume: ImageVolume, sources: list[Dataset], manifest: Manife
     return None
 
 
+def _chest_film_image(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
+    """On a frontal chest film: a lung field on each side of the midline."""
+    if manifest.dims != 2 or "CHEST" not in regions_of(manifest.body_parts):
+        return None
+    heights = lung_field_heights(volume.array[0])
+    for side, height in zip(("left", "right"), heights, strict=True):
+        if height < LUNG_FIELD_MIN:
+            return (
+                f"no lung field on the image's {side}: dark over {height:.0%} of the film's height beside the "
+                f"midline, a frontal chest film's lungs over {LUNG_FIELD_MIN:.0%} or more"
+            )
+    return None
+
+
+def lung_field_heights(film: np.ndarray) -> tuple[float, float]:
+    """How far a lung field reaches down the film on the image's left and on its right of the midline (its
+    brightest column: the mediastinum, or an abdomen's spine), as a share of the film's height: the longest run
+    of dark rows in the median column of each side. Dark: normalised as the chest model does it (the central
+    field's 1st..99th percentile to 0..1), blurred along the columns enough to merge the ribs that cross a lung,
+    then between -0.2 (darker is air beside the body, which a lung is not) and 0.45. Bowel gas lies in pockets:
+    shorter runs."""
+    small = _shrunk(film.astype(np.float32), FILM_SIDE)
+    rows, cols = small.shape
+    centre = small[int(rows * 0.2) : int(rows * 0.8), int(cols * 0.25) : int(cols * 0.75)]
+    low, high = np.percentile(centre, [1, 99])
+    level = ndimage.gaussian_filter((small - low) / max(high - low, 1e-6), (4.0 * max(rows, cols) / FILM_SIDE, 1.0))
+    runs = _longest_runs((level > -0.2) & (level < 0.45)) / rows
+    middle = slice(int(cols * 0.25), int(cols * 0.75))
+    midline = middle.start + int(np.argmax(level[int(rows * 0.2) : int(rows * 0.6), middle].mean(axis=0)))
+    step = max(1, int(cols * 0.05))  # 5% of the width: off the film's edges, and off the midline's own column
+    left, right = runs[step : max(step + 1, midline - step)], runs[min(midline + step, cols - step - 1) : cols - step]
+    return float(np.median(left)), float(np.median(right))
+
+
+def _shrunk(image: np.ndarray, side: int) -> np.ndarray:
+    """The image averaged down to about `side` pixels along its longest side (never enlarged)."""
+    factor = max(1, max(image.shape) // side)
+    rows, cols = (n // factor * factor for n in image.shape)
+    return image[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor).mean(axis=(1, 3))
+
+
+def _longest_runs(mask: np.ndarray) -> np.ndarray:
+    """Per column, the length of the longest run of True rows."""
+    index = np.arange(mask.shape[0])[:, None]
+    last_false = np.maximum.accumulate(np.where(mask, -1, index), axis=0)
+    return (index - last_false).max(axis=0)
+
+
 CHECKS: list[Callable[[ImageVolume, list[Dataset], Manifest], str | None]] = [
     _modality,
     _localizer,
@@ -216,4 +267,5 @@ CHECKS: list[Callable[[ImageVolume, list[Dataset], Manifest], str | None]] = [
     _field_of_view,
     _slices,
     _head_ct_image,
+    _chest_film_image,
 ]
