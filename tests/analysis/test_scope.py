@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from scipy import ndimage
 
 from dicomnode.analysis.scope import LUNG_FIELD_MIN, OutOfScope, first_reason, in_scope, lung_field_heights
 from dicomnode.analysis.volume import load_series_with_sources
 from dicomnode.demo.synthetic import SeriesSpec, radiograph, volume_series, write_volume_series
+from models.phantoms import chest_xr
 from models.phantoms.abdomen_xr import abdomen_radiograph
 from models.phantoms.chest_xr import chest_radiograph
 from models.phantoms.ct_head import ct_head
@@ -154,6 +156,27 @@ def test_the_lung_field_check_passes_chest_films_and_refuses_most_abdomen_films(
     abdomen = [min(lung_field_heights(abdomen_radiograph(np.random.default_rng(6_000_000 + k))[0])) for k in range(40)]
     assert min(chest) >= LUNG_FIELD_MIN
     assert sum(h < LUNG_FIELD_MIN for h in abdomen) >= 28  # 70%
+
+
+def test_a_film_with_a_large_pneumothorax_still_has_its_lung_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The most urgent film must not be refused: air 60-100 mm deep along the chest wall and over the apex,
+    the lung collapsed towards its hilum, is darker than a lung but not as dark as the air beside the body,
+    which the check leaves out. The phantom draws rims up to 40 mm deep; this one is drawn with the same
+    wall and a deeper reach."""
+    rim = chest_xr._pneumothorax_rim
+
+    def large(rng, lung, side, x, spacing):  # noqa: ANN001, ANN202
+        rim(rng, lung, side, x, spacing)  # the same draws as a real rim, so the film is otherwise unchanged
+        sign = -1.0 if side == "right" else 1.0
+        rows = np.nonzero(lung.any(axis=1))[0]
+        apex = np.arange(lung.shape[0])[:, None] < rows.min() + 0.15 * (rows.max() - rows.min())
+        wall = lung & ~ndimage.binary_erosion(lung) & (((x - float(x[lung].mean())) * sign > 0) | apex)
+        return lung & (ndimage.distance_transform_edt(~wall) <= rng.uniform(60.0, 100.0) / spacing)
+
+    monkeypatch.setattr(chest_xr, "_pneumothorax_rim", large)
+    for k in range(20):
+        film = chest_xr.chest_radiograph(np.random.default_rng(6_200_000 + k), pneumothorax=True)
+        assert min(lung_field_heights(film.image)) >= LUNG_FIELD_MIN, k
 
 
 def test_a_lateral_chest_film_is_refused_by_the_frontal_model_and_a_film_without_view_passes(tmp_path: Path) -> None:
