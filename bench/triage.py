@@ -143,20 +143,22 @@ def _wait_exports_committed(catalog, study_uid: str, deadline: float) -> None:  
         time.sleep(0.02)
 
 
-_SEEN: dict[Path, tuple[str, str]] = {}  # PACS file -> (study, modality): each file is read once
+RECEIVED = "pacs-received"  # beside the PACS folder: a file named like each one storescp has finished
+
+
+_SEEN: dict[str, tuple[str, str]] = {}  # PACS file name -> (study, modality): each file is read once
 
 
 def _received(pacs: Path, study_uid: str) -> set[str]:
-    """The kinds of result the PACS holds for the study. Polled every 20 ms: reading every earlier result's
-    header each time cost the two cores about a third of one and slowed the node it measures."""
-    for path in pacs.glob("*"):
-        if path in _SEEN or not path.name.startswith(("SR", "SG")):  # storescp prefixes: SR3 (3D SR), SG (SEG)
+    """The kinds of result the PACS holds for the study, from the files storescp has finished (it writes into the
+    file itself while receiving: a header read earlier may end before the study's UID). Polled every 20 ms:
+    reading every earlier result's header each time cost the two cores about a third of one and slowed the node
+    it measures."""
+    for mark in (pacs.parent / RECEIVED).iterdir():
+        if mark.name in _SEEN or not mark.name.startswith(("SR", "SG")):  # storescp prefixes: SR3 (3D SR), SG (SEG)
             continue
-        try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except Exception:  # still being written
-            continue
-        _SEEN[path] = (str(ds.StudyInstanceUID), str(ds.Modality))
+        ds = pydicom.dcmread(pacs / mark.name, stop_before_pixels=True)
+        _SEEN[mark.name] = (str(ds.StudyInstanceUID), str(ds.Modality))
     return {modality for study, modality in _SEEN.values() if study == study_uid}
 
 
@@ -214,7 +216,7 @@ def main() -> None:
         config = write_config(work, node_port, http_port, pacs_port, TOKEN)
         if args.on_release:
             complete_on_release(config)
-        pacs = start_pacs(work / "pacs", pacs_port)
+        pacs = start_pacs(work / "pacs", pacs_port, received=work / RECEIVED)
         node = start_node(work, config)
         api = httpx.Client(
             base_url=f"http://127.0.0.1:{http_port}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30

@@ -277,10 +277,16 @@ body_part = ["CHEST"]
     return path
 
 
-def start_pacs(folder: Path, port: int) -> subprocess.Popen:
+def start_pacs(folder: Path, port: int, received: Path | None = None) -> subprocess.Popen:
+    """dcmtk storescp writing what it receives to `folder`. With `received`, a file of the same name appears there
+    once each one is complete (storescp writes into the file itself as the data arrive)."""
     folder.mkdir(parents=True, exist_ok=True)
+    marks = []
+    if received is not None:
+        received.mkdir(parents=True, exist_ok=True)
+        marks = ["--exec-on-reception", f"touch '{received}/#f'"]
     proc = subprocess.Popen(
-        ["storescp", "-aet", PACS_AE, "-od", str(folder), "+xa", str(port)],
+        ["storescp", "-aet", PACS_AE, "-od", str(folder), "+xa", *marks, str(port)],
         env=DCMTK_ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
