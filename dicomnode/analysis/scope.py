@@ -230,15 +230,22 @@ def lung_field_heights(film: np.ndarray) -> tuple[float, float]:
     of dark rows in the median column of each side. Dark: normalised as the chest model does it (the central
     field's 1st..99th percentile to 0..1), blurred along the columns enough to merge the ribs that cross a lung,
     then between -0.2 (darker is air beside the body, which a lung is not) and 0.45. Bowel gas lies in pockets:
-    shorter runs."""
+    shorter runs. No lung field at all (0, 0) on a film without a bright midline (a blank or uniform image) or
+    under 32 pixels a side."""
     small = _shrunk(film.astype(np.float32), FILM_SIDE)
     rows, cols = small.shape
+    if min(rows, cols) < 32:
+        return 0.0, 0.0
     centre = small[int(rows * 0.2) : int(rows * 0.8), int(cols * 0.25) : int(cols * 0.75)]
     low, high = np.percentile(centre, [1, 99])
     level = ndimage.gaussian_filter((small - low) / max(high - low, 1e-6), (4.0 * max(rows, cols) / FILM_SIDE, 1.0))
-    runs = _longest_runs((level > -0.2) & (level < 0.45)) / rows
+    dark = (level > -0.2) & (level < 0.45)
     middle = slice(int(cols * 0.25), int(cols * 0.75))
-    midline = middle.start + int(np.argmax(level[int(rows * 0.2) : int(rows * 0.6), middle].mean(axis=0)))
+    brightness = level[int(rows * 0.2) : int(rows * 0.6), middle].mean(axis=0)
+    if brightness.max() < 0.45:
+        return 0.0, 0.0
+    runs = _longest_runs(dark) / rows
+    midline = middle.start + int(np.argmax(brightness))
     step = max(1, int(cols * 0.05))  # 5% of the width: off the film's edges, and off the midline's own column
     left, right = runs[step : max(step + 1, midline - step)], runs[min(midline + step, cols - step - 1) : cols - step]
     return float(np.median(left)), float(np.median(right))

@@ -158,6 +158,16 @@ def test_the_lung_field_check_passes_chest_films_and_refuses_most_abdomen_films(
     assert sum(h < LUNG_FIELD_MIN for h in abdomen) >= 28  # 70%
 
 
+@pytest.mark.parametrize(
+    "film",
+    [np.zeros((2000, 1600)), np.full((2000, 1600), 800.0), np.random.default_rng(3).random((1200, 1200)) * 4095],
+    ids=["blank", "uniform", "noise"],
+)
+def test_a_film_with_no_anatomy_has_no_lung_field(film: np.ndarray) -> None:
+    """A blank or uniform film has no bright midline, noise no dark run: neither is a chest."""
+    assert max(lung_field_heights(film)) < LUNG_FIELD_MIN
+
+
 def test_a_film_with_a_large_pneumothorax_still_has_its_lung_field(monkeypatch: pytest.MonkeyPatch) -> None:
     """The most urgent film must not be refused: air 60-100 mm deep along the chest wall and over the apex,
     the lung collapsed towards its hilum, is darker than a lung but not as dark as the air beside the body,
