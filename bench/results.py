@@ -37,7 +37,7 @@ from models.findings import Finding, Measurement
 from models.registry import builtin_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import free_port  # noqa: E402 - the sibling benchmark script
+from ingest import free_port, wait_port  # noqa: E402 - the sibling benchmark script
 
 OUT = Path(__file__).resolve().parent / "out"
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
@@ -139,7 +139,7 @@ def deliver(work: Path, paths: list[Path], runs: int) -> dict:
         stderr=subprocess.DEVNULL,
     )
     try:
-        time.sleep(0.5)
+        wait_port(port, pacs)  # listening, however long a loaded machine takes to start it
         ours, peer = [], []
         for _ in range(runs):
             start = time.perf_counter()
