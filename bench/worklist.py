@@ -113,6 +113,15 @@ def fill(catalog: Engine, n: int, rng: random.Random) -> list[int]:
     return list(range(1, n + 1))
 
 
+def _wait_for_event(events: list[float], seen: int, timeout: float = 60) -> None:
+    """Until an event beyond the first `seen` has arrived; a clear error instead of a hang."""
+    deadline = time.monotonic() + timeout
+    while len(events) == seen:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no worklist event within {timeout:g} s")
+        time.sleep(0.001)
+
+
 def _shown_at(client: httpx.Client, base: str, uid: str, expected: int, timeout: float = 60) -> float:
     """When the page first lists the item at its rank. The event that woke us may be a late one of the previous
     change on a loaded machine: then the page is fetched again, until it shows this one."""
@@ -171,8 +180,7 @@ def live(
                     return
 
     threading.Thread(target=follow, daemon=True).start()
-    while not events:
-        time.sleep(0.01)
+    _wait_for_event(events, 0)
     total, to_event, fetch = [], [], []
     client = httpx.Client(timeout=30)
     stat_items = _unflagged_stat(catalog)
@@ -202,8 +210,7 @@ def live(
         committed = time.perf_counter()
         with catalog.connect() as conn:
             expected = items.item_rank(conn, item_id, settings.worklist, utcnow())
-        while len(events) == seen:
-            time.sleep(0.001)
+        _wait_for_event(events, seen)
         evented = events[seen]
         shown = _shown_at(client, base, uid, expected)
         total.append(shown - committed)
