@@ -32,6 +32,7 @@ REGIONS: dict[str, set[str]] = {
     "ABDOMEN": {"ABDOMEN", "ABD", "PELVIS", "LIVER", "KIDNEY", "LSPINE", "CHESTABDOMEN", "ABDOMENPELVIS"},
     "EXTREMITY": {"HAND", "WRIST", "ELBOW", "ARM", "SHOULDER", "HIP", "KNEE", "LEG", "ANKLE", "FOOT", "EXTREMITY"},
 }
+FILMS = {"CR", "DX", "RG"}  # projection radiographs: computed, digital, radiographic imaging
 FILM_SIDE = 128  # a film's lung fields are looked for at this size (longest side, pixels)
 LUNG_FIELD_MIN = 0.2  # how far down the film a lung field must reach, at least, on each side
 _WORD = re.compile(r"[A-Z]+")
@@ -211,7 +212,10 @@ def _head_ct_image(volume: ImageVolume, sources: list[Dataset], manifest: Manife
 
 
 def _chest_film_image(volume: ImageVolume, sources: list[Dataset], manifest: Manifest) -> str | None:
-    """On a frontal chest film: a lung field on each side of the midline."""
+    """On a frontal chest film: a lung field on each side of the midline. Films only (a 2D model of CT slices is
+    not checked)."""
+    if volume.modality.upper() not in FILMS or volume.array.shape[0] != 1:
+        return None
     if manifest.dims != 2 or "CHEST" not in regions_of(manifest.body_parts):
         return None
     heights = lung_field_heights(volume.array[0])

@@ -14,6 +14,8 @@ from scipy import ndimage
 from dicomnode.analysis.scope import LUNG_FIELD_MIN, OutOfScope, first_reason, in_scope, lung_field_heights
 from dicomnode.analysis.volume import load_series_with_sources
 from dicomnode.demo.synthetic import SeriesSpec, radiograph, volume_series, write_volume_series
+from models.image import ImageVolume
+from models.phantom_evaluation import axial_affine
 from models.phantoms import chest_xr
 from models.phantoms.abdomen_xr import abdomen_radiograph
 from models.phantoms.chest_xr import chest_radiograph
@@ -156,6 +158,14 @@ def test_the_lung_field_check_passes_chest_films_and_refuses_most_abdomen_films(
     abdomen = [min(lung_field_heights(abdomen_radiograph(np.random.default_rng(6_000_000 + k))[0])) for k in range(40)]
     assert min(chest) >= LUNG_FIELD_MIN
     assert sum(h < LUNG_FIELD_MIN for h in abdomen) >= 28  # 70%
+
+
+def test_a_2d_model_of_chest_ct_slices_gets_no_film_check() -> None:
+    """A bring-your-own 2D model for chest CT reads slices: the lung field check is for films only."""
+    slices = CXR.model_copy(update={"modalities": ["CT"]})
+    hu = np.full((3, 256, 256), -1000.0, np.float32)  # air: no lung field a film check would find
+    volume = ImageVolume(hu, (5.0, 1.0, 1.0), axial_affine((5.0, 1.0, 1.0)), "1.2.3", "CT", ("1.2.3.1",) * 3)
+    assert first_reason(volume, [pydicom.Dataset()], slices) is None
 
 
 @pytest.mark.parametrize(
