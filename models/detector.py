@@ -27,7 +27,7 @@ from scipy.special import expit
 from models.findings import Finding, Measurement
 from models.geometry import longest_diameter_mm
 from models.growth import grow
-from models.image import ImageVolume
+from models.image import ImageVolume, central_field
 from models.manifest import Manifest, OutputClass
 from models.orientation import canonical
 from models.peak import peak_value, peak_weight
@@ -239,9 +239,7 @@ def map_intensity(manifest: Manifest, x: torch.Tensor) -> torch.Tensor:
     if prep.normalize == "percentile":
         return _percentile_normalise(x, x.flatten(1).float(), (0.0, 1.0))
     if prep.normalize == "central":
-        rows, cols = x.shape[-2:]
-        centre = x[..., int(rows * 0.2) : max(int(rows * 0.8), 1), int(cols * 0.25) : max(int(cols * 0.75), 1)]
-        return _percentile_normalise(x, centre.flatten(1).float(), (-0.5, 1.5))
+        return _percentile_normalise(x, central_field(x).flatten(1).float(), (-0.5, 1.5))
     return x
 
 

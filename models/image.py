@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,3 +45,11 @@ def axial_affine(spacing_mm: tuple[float, float, float]) -> np.ndarray:
     affine = np.zeros((4, 4))
     affine[2, 0], affine[1, 1], affine[0, 2], affine[3, 3] = *spacing_mm, 1.0
     return affine
+
+
+def central_field(x: Any) -> Any:
+    """The central field of images (numpy or torch, rows and columns last): the middle 60% of the rows and 50%
+    of the columns, where a chest film shows its lungs and mediastinum whatever lies at its edges. At least one
+    row and column."""
+    rows, cols = x.shape[-2:]
+    return x[..., int(rows * 0.2) : max(int(rows * 0.8), 1), int(cols * 0.25) : max(int(cols * 0.75), 1)]

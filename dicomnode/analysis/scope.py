@@ -17,7 +17,7 @@ from pydicom.multival import MultiValue
 from scipy import ndimage
 
 from dicomnode.errors import DicomnodeError
-from models.image import ImageVolume
+from models.image import ImageVolume, central_field
 from models.manifest import Manifest
 from models.orientation import Oblique, canonical
 
@@ -231,17 +231,16 @@ def _chest_film_image(volume: ImageVolume, sources: list[Dataset], manifest: Man
 def lung_field_heights(film: np.ndarray) -> tuple[float, float]:
     """How far a lung field reaches down the film on the image's left and on its right of the midline (its
     brightest column: the mediastinum, or an abdomen's spine), as a share of the film's height: the longest run
-    of dark rows in the median column of each side. Dark: normalised as the chest model does it (the central
-    field's 1st..99th percentile to 0..1), blurred along the columns enough to merge the ribs that cross a lung,
-    then between -0.2 (darker is air beside the body, which a lung is not) and 0.45. Bowel gas lies in pockets:
-    shorter runs. No lung field at all (0, 0) on a film without a bright midline (a blank or uniform image) or
-    under 32 pixels a side."""
+    of dark rows in the median column of each side. Dark: normalised as the chest model does it (the 1st..99th
+    percentile of models.image.central_field to 0..1), blurred along the columns enough to merge the ribs that
+    cross a lung, then between -0.2 (darker is air beside the body, which a lung is not) and 0.45. Bowel gas
+    lies in pockets: shorter runs. No lung field at all (0, 0) on a film without a bright midline (a blank or
+    uniform image) or under 32 pixels a side."""
     small = _shrunk(film.astype(np.float32), FILM_SIDE)
     rows, cols = small.shape
     if min(rows, cols) < 32:
         return 0.0, 0.0
-    centre = small[int(rows * 0.2) : int(rows * 0.8), int(cols * 0.25) : int(cols * 0.75)]
-    low, high = np.percentile(centre, [1, 99])
+    low, high = np.percentile(central_field(small), [1, 99])
     level = ndimage.gaussian_filter((small - low) / max(high - low, 1e-6), (4.0 * max(rows, cols) / FILM_SIDE, 1.0))
     dark = (level > -0.2) & (level < 0.45)
     middle = slice(int(cols * 0.25), int(cols * 0.75))
