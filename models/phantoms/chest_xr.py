@@ -150,17 +150,25 @@ def _pneumothorax_rim(
 ) -> np.ndarray:
     """Air along the apex and lateral chest wall: lung pixels within a depth of that part of the lung's border
     (never along the mediastinum or the diaphragm, where an upright film does not show it)."""
-    sign = -1.0 if side == "right" else 1.0
+    wall = chest_wall(lung, side, x)
     rows = np.nonzero(lung.any(axis=1))[0]
     top, bottom = rows.min(), rows.max()
-    row = np.arange(lung.shape[0])[:, None]
-    centre = float(x[lung].mean())
-    border = lung & ~ndimage.binary_erosion(lung)
-    wall = border & (((x - centre) * sign > 0) | (row < top + 0.15 * (bottom - top)))
     depth = rng.uniform(5.0, 40.0) / spacing  # pixels; thin rims are the hard cases
     apical_only = rng.random() < 0.25
     reach = top + (rng.uniform(0.2, 0.4) if apical_only else rng.uniform(0.4, 0.9)) * (bottom - top)
+    row = np.arange(lung.shape[0])[:, None]
     return lung & (ndimage.distance_transform_edt(~wall) <= depth) & (row <= reach)
+
+
+def chest_wall(lung: np.ndarray, side: str, x: np.ndarray) -> np.ndarray:
+    """The lung's border along the lateral chest wall and over its apex (top 15%): where an upright film shows a
+    pneumothorax."""
+    sign = -1.0 if side == "right" else 1.0
+    rows = np.nonzero(lung.any(axis=1))[0]
+    top, bottom = rows.min(), rows.max()
+    apex = np.arange(lung.shape[0])[:, None] < top + 0.15 * (bottom - top)
+    border = lung & ~ndimage.binary_erosion(lung)
+    return border & (((x - float(x[lung].mean())) * sign > 0) | apex)
 
 
 def _markings(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, spacing: float) -> np.ndarray:

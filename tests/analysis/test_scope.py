@@ -187,10 +187,7 @@ def test_a_film_with_a_large_pneumothorax_still_has_its_lung_field(monkeypatch: 
 
     def large(rng, lung, side, x, spacing):  # noqa: ANN001, ANN202
         rim(rng, lung, side, x, spacing)  # the same draws as a real rim, so the film is otherwise unchanged
-        sign = -1.0 if side == "right" else 1.0
-        rows = np.nonzero(lung.any(axis=1))[0]
-        apex = np.arange(lung.shape[0])[:, None] < rows.min() + 0.15 * (rows.max() - rows.min())
-        wall = lung & ~ndimage.binary_erosion(lung) & (((x - float(x[lung].mean())) * sign > 0) | apex)
+        wall = chest_xr.chest_wall(lung, side, x)
         return lung & (ndimage.distance_transform_edt(~wall) <= rng.uniform(60.0, 100.0) / spacing)
 
     monkeypatch.setattr(chest_xr, "_pneumothorax_rim", large)
