@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 Batch = Callable[[], tuple[torch.Tensor, torch.Tensor]]
 
 
-def fit(spec: ModelSpec, batch: Batch, config: Any, out: Path | None = None, log=print) -> dict:  # noqa: ANN001
-    """Build the network the model's manifest names (seeded), train it, and save its state dict to `out`
-    (default: the model's own weights) with `config` beside it (.json).
+def fit(  # noqa: ANN001 - log
+    spec: ModelSpec, batch: Batch, config: Any, out: Path | None = None, log=print, start: Path | None = None
+) -> dict:
+    """Build the network the model's manifest names (seeded; from the weights at `start` if given), train it, and
+    save its state dict to `out` (default: the model's own weights) with `config` beside it (.json).
 
     `config` is a dataclass with at least `seed`, `steps`, `lr` and `threads` (0: all cores).
     """
@@ -32,7 +34,7 @@ def fit(spec: ModelSpec, batch: Batch, config: Any, out: Path | None = None, log
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    net = build_network(spec.manifest, weights=None)
+    net = build_network(spec.manifest, weights=start)
     out = out or spec.weights_path
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -216,11 +217,31 @@ def test_training_is_seeded_and_writes_weights_with_their_config(module: str, tm
     import importlib
 
     trainer = importlib.import_module(module)
-    config = trainer.TrainConfig(steps=2, pool=2, batch=1)
+    small = {"steps": 2, "pool": 2, "batch": 1}
+    if hasattr(trainer, "HardNegatives"):  # cxr: a second phase on abdomen films, from the first phase's weights
+        small["hard_negatives"] = trainer.HardNegatives(steps=2, batch=1, chest_films=1, abdomen_films=1)
+    config = trainer.TrainConfig(**small)
     runs = [trainer.train(config, tmp_path / f"w{i}.pt", log=lambda _: None) for i in range(2)]
     assert runs[0]["config"]["steps"] == 2 and (tmp_path / "w0.json").is_file()
+    if "hard_negatives" in small:
+        record = json.loads((tmp_path / "w0.json").read_text())
+        assert record["config"]["steps"] == 2 and record["hard_negatives"]["config"]["abdomen_films"] == 1
     first, second = (torch.load(tmp_path / f"w{i}.pt", weights_only=True) for i in range(2))
     assert all(torch.equal(first[k], second[k]) for k in first), "same seed, same weights"
+
+
+def test_the_hard_negative_phase_starts_from_the_first_phases_weights(tmp_path: Path) -> None:
+    from models.train_cxr_pneumothorax import HardNegatives, TrainConfig, train, tune_on_hard_negatives
+
+    weights = tmp_path / "w.pt"
+    train(TrainConfig(steps=2, pool=2, batch=1), weights, log=lambda _: None)
+    first = torch.load(weights, weights_only=True)
+    still = TrainConfig(hard_negatives=HardNegatives(steps=2, batch=1, chest_films=1, abdomen_films=1, lr=0.0))
+    tune_on_hard_negatives(still, weights, log=lambda _: None)
+    tuned = torch.load(weights, weights_only=True)
+    assert all(torch.equal(first[k], tuned[k]) for k in first), "at rate 0 the tuned weights are the first phase's"
+    with pytest.raises(ValueError, match="no hard-negative phase"):
+        tune_on_hard_negatives(TrainConfig(), weights)
 
 
 def test_a_study_scores_at_or_above_the_threshold_exactly_when_it_has_a_finding(cxr_model: Detector) -> None:
