@@ -14,14 +14,13 @@ from scipy import ndimage
 from dicomnode.analysis.scope import LUNG_FIELD_MIN, OutOfScope, first_reason, in_scope, lung_field_heights
 from dicomnode.analysis.volume import load_series_with_sources
 from dicomnode.demo.synthetic import SeriesSpec, radiograph, volume_series, write_volume_series
-from models.image import ImageVolume
-from models.phantom_evaluation import axial_affine
 from models.phantoms import chest_xr
 from models.phantoms.abdomen_xr import abdomen_radiograph
 from models.phantoms.chest_xr import chest_radiograph
 from models.phantoms.ct_head import ct_head
 from models.registry import builtin_spec
 from tests.support.scope_cases import chest_ct
+from tests.support.volumes import as_volume
 
 ICH = builtin_spec("ct-hemorrhage").manifest
 CXR = builtin_spec("cxr-pneumothorax").manifest
@@ -164,8 +163,7 @@ def test_a_2d_model_of_chest_ct_slices_gets_no_film_check() -> None:
     """A bring-your-own 2D model for chest CT reads slices: the lung field check is for films only."""
     slices = CXR.model_copy(update={"modalities": ["CT"]})
     hu = np.full((3, 256, 256), -1000.0, np.float32)  # air: no lung field a film check would find
-    volume = ImageVolume(hu, (5.0, 1.0, 1.0), axial_affine((5.0, 1.0, 1.0)), "1.2.3", "CT", ("1.2.3.1",) * 3)
-    assert first_reason(volume, [pydicom.Dataset()], slices) is None
+    assert first_reason(as_volume(hu, (5.0, 1.0, 1.0)), [pydicom.Dataset()], slices) is None
 
 
 @pytest.mark.parametrize(
