@@ -1,8 +1,9 @@
-"""A small U-Net in 2D or 3D: two pooling levels, a few thousand parameters per level.
+"""A small U-Net in 2D or 3D: two or three pooling levels, channels doubling at each.
 
 The 3D variant keeps slices at the first pooling (thick-slice CT); the 2D one
-pools both axes at each level. Attribute names are stable: committed weights
-load by them.
+pools both axes at each level. Attribute names are stable (enc1, pool1, up1,
+dec1, ... bottom, head): committed weights load by them, and a two-level
+network has the names it had before `levels` existed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ _LAYERS = {
     2: (nn.Conv2d, nn.InstanceNorm2d, nn.MaxPool2d, nn.ConvTranspose2d),
     3: (nn.Conv3d, nn.InstanceNorm3d, nn.MaxPool3d, nn.ConvTranspose3d),
 }
-POOLS = {2: ((2, 2), (2, 2)), 3: ((1, 2, 2), (2, 2, 2))}
+POOLS = {2: ((2, 2), (2, 2), (2, 2)), 3: ((1, 2, 2), (2, 2, 2), (2, 2, 2))}
 
 
 def _block(dims: int, cin: int, cout: int) -> nn.Sequential:
@@ -30,43 +31,40 @@ def _block(dims: int, cin: int, cout: int) -> nn.Sequential:
 
 
 class UNet(nn.Module):
-    """Input (N, 1, *spatial), each spatial size divisible by `multiples(dims)`; output logits of the same size."""
+    """Input (N, 1, *spatial), each spatial size divisible by `multiples(dims, levels)`; output logits of that size."""
 
-    def __init__(self, dims: int = 3, base: int = 8) -> None:
+    def __init__(self, dims: int = 3, base: int = 8, levels: int = 2) -> None:
         super().__init__()
+        if not 1 <= levels <= len(POOLS[dims]):
+            raise ValueError(f"levels must be 1-{len(POOLS[dims])}, not {levels}")
         _, _, pool, up = _LAYERS[dims]
-        first, second = POOLS[dims]
-        c1, c2, c3 = base, base * 2, base * 4
-        self.enc1 = _block(dims, 1, c1)
-        self.enc2 = _block(dims, c1, c2)
-        self.bottom = _block(dims, c2, c3)
-        self.pool1 = pool(first)
-        self.pool2 = pool(second)
-        self.up2 = up(c3, c2, second, stride=second)
-        self.dec2 = _block(dims, c2 * 2, c2)
-        self.up1 = up(c2, c1, first, stride=first)
-        self.dec1 = _block(dims, c1 * 2, c1)
-        self.head = (nn.Conv2d if dims == 2 else nn.Conv3d)(c1, 1, 1)
+        self.levels = levels
+        channels = [base * 2**k for k in range(levels + 1)]
+        windows = POOLS[dims][:levels]
+        # Registered in the order the seeded initialisation has always drawn them: encoders, bottom, decoders upwards.
+        for k in range(1, levels + 1):
+            setattr(self, f"enc{k}", _block(dims, channels[k - 2] if k > 1 else 1, channels[k - 1]))
+        self.bottom = _block(dims, channels[-2], channels[-1])
+        for k, window in enumerate(windows, start=1):
+            setattr(self, f"pool{k}", pool(window))
+        for k in range(levels, 0, -1):
+            window = windows[k - 1]
+            setattr(self, f"up{k}", up(channels[k], channels[k - 1], window, stride=window))
+            setattr(self, f"dec{k}", _block(dims, channels[k - 1] * 2, channels[k - 1]))
+        self.head = (nn.Conv2d if dims == 2 else nn.Conv3d)(base, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        e1 = self.enc1(x)
-        e2 = self.enc2(self.pool1(e1))
-        b = self.bottom(self.pool2(e2))
-        d2 = self.dec2(torch.cat([self.up2(b), e2], dim=1))
-        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
-        return self.head(d1)
+        skips = []
+        for k in range(1, self.levels + 1):
+            x = getattr(self, f"enc{k}")(x)
+            skips.append(x)
+            x = getattr(self, f"pool{k}")(x)
+        x = self.bottom(x)
+        for k in range(self.levels, 0, -1):
+            x = getattr(self, f"dec{k}")(torch.cat([getattr(self, f"up{k}")(x), skips[k - 1]], dim=1))
+        return self.head(x)
 
 
-def multiples(dims: int) -> tuple[int, ...]:
+def multiples(dims: int, levels: int = 2) -> tuple[int, ...]:
     """What each spatial size must divide by: the product of the poolings along it."""
-    first, second = POOLS[dims]
-    return tuple(a * b for a, b in zip(first, second, strict=True))
-
-
-def pad_to_multiple(x: torch.Tensor, dims: int) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """Pad the last `dims` dimensions (with the minimum) so the poolings divide them; also the unpadded size."""
-    size = tuple(x.shape[-dims:])
-    pads: list[int] = []
-    for n, m in reversed(list(zip(size, multiples(dims), strict=True))):
-        pads += [0, (-n) % m]
-    return nn.functional.pad(x, pads, value=float(x.min())), size
+    return tuple(int(torch.tensor(sizes).prod()) for sizes in zip(*POOLS[dims][:levels], strict=True))
