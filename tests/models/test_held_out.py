@@ -12,9 +12,9 @@ calibrated model would show 0.08 on these 60 cases, so 0.08 cannot be shown on a
 the peak factor: AUC 0.97, specificity 0.97, ECE 0.12), reported/true volume a median 0.96 with 38% of positives
 within +-25% (0.5.2, before the growth barrier at 200 HU: 0.85 and 34%; 0.5.1: 0.96 and 38%; 0.4.0, whose masks
 were the network's alone: 0.46 and 14%), lesion-level sensitivity 0.80 of 46 planted bleeds;
-cxr-pneumothorax 0.3.0 AUC 0.98, sensitivity 0.94, specificity 0.94, ECE 0.07 (met; a calibrated model's 0.07).
-The floors below sit under those figures, so a retrain or a pipeline change that makes either worse fails here
-(README, "Models").
+cxr-pneumothorax 0.4.0 AUC 0.99, sensitivity 0.96, specificity 0.96, ECE 0.06, localised 0.94 (0.3.0, the two-level
+network: 0.98, 0.94, 0.94, 0.07). The floors below sit under those figures (the radiograph's at the issue's
+target), so a retrain or a pipeline change that makes either worse fails here (README, "Models").
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from models.phantom_evaluation import TEST_SEED, chest_cases, ct_head_cases, eva
 
 FLOORS = {
     "ct-hemorrhage": {"auc": 0.93, "sensitivity": 0.90, "specificity": 0.90},
-    "cxr-pneumothorax": {"auc": 0.95, "sensitivity": 0.89, "specificity": 0.89},
+    "cxr-pneumothorax": {"auc": 0.95, "sensitivity": 0.90, "specificity": 0.90},
 }
 MAX_ECE = {"ct-hemorrhage": 0.15, "cxr-pneumothorax": 0.1}
 
