@@ -234,14 +234,14 @@ def test_the_hard_negative_phase_starts_from_the_first_phases_weights(tmp_path: 
     from models.train_cxr_pneumothorax import HardNegatives, TrainConfig, train, tune_on_hard_negatives
 
     weights = tmp_path / "w.pt"
-    train(TrainConfig(steps=2, pool=2, batch=1), weights, log=lambda _: None)
+    train(TrainConfig(steps=2, pool=2, batch=1, hard_negatives=None), weights, log=lambda _: None)
     first = torch.load(weights, weights_only=True)
     still = TrainConfig(hard_negatives=HardNegatives(steps=2, batch=1, chest_films=1, abdomen_films=1, lr=0.0))
     tune_on_hard_negatives(still, weights, log=lambda _: None)
     tuned = torch.load(weights, weights_only=True)
     assert all(torch.equal(first[k], tuned[k]) for k in first), "at rate 0 the tuned weights are the first phase's"
     with pytest.raises(ValueError, match="no hard-negative phase"):
-        tune_on_hard_negatives(TrainConfig(), weights)
+        tune_on_hard_negatives(TrainConfig(hard_negatives=None), weights)
 
 
 def test_a_study_scores_at_or_above_the_threshold_exactly_when_it_has_a_finding(cxr_model: Detector) -> None:
