@@ -1,4 +1,4 @@
-"""A small U-Net in 2D or 3D: two or three pooling levels, channels doubling at each.
+"""A small U-Net in 2D or 3D: one to three pooling levels (`levels`), channels doubling at each.
 
 The 3D variant keeps slices at the first pooling (thick-slice CT); the 2D one
 pools both axes at each level. Attribute names are stable (enc1, pool1, up1,
