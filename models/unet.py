@@ -8,6 +8,8 @@ network has the names it had before `levels` existed.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -67,4 +69,4 @@ class UNet(nn.Module):
 
 def multiples(dims: int, levels: int = 2) -> tuple[int, ...]:
     """What each spatial size must divide by: the product of the poolings along it."""
-    return tuple(int(torch.tensor(sizes).prod()) for sizes in zip(*POOLS[dims][:levels], strict=True))
+    return tuple(math.prod(sizes) for sizes in zip(*POOLS[dims][:levels], strict=True))

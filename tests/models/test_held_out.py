@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 
 from models.detector import Detector
-from models.image import ImageVolume, axial_affine
 from models.phantom_evaluation import TEST_SEED, chest_cases, ct_head_cases, evaluate
 from models.phantoms.abdomen_xr import abdomen_radiograph
+from tests.support.volumes import as_volume
 
 FLOORS = {
     "ct-hemorrhage": {"auc": 0.93, "sensitivity": 0.90, "specificity": 0.90},
@@ -81,7 +81,6 @@ def test_cxr_pneumothorax_leaves_abdomen_films_unflagged(cxr_model: Detector) ->
     flagged = 0
     for _ in range(40):
         image, spacing = abdomen_radiograph(rng, size=1024)
-        grid = (1.0, *spacing)
-        scores = cxr_model.analyse(ImageVolume(image[None], grid, axial_affine(grid), "", "DX", ("",))).scores
+        scores = cxr_model.analyse(as_volume(image[None], (1.0, *spacing), "DX")).scores
         flagged += scores[output.label] >= output.threshold
     assert flagged <= 4, f"{flagged} of 40 abdomen films flagged as pneumothorax"
