@@ -32,7 +32,11 @@ def test_ingest_benchmark_smoke(tmp_path: Path) -> None:
     for receiver in ("storescp", "pynetdicom-durable", "dicomnode"):
         assert results[receiver]["median_s"] > 0
     assert results["storescp"]["vs_storescp"] == 1.0
-    assert set(results["large_instance_rss_growth_mb"]) == {"dicomnode", "pynetdicom-durable"}
+    growth = results["large_instance_rss_growth_mb"]
+    assert set(growth) == {"dicomnode", "pynetdicom-durable"}
+    # The measure sees an instance held in memory (the bare receiver holds all 8 MiB) and does not count the peak
+    # the node's start-up left behind (about 40 MB, which it counted until the peak was reset before the send).
+    assert growth["pynetdicom-durable"] >= 7 and growth["dicomnode"] < 7, growth
     assert results["concurrent"]["storescp --fork"]["vs_storescp_fork"] == 1.0
     assert results["concurrent"]["dicomnode"]["median_s"] > 0
 
