@@ -30,6 +30,7 @@ from models.growth import grow
 from models.image import ImageVolume, central_field
 from models.manifest import Manifest, OutputClass
 from models.orientation import canonical
+from models.partial_volume import measured
 from models.peak import peak_value, peak_weight
 from models.regions import connected_regions, cropped
 
@@ -183,6 +184,7 @@ class Detector:
                     # scored and judged reportable as the network saw it, measured grown; one under the threshold
                     # is never reported, so growing it would be wasted
                     region = grow(volume.array, volume.spacing_mm, *refined, output.growth, output.value_range)
+                    region = _measured(output, region, volume)
                 finding = _finding(output, probability, *region, volume, self.manifest.task == "segmentation")
             yield Candidate(probability, finding)
 
@@ -323,6 +325,17 @@ def _size(output: OutputClass, mask: np.ndarray, volume: ImageVolume) -> tuple[f
 def _reportable(output: OutputClass, mask: np.ndarray, volume: ImageVolume) -> bool:
     size, minimum = _size(output, mask, volume)
     return size >= minimum
+
+
+def _measured(
+    output: OutputClass, region: tuple[tuple[int, ...], np.ndarray], volume: ImageVolume
+) -> tuple[tuple[int, ...], np.ndarray]:
+    """The grown region recut to its partial-volume sum (when the output asks for it); the grown region when that
+    would fall under the reporting size, since a region judged reportable stays reported."""
+    if output.growth is None or output.growth.partial_volume_mm <= 0:
+        return region
+    recut = measured(volume.array, volume.spacing_mm, *region, output.growth)
+    return recut if _reportable(output, recut[1], volume) else region
 
 
 def _size_weight(output: OutputClass, mask: np.ndarray, volume: ImageVolume) -> float:

@@ -140,6 +140,8 @@ class Growth(_Strict):
     barrier: float  # values at or above it (bone): partial volume beside them mimics the lesion, not grown through
     barrier_mm: float = Field(default=2.0, ge=0)  # in-plane reach of that partial volume (and one slice in z)
     open_mm: float = Field(default=1.0, ge=0)  # bridges thinner than twice this are cut before growing
+    # > 0: measured by partial volume (models/partial_volume.py) over voxels this far beyond the grown mask; 0: counted
+    partial_volume_mm: float = Field(default=0.0, ge=0, le=20)
 
     @model_validator(mode="after")
     def _ordered(self) -> Growth:
