@@ -9,7 +9,10 @@ from the tissue around (the median of the background-range voxels in a shell out
 (what the densest part of the mask reads once noise is averaged out), clipped to 0-1.
 The mask becomes that many voxels, those of the highest fractions, so the segmentation and the reported volume
 stay one measurement. Voxels on the skull's partial volume (growth.barrier and barrier_mm) count only where the
-grown mask already holds them: near bone a fraction measures bone, not blood.
+grown mask already holds them: near bone a fraction measures bone, not blood. And the mask's voxels within
+`partial_volume_mm` of that band count whole, as the threshold counted them: the blur of blood against the skull
+(a subdural, an epidural) spreads into the band, where it cannot be counted, so their fractions would measure
+0.77x the truth (median on the development heads, against 0.97x counted whole).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def measured(
     skull = _near(smooth >= growth.barrier, growth.barrier_mm, spacing, BARRIER_SLICES)
     counted = _dilated(region, reach, spacing, 1) & (~skull | region)
     fraction = _fractions(crop, smooth, region, counted, skull, growth, spacing)
+    fraction[(region & _dilated(skull, reach, spacing, BARRIER_SLICES))[counted]] = 1.0
     voxels = round(float(fraction.sum()))
     if voxels == 0:
         return bbox, mask

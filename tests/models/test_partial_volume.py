@@ -71,15 +71,16 @@ def test_a_small_bleed_is_measured_closer_than_its_threshold_outline(seed: int) 
     assert bleed.sum() <= mask.sum() < region[1].sum() - 0.2 * bleed.sum()
 
 
-def test_blood_against_the_skull_is_not_inflated_by_the_bone_beside_it() -> None:
-    """The crescent's grown mask holds voxels on the skull's partial volume; only those count, and at most whole:
-    bone never makes a voxel count more than one, and voxels off the mask on the skull's band never count."""
+def test_blood_against_the_skull_is_counted_whole_and_not_inflated_by_the_bone() -> None:
+    """A crescent against the inner table: its blur spreads into the skull's band, which is never counted, so
+    its voxels within reach of the band count whole (their fractions alone measured 0.79x here), and bone never
+    makes a voxel count more than one, nor voxels off the mask on the band count at all."""
     hu, crescent = subdural_head(np.random.default_rng(1))
     region = cropped((0, 0, 0), crescent)
 
     mask = as_full(*measured(hu, (5.0, 1.0, 1.0), *region, GROWTH), hu.shape)
 
-    assert 0.7 * crescent.sum() <= mask.sum() <= 1.1 * crescent.sum()  # 0.79: the band it may not count
+    assert 0.9 * crescent.sum() <= mask.sum() <= 1.15 * crescent.sum(), mask.sum() / crescent.sum()
     assert not mask[..., : hu.shape[2] // 2].any()
 
 
