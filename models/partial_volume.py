@@ -17,10 +17,13 @@ grown mask already holds them: near bone a fraction measures bone, not blood. An
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import torch
 from scipy import ndimage
 
-from models.growth import BARRIER_SLICES, SMOOTHING_MM, _near
+from models.growth import BARRIER_SLICES, GRID_MM, SMOOTHING_MM, _blocks, _near
 from models.manifest import Growth
 from models.regions import cropped, in_plane_radius
 
@@ -40,28 +43,48 @@ def measured(
     growth: Growth,
 ) -> tuple[tuple[int, ...], np.ndarray]:
     """The region (bbox, mask) recut to as many voxels as its partial-volume sum, those nearest the lesion's own
-    value; the same region when the sum is empty."""
+    value; the same region when the sum is empty. Summed on blocks no finer than GRID_MM, as the growth is (a
+    sum of means is the sum: only the clipping at 0 and 1 sees the difference), recut on the native grid."""
     reach = growth.partial_volume_mm
+    factors = tuple(max(1, int(GRID_MM // s)) for s in spacing)
     pad = [1 + BARRIER_SLICES + SHELL_SLICES, *in_plane_radius(reach + SHELL_MM + growth.barrier_mm, spacing)]
+    pad = [p * f for p, f in zip(pad, factors, strict=True)]
     lo = [max(0, b - p) for b, p in zip(bbox[:3], pad, strict=True)]
     hi = [min(n, b + p) for b, p, n in zip(bbox[3:], pad, values.shape, strict=True)]
     box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    crop = np.asarray(values[box], dtype=np.float32)
-    smooth = ndimage.gaussian_filter(crop, sigma=(0.0, SMOOTHING_MM / spacing[1], SMOOTHING_MM / spacing[2]))
-    region = np.zeros(smooth.shape, dtype=bool)
+    region = np.zeros(tuple(b - a for a, b in zip(lo, hi, strict=True)), dtype=bool)
     region[tuple(slice(a - o, b - o) for a, b, o in zip(bbox[:3], bbox[3:], lo, strict=True))] = mask
 
-    skull = _near(smooth >= growth.barrier, growth.barrier_mm, spacing, BARRIER_SLICES)
-    counted = _dilated(region, reach, spacing, 1) & (~skull | region)
-    fraction = _fractions(crop, smooth, region, counted, skull, growth, spacing)
-    fraction[(region & _dilated(skull, reach, spacing, BARRIER_SLICES))[counted]] = 1.0
-    voxels = round(float(fraction.sum()))
+    coarse = (spacing[0] * factors[0], spacing[1] * factors[1], spacing[2] * factors[2])
+    blocks = _blocks(values[box], factors)
+    smooth = ndimage.gaussian_filter(blocks, sigma=(0.0, SMOOTHING_MM / coarse[1], SMOOTHING_MM / coarse[2]))
+    share = _blocks(region, factors)
+    seed = share >= 0.5 if (share >= 0.5).any() else share > 0  # a region thinner than a block: the blocks it touches
+    skull = _near(smooth >= growth.barrier, growth.barrier_mm, coarse, BARRIER_SLICES)
+    counted = _dilated(seed, reach, coarse, 1) & (~skull | seed)
+    fraction = np.zeros(smooth.shape, dtype=np.float32)
+    fraction[counted] = _fractions(blocks, smooth, seed, counted, skull, growth, coarse)
+    fraction[seed & _dilated(skull, reach, coarse, BARRIER_SLICES)] = 1.0
+    voxels = round(float(fraction.sum()) * math.prod(factors))
     if voxels == 0:
         return bbox, mask
-    where = np.flatnonzero(counted)
-    kept = np.zeros(smooth.size, dtype=bool)
-    kept[where[np.argsort(-fraction, kind="stable")[:voxels]]] = True
-    return cropped(lo, kept.reshape(smooth.shape))
+
+    fine = _upsampled(fraction, factors, region.shape).ravel()
+    kept = np.zeros(region.size, dtype=bool)
+    kept[_largest(fine, voxels)] = True
+    return cropped(lo, kept.reshape(region.shape))
+
+
+def _largest(values: np.ndarray, count: int) -> np.ndarray:
+    """The flat indices of the `count` largest positive values, ties taken in index order (what a stable sort
+    gives, without sorting millions of voxels)."""
+    where = np.flatnonzero(values > 0)
+    if count >= where.size:
+        return where
+    candidates = values[where]
+    cut = np.partition(candidates, where.size - count)[where.size - count]
+    above = where[candidates > cut]
+    return np.concatenate([above, where[candidates == cut][: count - above.size]])
 
 
 def _fractions(
@@ -89,6 +112,20 @@ def _density(values: np.ndarray, region: np.ndarray, spacing: tuple[float, float
     in-plane, half a voxel along z), the DENSITY_QUANTILE of its voxels."""
     sigma = (0.5, DENSITY_SMOOTHING_MM / spacing[1], DENSITY_SMOOTHING_MM / spacing[2])
     return float(np.percentile(ndimage.gaussian_filter(values, sigma=sigma)[region], DENSITY_QUANTILE))
+
+
+def _upsampled(fraction: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """Block fractions on the native grid of `shape`, interpolated (trilinear) so the recut mask has a smooth
+    outline rather than the blocks'."""
+    if factors == (1, 1, 1):
+        return fraction
+    fine = torch.nn.functional.interpolate(
+        torch.from_numpy(fraction)[None, None],
+        size=tuple(n * f for n, f in zip(fraction.shape, factors, strict=True)),
+        mode="trilinear",
+        align_corners=False,
+    )[0, 0].numpy()
+    return fine[tuple(slice(0, n) for n in shape)]
 
 
 def _dilated(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float], slices: int) -> np.ndarray:
