@@ -7,11 +7,12 @@ are synthetic figures: they say how the pipeline holds across acquisitions, not 
 patients.
 
 The issue's targets are AUC >= 0.95, sensitivity and specificity >= 0.90, ECE <= 0.08. Measured on this set:
-ct-hemorrhage 0.5.3 AUC 1.00, sensitivity 1.00, specificity 1.00, ECE 0.09 (95% CI 0.06-0.12; a perfectly
+ct-hemorrhage 0.5.4 AUC 1.00, sensitivity 1.00, specificity 1.00, ECE 0.09 (95% CI 0.06-0.12; a perfectly
 calibrated model would show 0.08 on these 60 cases, so 0.08 cannot be shown on a set this small; 0.5.1, before
-the peak factor: AUC 0.97, specificity 0.97, ECE 0.12), reported/true volume a median 0.96 with 38% of positives
-within +-25% (0.5.2, before the growth barrier at 200 HU: 0.85 and 34%; 0.5.1: 0.96 and 38%; 0.4.0, whose masks
-were the network's alone: 0.46 and 14%), lesion-level sensitivity 0.80 of 46 planted bleeds;
+the peak factor: AUC 0.97, specificity 0.97, ECE 0.12), reported/true volume a median 0.91 with 45% of positives
+within +-25% (13 of 29; 0.5.3, before the partial-volume measure: 0.96 and 38%; 0.5.2, before the growth barrier
+at 200 HU: 0.85 and 34%; 0.4.0, whose masks were the network's alone: 0.46 and 14%), lesion-level sensitivity
+0.80 of 46 planted bleeds;
 cxr-pneumothorax 0.5.0 AUC 0.99, sensitivity 0.98, specificity 0.98, ECE 0.02, localised 0.98 (0.4.0, the same
 network before the hard-negative phase: 0.99, 0.96, 0.96, 0.06; 0.3.0, two levels: 0.98, 0.94, 0.94, 0.07).
 The floors below sit under those figures (the radiograph's at the issue's target), so a retrain or a pipeline
@@ -51,7 +52,7 @@ def test_ct_hemorrhage_on_held_out_heads_at_scanner_geometries(ct_model: Detecto
     above_floors("ct-hemorrhage", figures)
     assert figures["localised"] >= 0.9, figures
     volumes = figures["volume_ratio"]  # masks grown into the image: no longer a fraction of a subdural
-    assert 0.75 <= volumes["median"] <= 1.33 and volumes["within_25_percent"] >= 0.3, volumes
+    assert 0.75 <= volumes["median"] <= 1.33 and volumes["within_25_percent"] >= 0.4, volumes  # 0.5.3 failed it
     assert figures["lesion_sensitivity"] >= 0.7 and figures["lesions"] < 60, figures  # planted bleeds, not fragments
     thickness = figures["subgroups"]["slice thickness (mm)"]
     assert len(thickness) >= 3, thickness  # the set does span acquisitions
