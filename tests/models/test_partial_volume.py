@@ -13,7 +13,8 @@ from models.manifest import ManifestError, load_manifest
 from models.partial_volume import measured
 from models.regions import cropped
 from models.registry import builtin_spec
-from tests.models.test_growth import as_full, subdural_head
+from tests.support.heads import SPACING as HEAD_SPACING
+from tests.support.heads import as_full, subdural_head
 from tests.support.volumes import as_volume
 
 SPACING = (2.5, 0.6, 0.6)
@@ -78,7 +79,7 @@ def test_blood_against_the_skull_is_counted_whole_and_not_inflated_by_the_bone()
     hu, crescent = subdural_head(np.random.default_rng(1))
     region = cropped((0, 0, 0), crescent)
 
-    mask = as_full(*measured(hu, (5.0, 1.0, 1.0), *region, GROWTH), hu.shape)
+    mask = as_full(*measured(hu, HEAD_SPACING, *region, GROWTH), hu.shape)
 
     assert 0.9 * crescent.sum() <= mask.sum() <= 1.15 * crescent.sum(), mask.sum() / crescent.sum()
     assert not mask[..., : hu.shape[2] // 2].any()
