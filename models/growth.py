@@ -107,13 +107,20 @@ def _upsampled(mask: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...
     """A coarse mask back on the fine grid of `shape`: its smooth (trilinear) outline, not the blocks."""
     if factors == (1, 1, 1):
         return mask
+    return interpolated(mask.astype(np.float32), factors, shape) >= 0.5
+
+
+def interpolated(values: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """Block values (float32) on the fine grid of `shape`, trilinear: a smooth field, not the blocks."""
+    if factors == (1, 1, 1):
+        return values
     fine = torch.nn.functional.interpolate(
-        torch.from_numpy(mask.astype(np.float32))[None, None],
-        size=tuple(n * f for n, f in zip(mask.shape, factors, strict=True)),
+        torch.from_numpy(values)[None, None],
+        size=tuple(n * f for n, f in zip(values.shape, factors, strict=True)),
         mode="trilinear",
         align_corners=False,
     )[0, 0].numpy()
-    return fine[tuple(slice(0, n) for n in shape)] >= 0.5
+    return fine[tuple(slice(0, n) for n in shape)]
 
 
 def _edge_value(smooth: np.ndarray, region: float, background: tuple[float, float], floor: float) -> float:

@@ -20,10 +20,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 from scipy import ndimage
 
-from models.growth import BARRIER_SLICES, GRID_MM, SMOOTHING_MM, _blocks, _near
+from models.growth import BARRIER_SLICES, GRID_MM, SMOOTHING_MM, _blocks, _near, interpolated
 from models.manifest import Growth
 from models.regions import cropped, in_plane_radius
 
@@ -69,7 +68,7 @@ def measured(
     if voxels == 0:
         return bbox, mask
 
-    fine = _upsampled(fraction, factors, region.shape).ravel()
+    fine = interpolated(fraction, factors, region.shape).ravel()  # a smooth outline, not the blocks'
     kept = np.zeros(region.size, dtype=bool)
     kept[_largest(fine, voxels)] = True
     return cropped(lo, kept.reshape(region.shape))
@@ -112,20 +111,6 @@ def _density(values: np.ndarray, region: np.ndarray, spacing: tuple[float, float
     in-plane, half a voxel along z), the DENSITY_QUANTILE of its voxels."""
     sigma = (0.5, DENSITY_SMOOTHING_MM / spacing[1], DENSITY_SMOOTHING_MM / spacing[2])
     return float(np.percentile(ndimage.gaussian_filter(values, sigma=sigma)[region], DENSITY_QUANTILE))
-
-
-def _upsampled(fraction: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
-    """Block fractions on the native grid of `shape`, interpolated (trilinear) so the recut mask has a smooth
-    outline rather than the blocks'."""
-    if factors == (1, 1, 1):
-        return fraction
-    fine = torch.nn.functional.interpolate(
-        torch.from_numpy(fraction)[None, None],
-        size=tuple(n * f for n, f in zip(fraction.shape, factors, strict=True)),
-        mode="trilinear",
-        align_corners=False,
-    )[0, 0].numpy()
-    return fine[tuple(slice(0, n) for n in shape)]
 
 
 def _dilated(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float], slices: int) -> np.ndarray:
