@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from models.growth import BARRIER_SLICES, GRID_MM, SMOOTHING_MM, _blocks, _near, interpolated
 from models.manifest import Growth
-from models.regions import cropped, in_plane_radius
+from models.regions import cropped, dilated, in_plane_radius
 
 SHELL_MM = 6.0  # the tissue around is measured this far beyond the counted voxels
 SHELL_SLICES = 1
@@ -59,12 +59,14 @@ def measured(
     blocks = _blocks(values[box], factors)
     smooth = ndimage.gaussian_filter(blocks, sigma=(0.0, SMOOTHING_MM / coarse[1], SMOOTHING_MM / coarse[2]))
     share = _blocks(region, factors)
-    seed = share >= 0.5 if (share >= 0.5).any() else share > 0  # a region thinner than a block: the blocks it touches
+    seed = share >= 0.5
+    if not seed.any():  # a region thinner than a block: the blocks it touches
+        seed = share > 0
     skull = _near(smooth >= growth.barrier, growth.barrier_mm, coarse, BARRIER_SLICES)
-    counted = _dilated(seed, reach, coarse, 1) & (~skull | seed)
+    counted = dilated(seed, reach, coarse, 1) & (~skull | seed)
     fraction = np.zeros(smooth.shape, dtype=np.float32)
     fraction[counted] = _fractions(blocks, smooth, seed, counted, skull, growth, coarse)
-    fraction[seed & _dilated(skull, reach, coarse, BARRIER_SLICES)] = 1.0
+    fraction[seed & dilated(skull, reach, coarse, BARRIER_SLICES)] = 1.0
     voxels = round(float(fraction.sum()) * math.prod(factors))
     if voxels == 0:
         return bbox, mask
@@ -98,7 +100,7 @@ def _fractions(
 ) -> np.ndarray:
     """Each counted voxel's share of lesion: how far its value lies from the tissue around to the lesion's."""
     reach = growth.partial_volume_mm
-    shell = _dilated(region, reach + SHELL_MM, spacing, 1 + SHELL_SLICES) & ~counted & ~skull
+    shell = dilated(region, reach + SHELL_MM, spacing, 1 + SHELL_SLICES) & ~counted & ~skull
     low, high = growth.background
     around = smooth[shell & (smooth >= low) & (smooth <= high)]
     tissue = float(np.median(around)) if around.size >= MIN_SHELL_VOXELS else (low + high) / 2
@@ -112,10 +114,3 @@ def _density(values: np.ndarray, region: np.ndarray, spacing: tuple[float, float
     in-plane, half a voxel along z), the DENSITY_QUANTILE of its voxels."""
     sigma = (0.5, DENSITY_SMOOTHING_MM / spacing[1], DENSITY_SMOOTHING_MM / spacing[2])
     return float(np.percentile(ndimage.gaussian_filter(values, sigma=sigma)[region], DENSITY_QUANTILE))
-
-
-def _dilated(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float], slices: int) -> np.ndarray:
-    """Voxels within a box of `radius_mm` in-plane and `slices` along z of the mask (separable maximum filter)."""
-    ry, rx = in_plane_radius(radius_mm, spacing)
-    size = (2 * slices + 1, 2 * ry + 1, 2 * rx + 1)
-    return ndimage.maximum_filter(mask.view(np.uint8), size=size).view(bool)

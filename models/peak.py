@@ -19,7 +19,7 @@ from scipy import ndimage
 from scipy.special import expit
 
 from models.manifest import Peak
-from models.regions import in_plane_radius
+from models.regions import dilated, in_plane_radius
 
 SMOOTHING_MM = 1.0  # in-plane Gaussian sigma: the peak of a structure, not of the noise
 BARRIER_MM = 5.0  # the skull's partial volume reaches this far in-plane, on its slice and the next
@@ -50,8 +50,7 @@ def peak_value(
         region = np.zeros(crop.shape, dtype=bool)
         region[(slice(z0 - read.start, z1 - read.start), *in_crop)] = mask[z0 - bbox[0] : z1 - bbox[0]]
         if peak.barrier is not None:
-            bone = (smooth >= peak.barrier).view(np.uint8)
-            region &= ~ndimage.maximum_filter(bone, size=(3, 2 * reach[0] + 1, 2 * reach[1] + 1)).view(bool)
+            region &= ~dilated(smooth >= peak.barrier, BARRIER_MM, spacing, 1)
         densest.append(_largest(smooth[region], rank + 1))
     inside = np.concatenate(densest)
     if inside.size == 0:

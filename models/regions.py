@@ -1,4 +1,5 @@
-"""Connected regions of a thresholded probability map, the tight box of a region's mask, and a radius in voxels."""
+"""Connected regions of a thresholded probability map, the tight box of a region's mask, a radius in voxels, and a
+mask widened by such a radius."""
 
 from __future__ import annotations
 
@@ -39,3 +40,11 @@ def in_plane_radius(radius_mm: float, spacing: tuple[float, ...]) -> tuple[int, 
         return 0, 0
     ry, rx = (max(1, round(radius_mm / s)) for s in spacing[1:])
     return ry, rx
+
+
+def dilated(mask: np.ndarray, radius_mm: float, spacing: tuple[float, ...], slices: int) -> np.ndarray:
+    """A boolean mask widened by a box of `radius_mm` in-plane and `slices` along z (a separable maximum filter: a
+    footprint's binary dilation took seconds on a 512 x 512 head)."""
+    ry, rx = in_plane_radius(radius_mm, spacing)
+    size = (2 * slices + 1, 2 * ry + 1, 2 * rx + 1)
+    return ndimage.maximum_filter(mask.view(np.uint8), size=size).view(bool)
