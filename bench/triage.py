@@ -193,6 +193,12 @@ def _breakdown(catalog, study_uid: str, t_last: float, seen_list: float) -> dict
     }
 
 
+def _memory_mb(pid: int) -> dict[str, int]:
+    """The node's resident set after the runs, and its peak (analysis.keep_memory keeps freed memory)."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {key: int(status[key].split()[0]) // 1024 for key in ("VmRSS", "VmHWM")}
+
+
 def _s(moment: datetime) -> float:
     return moment.replace(tzinfo=UTC).timestamp()
 
@@ -226,6 +232,7 @@ def main() -> None:
             events = Events(f"http://127.0.0.1:{http_port}")
             one_run(studies[0], node_port, api, work / "pacs", catalog, events)  # warm-up: the model loads
             runs = [one_run(s, node_port, api, work / "pacs", catalog, events) for s in studies[1:]]
+            memory = _memory_mb(node.pid)
         finally:
             for proc in (node, pacs):
                 proc.terminate()
@@ -243,6 +250,7 @@ def main() -> None:
         "peer_load_s": round(statistics.median(load for load, _ in peer_parts), 3),
         "peer_analyse_s": round(statistics.median(analyse for _, analyse in peer_parts), 3),
         "vs_model_alone": round(median["total_s"] / peer_s, 2),
+        "node_memory_mb": memory,
         "target_s": 8.0,
     }
     print(json.dumps(results, indent=2))

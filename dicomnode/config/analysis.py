@@ -23,6 +23,11 @@ class AnalysisConfig(RetryPolicy):
     device: str = Field(
         "auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$", description="auto: CUDA when present, else CPU."
     )
+    keep_memory: bool = Field(
+        True,
+        description="A process that analyses keeps the memory it freed for the next study (workers/arena.py): "
+        "its RSS stays near its largest study's; false gives it back, and each study faults it in again.",
+    )
     torch_threads: int = Field(0, ge=0, description="CPU threads per worker process; 0: cores / worker processes.")
     series: Literal["best", "all"] = Field(
         "best",
