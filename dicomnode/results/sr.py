@@ -34,6 +34,7 @@ from models.findings import Finding
 from models.manifest import Code
 
 QUALITATIVE_EVALUATIONS = hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations")
+VOXEL_SUM = hd.sr.CodedConcept("126030", "DCM", "Sum of segmented voxel method for volume")  # CID 7474
 ANY_FINDING = Code(scheme="SCT", value="404684003", meaning="Finding")  # what a model without a manifest looked for
 
 
@@ -164,13 +165,23 @@ def _finding_group(
             segment_number=segment_number,
             source_series=hd.sr.SourceSeriesForSegmentation(s.series_uid),
         )
-        group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(referenced_segment=segment, **common)
+        group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+            referenced_segment=segment, method=_volume_method(f), **common
+        )
     else:
         group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(referenced_region=_rectangle(s, f), **common)
     _place_on_centre_slice(group, s, f)
     if not s.spacing_known:
         group[0].ContentSequence.append(_statement(NO_SPACING))
     return group
+
+
+def _volume_method(f: Finding) -> hd.sr.CodedConcept | None:
+    """How the volume was measured, where the group's measurements are read: it is the segment's voxel count times
+    the voxel volume. A NUM's own method would be a child other than its region, which OHIF does not keep."""
+    if not any(m.name == "volume" for m in f.measurements):
+        return None
+    return VOXEL_SUM
 
 
 def _place_on_centre_slice(group: hd.sr.MeasurementsAndQualitativeEvaluations, s: AnalysedSeries, f: Finding) -> None:

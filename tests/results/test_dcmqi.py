@@ -73,6 +73,9 @@ def test_tid1500reader_reads_every_finding_with_its_values(encoded: tuple[Path, 
         assert values["Probability"] == pytest.approx(finding.probability, abs=1e-3)
         assert values["Volume"] == pytest.approx(finding.measurement("volume"), rel=1e-3)
         assert group["measurementAlgorithmIdentification"]["AlgorithmName"] == "ct-hemorrhage"
+        # the volume is the segment's voxels times a voxel's volume (the next test), and the SR says so
+        assert group["measurementMethod"]["CodeValue"] == "126030"
+        assert group["measurementMethod"]["CodingSchemeDesignator"] == "DCM"
 
 
 def test_segimage2itkimage_volumes_equal_the_sr_volumes(encoded: tuple[Path, AnalysedSeries]) -> None:

@@ -190,6 +190,7 @@ def test_a_radiograph_finding_is_a_rectangle_on_the_image(tmp_path: Path) -> Non
     z0, y0, x0, z1, y1, x1 = finding.bbox
     assert list(region.GraphicData[:4]) == [x0, y0, x1, y0]
     assert group.finding_type.value == "36118008"
+    assert group.method is None, "no segment: its area is not a voxel sum, and no method claims it is"
 
 
 def test_library_messages_pass_unless_they_quote_a_header_value() -> None:
