@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
 M_ARENA_MAX = -8
-NEVER_TRIM = 2**31 - 1  # the largest value mallopt takes: free memory at the heap's top is kept below 2 GB
+NEVER_TRIM = 2**31 - 1  # the largest value mallopt takes: the heap is trimmed only when 2 GB lie free at its top
 
 
 def share_main_arena() -> bool:
