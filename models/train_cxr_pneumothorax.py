@@ -56,6 +56,7 @@ class HardNegatives:
     abdomen_films: int = 300
     lr: float = 3e-4
     threads: int = 0
+    channels_last: bool = True  # models/training.py: faster steps on the CPU
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class TrainConfig:
     native_sizes: tuple[int, int] = (768, 1536)
     lr: float = 3e-3
     threads: int = 0  # 0: all cores
+    channels_last: bool = True  # models/training.py: 0.33 s a step against 0.52 s (0.5.0 trained without)
     hard_negatives: HardNegatives | None = HardNegatives()  # None: the first phase alone
 
 

