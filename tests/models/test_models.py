@@ -228,6 +228,9 @@ def test_training_is_seeded_and_writes_weights_with_their_config(module: str, tm
         assert record["config"]["steps"] == 2 and record["hard_negatives"]["config"]["abdomen_films"] == 1
     first, second = (torch.load(tmp_path / f"w{i}.pt", weights_only=True) for i in range(2))
     assert all(torch.equal(first[k], second[k]) for k in first), "same seed, same weights"
+    # cxr trains channels last (models/training.py): recorded, and the weights are saved in the standard layout
+    assert runs[0]["config"].get("channels_last", False) == (module == "models.train_cxr_pneumothorax")
+    assert all(t.is_contiguous() for t in first.values())
 
 
 def test_the_hard_negative_phase_starts_from_the_first_phases_weights(tmp_path: Path) -> None:
