@@ -228,9 +228,17 @@ def test_training_is_seeded_and_writes_weights_with_their_config(module: str, tm
         assert record["config"]["steps"] == 2 and record["hard_negatives"]["config"]["abdomen_films"] == 1
     first, second = (torch.load(tmp_path / f"w{i}.pt", weights_only=True) for i in range(2))
     assert all(torch.equal(first[k], second[k]) for k in first), "same seed, same weights"
-    # cxr trains channels last (models/training.py): recorded, and the weights are saved in the standard layout
-    assert runs[0]["config"].get("channels_last", False) == (module == "models.train_cxr_pneumothorax")
-    assert all(t.is_contiguous() for t in first.values())
+
+
+def test_training_channels_last_is_seeded_recorded_and_saves_the_standard_layout(tmp_path: Path) -> None:
+    from models.train_cxr_pneumothorax import TrainConfig, train
+
+    config = TrainConfig(steps=2, pool=2, batch=1, hard_negatives=None, channels_last=True)
+    runs = [train(config, tmp_path / f"w{i}.pt", log=lambda _: None) for i in range(2)]
+    assert runs[0]["config"]["channels_last"] is True
+    first, second = (torch.load(tmp_path / f"w{i}.pt", weights_only=True) for i in range(2))
+    assert all(torch.equal(first[k], second[k]) for k in first), "same seed, same weights"
+    assert all(t.is_contiguous() for t in first.values()), "saved in the layout every loader expects"
 
 
 def test_the_hard_negative_phase_starts_from_the_first_phases_weights(tmp_path: Path) -> None:
