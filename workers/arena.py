@@ -11,8 +11,8 @@ each a zeroed page and, on a virtual machine whose host takes freed memory back 
 on the host too. ct-hemorrhage 0.5.4 in the node on that VM, 3 studies of 300 slices: 21,000-23,000 faults and
 0.12-0.42 s of kernel time per call (the call 1.27-1.56 s); with freed memory kept, no fault and no kernel time
 after the first study (1.15-1.20 s). The price: the process keeps the memory of its largest study (the node
-after three such studies: RSS 1.18 GB, against 1.11 GB and a peak of 1.27 GB without); `analysis.keep_memory =
-false` gives it back.
+after 4 to 16 such studies: RSS 1.18-1.34 GB, not growing; without, 1.11 GB and a peak of 1.27 GB);
+`analysis.keep_memory = false` gives it back.
 """
 
 from __future__ import annotations
