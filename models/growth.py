@@ -46,11 +46,11 @@ def grow(
     lo = [max(0, b - int(growth.margin_mm / s)) for b, s in zip(bbox[:3], spacing, strict=True)]
     hi = [min(n, b + int(growth.margin_mm / s)) for b, s, n in zip(bbox[3:], spacing, values.shape, strict=True)]
     box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    factors = tuple(max(1, int(GRID_MM // s)) for s in spacing)
+    factors, block_spacing = block_grid(spacing)
     blocks = _blocks(values[box], factors)
     seed = np.zeros(blocks.shape, dtype=bool)  # the blocks the region touches
     seed[tuple(((np.argwhere(mask) + np.subtract(bbox[:3], lo)) // factors).T)] = True
-    coarse = _grown(blocks, seed, tuple(s * f for s, f in zip(spacing, factors, strict=True)), growth, value_range)  # type: ignore[arg-type]
+    coarse = _grown(blocks, seed, block_spacing, growth, value_range)
 
     # Back on the native grid, within the grown blocks' extent only (a 300-slice box is 18 M voxels).
     extent = bounds(coarse)
@@ -93,6 +93,12 @@ def _leaked(smooth: np.ndarray, seed: np.ndarray, grown: np.ndarray, edge: float
     if added.sum() <= LEAK_SIZE * seed.sum():
         return False
     return float(np.median(smooth[added])) < edge + LEAK_CONTRAST * (region - edge)
+
+
+def block_grid(spacing: tuple[float, float, float]) -> tuple[tuple[int, ...], tuple[float, float, float]]:
+    """The voxels per block along each axis (blocks no finer than GRID_MM) and the blocks' spacing."""
+    factors = tuple(max(1, int(GRID_MM // s)) for s in spacing)
+    return factors, (spacing[0] * factors[0], spacing[1] * factors[1], spacing[2] * factors[2])
 
 
 def _blocks(values: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:

@@ -23,7 +23,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from models.growth import BARRIER_SLICES, GRID_MM, SMOOTHING_MM, _blocks, _near, interpolated
+from models.growth import BARRIER_SLICES, SMOOTHING_MM, _blocks, _near, block_grid, interpolated
 from models.manifest import Growth
 from models.regions import cropped, dilated, in_plane_radius
 
@@ -46,8 +46,7 @@ def measured(
     value; the same region when the sum is empty. Summed on blocks no finer than GRID_MM, as the growth is (a
     sum of means is the sum: only the clipping at 0 and 1 sees the difference), recut on the native grid."""
     reach = growth.partial_volume_mm
-    factors = tuple(max(1, int(GRID_MM // s)) for s in spacing)
-    coarse = (spacing[0] * factors[0], spacing[1] * factors[1], spacing[2] * factors[2])
+    factors, coarse = block_grid(spacing)
     pad = [1 + BARRIER_SLICES + SHELL_SLICES, *in_plane_radius(reach + SHELL_MM + growth.barrier_mm, coarse)]
     pad = [p * f for p, f in zip(pad, factors, strict=True)]  # whole blocks
     lo = [max(0, b - p) for b, p in zip(bbox[:3], pad, strict=True)]

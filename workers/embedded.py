@@ -10,13 +10,11 @@ from collections.abc import Callable
 from dicomnode.config.settings import Settings
 from workers import runtime
 from workers.app import analyze
-from workers.arena import keep_freed_memory, share_main_arena
+from workers.arena import share_main_arena
 
 
 def start(settings: Settings) -> Callable[[int], None]:
     share_main_arena()  # before the analysis threads exist: they allocate as fast as the main thread
-    if settings.analysis.keep_memory:
-        keep_freed_memory()
     rt = runtime.Runtime(settings, processes=settings.analysis.embedded_workers)
     runtime.configure(rt)
     rt.warm_up(sorted({model for rule in settings.routing.rules for model in rule.models}))

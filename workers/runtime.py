@@ -17,6 +17,7 @@ from dicomnode.catalog.db import open_catalog
 from dicomnode.config.settings import Settings
 from dicomnode.receive.storage import Storage
 from models.interface import Model
+from workers.arena import keep_freed_memory
 
 log = logging.getLogger(__name__)
 CONFIG_ENV = "DICOMNODE_CONFIG"  # the config file a worker process reads
@@ -52,7 +53,10 @@ class Runtime:
 
     def warm_up(self, names: list[str]) -> None:
         """Load models before the first job: loading torch holds the GIL for seconds, starving heartbeats,
-        and a model that cannot load is better reported at start-up."""
+        and a model that cannot load is better reported at start-up. First the allocator keeps what it frees
+        (analysis.keep_memory, workers/arena.py), so the models' memory is kept too."""
+        if self.policy.keep_memory:
+            keep_freed_memory()
         for name in names:
             try:
                 self.model(name)

@@ -16,7 +16,6 @@ from dicomnode.jobs.broker import celery_settings
 from dicomnode.ops.logs import setup_logging
 from workers import runtime
 from workers.app import app
-from workers.arena import keep_freed_memory
 from workers.runtime import CONFIG_ENV, FAMILIES_ENV
 
 settings = load_settings(Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
@@ -33,7 +32,5 @@ __all__ = ["app"]
 def _load_models(**_: object) -> None:
     """In the process that runs tasks (the solo worker, or a prefork child; never the forking parent)."""
     rt = runtime.current()
-    if rt.policy.keep_memory:
-        keep_freed_memory()
     families = set(filter(None, os.environ.get(FAMILIES_ENV, "").split(","))) or set(rt.registry.families())
     rt.warm_up([n for n in rt.registry.names() if rt.registry.get(n).family in families])
