@@ -28,8 +28,8 @@ def fit(  # noqa: ANN001 - log
     save its state dict to `out` (default: the model's own weights) with `config` beside it (.json).
 
     `config` is a dataclass with at least `seed`, `steps`, `lr` and `threads` (0: all cores); with `channels_last`
-    true the network and its batches are laid out channels last, where oneDNN's CPU convolutions run faster (2D
-    cxr-pneumothorax: 0.33 s a step against 0.52 s), which changes the weights' last bits, so it is recorded.
+    true the network and its batches are laid out channels last, where oneDNN's CPU convolutions run faster (figures
+    at the cxr TrainConfig), which changes the weights' last bits, so it is recorded.
     """
     from models.detector import build_network
 
