@@ -242,6 +242,8 @@ def map_intensity(manifest: Manifest, x: torch.Tensor) -> torch.Tensor:
         return _percentile_normalise(x, x.flatten(1).float(), (0.0, 1.0))
     if prep.normalize == "central":
         return _percentile_normalise(x, central_field(x).flatten(1).float(), (-0.5, 1.5))
+    if prep.normalize == "central-rank":
+        return _rank_normalise(x, central_field(x).flatten(1).float())
     return x
 
 
@@ -261,6 +263,36 @@ def _percentile_normalise(x: torch.Tensor, flat: torch.Tensor, clip: tuple[float
     high = torch.quantile(sample, 0.99, dim=1)
     shape = (-1,) + (1,) * (x.ndim - 1)
     return ((x - low.view(shape)) / (high - low).clamp(min=1e-6).view(shape)).clamp(*clip)
+
+
+def _rank_normalise(x: torch.Tensor, central: torch.Tensor) -> torch.Tensor:
+    """Per image, each value by its rank: among the central field's values (its 1st..99th percentile to 0..1),
+    and beyond them among the whole image's (down to -0.5 and up to 1.5). Any grey-level curve that keeps the
+    order of values (a gamma, a film's look-up table) then gives the network the same input."""
+    out = torch.empty(x.shape, dtype=torch.float32)
+    for i in range(x.shape[0]):
+        values = x[i].float()
+        field = _sorted_sample(central[i])
+        image = _sorted_sample(values.flatten())
+        low, high = (field[int(q * (len(field) - 1))] for q in (0.01, 0.99))
+        inside = (_rank(field, values) - 0.01) / 0.98
+        below_low, low_share = _rank(image, values), _rank(image, low)
+        darker = -0.5 * (low_share - below_low) / low_share.clamp(min=1e-6)
+        high_share = _rank(image, high)
+        brighter = 1 + 0.5 * (below_low - high_share) / (1 - high_share).clamp(min=1e-6)
+        out[i] = torch.where(inside < 0, darker.clamp(max=0), torch.where(inside > 1, brighter.clamp(min=1), inside))
+    return out.clamp(-0.5, 1.5)
+
+
+def _sorted_sample(flat: torch.Tensor) -> torch.Tensor:
+    return flat[:: max(1, flat.shape[0] // 65536)].float().sort().values
+
+
+def _rank(sorted_values: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The share of `sorted_values` below each value, ties counted half (a flat region keeps one rank)."""
+    below = torch.searchsorted(sorted_values, values, right=False)
+    up_to = torch.searchsorted(sorted_values, values, right=True)
+    return (below + up_to).float() / (2 * len(sorted_values))
 
 
 def _to_volume_grid(

@@ -19,6 +19,7 @@ and the key. Torch-free, so the node can read manifests to route and rank.
 
     [preprocessing]
     window = { center = 40, width = 80 }   # values mapped to 0..1; or normalize = "percentile" | "central"
+                                           # | "central-rank"
     spacing_mm = [5.0, 1.0, 1.0]      # resample to (slice, row, column) spacing, or
     input_size = [32, 128, 128]       # resize to exactly this size (static-shape exports), or
     longest_side = 256                # 2D: resize keeping the aspect ratio
@@ -77,8 +78,10 @@ class Window(_Strict):
 class Preprocessing(_Strict):
     window: Window | None = None
     # percentile: the whole image's 1st..99th percentile to 0..1; central: those of the central field (where any
-    # chest film shows lungs and mediastinum, whatever lies at its edges), clipped to -0.5..1.5
-    normalize: Literal["none", "percentile", "central"] = "none"
+    # chest film shows lungs and mediastinum, whatever lies at its edges), clipped to -0.5..1.5; central-rank: each
+    # value by its rank among the central field's (1st..99th percentile to 0..1) and beyond them among the whole
+    # image's (to -0.5 and 1.5), so that a grey-level curve that keeps the order of values changes nothing
+    normalize: Literal["none", "percentile", "central", "central-rank"] = "none"
     spacing_mm: tuple[float, ...] | None = None
     input_size: tuple[int, ...] | None = None
     longest_side: int | None = Field(default=None, ge=8)  # 2D: fit into a square of this side (aspect kept), pad

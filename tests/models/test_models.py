@@ -15,7 +15,7 @@ from models.detector import Detector, ShapeMismatch, prepare
 from models.evaluation import fit_below_scale, fit_platt, roc_curve
 from models.findings import Finding, Measurement
 from models.geometry import longest_diameter_mm
-from models.image import ImageVolume
+from models.image import ImageVolume, central_field
 from models.manifest import Calibration, Code, load_manifest
 from models.phantom_evaluation import fit_calibration, uncalibrated, write_calibration
 from models.phantoms.chest_xr import chest_radiograph
@@ -102,6 +102,54 @@ def test_a_wide_film_is_padded_with_its_edge_pixels_so_a_lung_cut_by_the_border_
     )
     x, _ = prepare(minimum, film, (1.0, 1.0))
     assert float(x[0, 0, size[0] :].max()) == float(x.min())
+
+
+def _central_rank() -> object:
+    manifest = builtin_spec("cxr-pneumothorax").manifest
+    return manifest.model_copy(
+        update={"preprocessing": manifest.preprocessing.model_copy(update={"normalize": "central-rank"})}
+    )
+
+
+def _through(film: np.ndarray, curve) -> np.ndarray:  # noqa: ANN001
+    """A grey-level curve on the film's own darkest-to-brightest range (as a site's look-up table would be)."""
+    low, high = float(film.min()), float(film.max())
+    return (low + curve((film.astype(np.float64) - low) / (high - low)) * (high - low)).astype(np.float32)
+
+
+def test_ranked_grey_levels_do_not_change_with_a_tone_curve_that_keeps_their_order() -> None:
+    manifest = _central_rank()
+    p = chest_radiograph(np.random.default_rng(9711), pneumothorax=True)  # drawn at the model's size: no shrinking
+    x, size = prepare(manifest, torch.from_numpy(p.image)[None, None], p.spacing_mm)
+    assert size == p.image.shape
+    for curve in (np.square, np.sqrt, lambda v: 1 - np.exp(-4 * v), lambda v: v**3 * 0.2 + v * 0.8):
+        y, _ = prepare(manifest, torch.from_numpy(_through(p.image, curve))[None, None], p.spacing_mm)
+        assert float((x - y).abs().max()) < 2e-3  # float32 rounding may merge two grey levels: a tie
+    # the central field's 1st..99th percentile spans 0..1; darker and brighter values, by their rank in the image
+    field = central_field(x[0, 0, : size[0], : size[1]])
+    assert float(field.quantile(0.01)) == pytest.approx(0.0, abs=0.01)
+    assert float(field.quantile(0.99)) == pytest.approx(1.0, abs=0.01)
+    assert float(x.min()) >= -0.5 and float(x.max()) <= 1.5
+    # the order of values is kept: a brighter pixel is never mapped darker
+    order = torch.from_numpy(p.image).flatten().argsort()
+    assert bool((x[0, 0, : size[0], : size[1]].flatten()[order].diff() >= 0).all())
+    # with percentiles, the same curve moves the lungs' grey levels (what cost 0.5.0 its pneumothoraces)
+    central = builtin_spec("cxr-pneumothorax").manifest.model_copy(
+        update={"preprocessing": manifest.preprocessing.model_copy(update={"normalize": "central"})}
+    )
+    a, _ = prepare(central, torch.from_numpy(p.image)[None, None], p.spacing_mm)
+    b, _ = prepare(central, torch.from_numpy(_through(p.image, np.square))[None, None], p.spacing_mm)
+    assert float((a - b).abs().mean()) > 0.05
+
+
+def test_ranked_grey_levels_keep_a_flat_region_flat_and_a_constant_film_finite() -> None:
+    manifest = _central_rank()
+    film = torch.zeros(1, 1, 200, 256)
+    film[..., 50:150, 64:192] = 1.0  # half the central field one value, the rest another
+    x, _ = prepare(manifest, film, (1.0, 1.0))
+    inside = x[0, 0, 50:150, 64:192]
+    assert bool((inside == inside[0, 0]).all())  # ties share one rank: no noise made out of a flat region
+    assert bool(torch.isfinite(prepare(manifest, torch.full((1, 1, 64, 64), 7.0), (1.0, 1.0))[0]).all())
 
 
 def test_a_two_d_model_runs_a_ct_volume_slice_by_slice_in_batches(cxr_model: Detector) -> None:
