@@ -16,7 +16,7 @@ from models.evaluation import fit_below_scale, fit_platt, roc_curve
 from models.findings import Finding, Measurement
 from models.geometry import longest_diameter_mm
 from models.image import ImageVolume, central_field
-from models.manifest import Calibration, Code, load_manifest
+from models.manifest import Calibration, Code, Manifest, load_manifest
 from models.phantom_evaluation import fit_calibration, uncalibrated, write_calibration
 from models.phantoms.chest_xr import chest_radiograph
 from models.phantoms.ct_head import ct_head
@@ -104,11 +104,10 @@ def test_a_wide_film_is_padded_with_its_edge_pixels_so_a_lung_cut_by_the_border_
     assert float(x[0, 0, size[0] :].max()) == float(x.min())
 
 
-def _central_rank() -> object:
+def _normalised(kind: str) -> Manifest:
+    """The radiograph model's manifest with its grey levels normalised the `kind` way."""
     manifest = builtin_spec("cxr-pneumothorax").manifest
-    return manifest.model_copy(
-        update={"preprocessing": manifest.preprocessing.model_copy(update={"normalize": "central-rank"})}
-    )
+    return manifest.model_copy(update={"preprocessing": manifest.preprocessing.model_copy(update={"normalize": kind})})
 
 
 def _through(film: np.ndarray, curve) -> np.ndarray:  # noqa: ANN001
@@ -118,7 +117,7 @@ def _through(film: np.ndarray, curve) -> np.ndarray:  # noqa: ANN001
 
 
 def test_ranked_grey_levels_do_not_change_with_a_tone_curve_that_keeps_their_order() -> None:
-    manifest = _central_rank()
+    manifest = _normalised("central-rank")
     p = chest_radiograph(np.random.default_rng(9711), pneumothorax=True)  # drawn at the model's size: no shrinking
     x, size = prepare(manifest, torch.from_numpy(p.image)[None, None], p.spacing_mm)
     assert size == p.image.shape
@@ -134,18 +133,16 @@ def test_ranked_grey_levels_do_not_change_with_a_tone_curve_that_keeps_their_ord
     order = torch.from_numpy(p.image).flatten().argsort()
     assert bool((x[0, 0, : size[0], : size[1]].flatten()[order].diff() >= 0).all())
     # with percentiles, the same curve moves the lungs' grey levels (what cost 0.5.0 its pneumothoraces)
-    central = builtin_spec("cxr-pneumothorax").manifest.model_copy(
-        update={"preprocessing": manifest.preprocessing.model_copy(update={"normalize": "central"})}
-    )
+    central = _normalised("central")
     a, _ = prepare(central, torch.from_numpy(p.image)[None, None], p.spacing_mm)
     b, _ = prepare(central, torch.from_numpy(_through(p.image, np.square))[None, None], p.spacing_mm)
     assert float((a - b).abs().mean()) > 0.05
 
 
 def test_ranked_grey_levels_keep_a_flat_region_flat_and_a_constant_film_finite() -> None:
-    manifest = _central_rank()
+    manifest = _normalised("central-rank")
     film = torch.zeros(1, 1, 200, 256)
-    film[..., 50:150, 64:192] = 1.0  # half the central field one value, the rest another
+    film[..., 50:150, 64:192] = 1.0  # most of the central field one value, the rest another
     x, _ = prepare(manifest, film, (1.0, 1.0))
     inside = x[0, 0, 50:150, 64:192]
     assert bool((inside == inside[0, 0]).all())  # ties share one rank: no noise made out of a flat region
