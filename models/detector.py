@@ -258,7 +258,7 @@ def _resize(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
 
 def _percentile_normalise(x: torch.Tensor, flat: torch.Tensor, clip: tuple[float, float]) -> torch.Tensor:
     """Per image: the 1st..99th percentile of `flat` (that image's reference pixels) to 0..1, then clipped."""
-    sample = flat[:, :: max(1, flat.shape[1] // 65536)]
+    sample = _reference_sample(flat)
     low = torch.quantile(sample, 0.01, dim=1)
     high = torch.quantile(sample, 0.99, dim=1)
     shape = (-1,) + (1,) * (x.ndim - 1)
@@ -272,20 +272,20 @@ def _rank_normalise(x: torch.Tensor, central: torch.Tensor) -> torch.Tensor:
     out = torch.empty(x.shape, dtype=torch.float32)
     for i in range(x.shape[0]):
         values = x[i].float()
-        field = _sorted_sample(central[i])
-        image = _sorted_sample(values.flatten())
+        field = _reference_sample(central[i]).sort().values
+        image = _reference_sample(values.flatten()).sort().values
         low, high = (field[int(q * (len(field) - 1))] for q in (0.01, 0.99))
         inside = (_rank(field, values) - 0.01) / 0.98
-        below_low, low_share = _rank(image, values), _rank(image, low)
-        darker = -0.5 * (low_share - below_low) / low_share.clamp(min=1e-6)
-        high_share = _rank(image, high)
-        brighter = 1 + 0.5 * (below_low - high_share) / (1 - high_share).clamp(min=1e-6)
+        in_image, low_share, high_share = _rank(image, values), _rank(image, low), _rank(image, high)
+        darker = -0.5 * (low_share - in_image) / low_share.clamp(min=1e-6)
+        brighter = 1 + 0.5 * (in_image - high_share) / (1 - high_share).clamp(min=1e-6)
         out[i] = torch.where(inside < 0, darker.clamp(max=0), torch.where(inside > 1, brighter.clamp(min=1), inside))
     return out.clamp(-0.5, 1.5)
 
 
-def _sorted_sample(flat: torch.Tensor) -> torch.Tensor:
-    return flat[:: max(1, flat.shape[0] // 65536)].float().sort().values
+def _reference_sample(flat: torch.Tensor) -> torch.Tensor:
+    """Every k-th of an image's reference values (last axis), at most about 65,536: enough for its percentiles."""
+    return flat[..., :: max(1, flat.shape[-1] // 65536)].float()
 
 
 def _rank(sorted_values: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
