@@ -90,6 +90,12 @@ def test_a_full_size_radiograph_is_read_at_the_model_size_and_boxed_on_the_full_
     assert findings[0].bbox[4] > 256 or findings[0].bbox[5] > 256  # on the 2048 grid, not the 256 one
 
 
+def _preprocessed(**changes: object) -> Manifest:
+    """The radiograph model's manifest with these preprocessing settings changed."""
+    manifest = builtin_spec("cxr-pneumothorax").manifest
+    return manifest.model_copy(update={"preprocessing": manifest.preprocessing.model_copy(update=changes)})
+
+
 def test_a_wide_film_is_padded_with_its_edge_pixels_so_a_lung_cut_by_the_border_meets_no_dark_band() -> None:
     manifest = builtin_spec("cxr-pneumothorax").manifest
     assert manifest.preprocessing.pad == "edge"
@@ -97,17 +103,8 @@ def test_a_wide_film_is_padded_with_its_edge_pixels_so_a_lung_cut_by_the_border_
     x, size = prepare(manifest, film, (1.0, 1.0))
     assert tuple(x.shape[2:]) == (256, 256) and size == (171, 256)
     assert torch.equal(x[0, 0, size[0] :], x[0, 0, size[0] - 1 : size[0]].expand(256 - size[0], 256))
-    minimum = manifest.model_copy(
-        update={"preprocessing": manifest.preprocessing.model_copy(update={"pad": "minimum"})}
-    )
-    x, _ = prepare(minimum, film, (1.0, 1.0))
+    x, _ = prepare(_preprocessed(pad="minimum"), film, (1.0, 1.0))
     assert float(x[0, 0, size[0] :].max()) == float(x.min())
-
-
-def _normalised(kind: str) -> Manifest:
-    """The radiograph model's manifest with its grey levels normalised the `kind` way."""
-    manifest = builtin_spec("cxr-pneumothorax").manifest
-    return manifest.model_copy(update={"preprocessing": manifest.preprocessing.model_copy(update={"normalize": kind})})
 
 
 def _through(film: np.ndarray, curve) -> np.ndarray:  # noqa: ANN001
@@ -117,7 +114,7 @@ def _through(film: np.ndarray, curve) -> np.ndarray:  # noqa: ANN001
 
 
 def test_ranked_grey_levels_do_not_change_with_a_tone_curve_that_keeps_their_order() -> None:
-    manifest = _normalised("central-rank")
+    manifest = _preprocessed(normalize="central-rank")
     p = chest_radiograph(np.random.default_rng(9711), pneumothorax=True)  # drawn at the model's size: no shrinking
     x, size = prepare(manifest, torch.from_numpy(p.image)[None, None], p.spacing_mm)
     assert size == p.image.shape
@@ -133,14 +130,14 @@ def test_ranked_grey_levels_do_not_change_with_a_tone_curve_that_keeps_their_ord
     order = torch.from_numpy(p.image).flatten().argsort()
     assert bool((x[0, 0, : size[0], : size[1]].flatten()[order].diff() >= 0).all())
     # with percentiles, the same curve moves the lungs' grey levels (what cost 0.5.0 its pneumothoraces)
-    central = _normalised("central")
+    central = _preprocessed(normalize="central")
     a, _ = prepare(central, torch.from_numpy(p.image)[None, None], p.spacing_mm)
     b, _ = prepare(central, torch.from_numpy(_through(p.image, np.square))[None, None], p.spacing_mm)
     assert float((a - b).abs().mean()) > 0.05
 
 
 def test_ranked_grey_levels_keep_a_flat_region_flat_and_a_constant_film_finite() -> None:
-    manifest = _normalised("central-rank")
+    manifest = _preprocessed(normalize="central-rank")
     film = torch.zeros(1, 1, 200, 256)
     film[..., 50:150, 64:192] = 1.0  # most of the central field one value, the rest another
     x, _ = prepare(manifest, film, (1.0, 1.0))
